@@ -1,0 +1,12 @@
+//! Client-side pacing and retry policy shared by the HubSpot and MailerLite clients.
+//!
+//! The two APIs' rate limits are the real bottleneck of a sync, so each client keeps its own
+//! account under every rate-limit bucket *before* sending ([`Pacer`]), adopts what the server
+//! says about the remaining budget (other integrations may share it), honours `Retry-After`,
+//! and retries transient failures with bounded, jittered backoff ([`RetryPolicy`]).
+
+mod pacer;
+mod retry;
+
+pub use pacer::{Bucket, Pacer};
+pub use retry::{RetryPolicy, parse_retry_after};

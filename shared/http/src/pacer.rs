@@ -1,0 +1,204 @@
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// One rate-limit bucket: at most `limit` requests in any sliding `window`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub name: String,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl Bucket {
+    pub fn new(name: impl Into<String>, limit: u32, window: Duration) -> Self {
+        Self { name: name.into(), limit, window }
+    }
+}
+
+#[derive(Debug)]
+struct BucketState {
+    bucket: Bucket,
+    /// Send times of the requests still inside the window (oldest first).
+    sent: VecDeque<Instant>,
+    /// No request may start before this instant (set from `Retry-After` or a 429).
+    paused_until: Option<Instant>,
+}
+
+impl BucketState {
+    fn prune(&mut self, now: Instant) {
+        while let Some(&t) = self.sent.front() {
+            if now.duration_since(t) >= self.bucket.window {
+                self.sent.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// How long a request must wait before it fits in this bucket.
+    fn wait(&mut self, now: Instant) -> Duration {
+        self.prune(now);
+        let mut wait = Duration::ZERO;
+        if let Some(until) = self.paused_until {
+            if until > now {
+                wait = until - now;
+            } else {
+                self.paused_until = None;
+            }
+        }
+        if self.sent.len() as u32 >= self.bucket.limit.max(1) {
+            let idx = self.sent.len() - self.bucket.limit.max(1) as usize;
+            let free_at = self.sent[idx] + self.bucket.window;
+            wait = wait.max(free_at.saturating_duration_since(now));
+        }
+        wait
+    }
+}
+
+fn max_wait(buckets: &mut HashMap<String, BucketState>, names: &[&str], now: Instant) -> Duration {
+    let mut wait = Duration::ZERO;
+    for n in names {
+        if let Some(b) = buckets.get_mut(*n) {
+            wait = wait.max(b.wait(now));
+        }
+    }
+    wait
+}
+
+/// Keeps one account under each of its rate-limit buckets.
+///
+/// A request names the buckets it counts against; [`Pacer::acquire`] waits until every one of
+/// them has room, then records the request in all of them at once. The pacer is cooperative:
+/// it assumes the process is the only writer, and [`Pacer::observe_remaining`] corrects that
+/// assumption from the server's own count.
+#[derive(Debug)]
+pub struct Pacer {
+    buckets: Mutex<HashMap<String, BucketState>>,
+}
+
+impl Pacer {
+    pub fn new(buckets: impl IntoIterator<Item = Bucket>) -> Self {
+        let buckets = buckets
+            .into_iter()
+            .map(|b| (b.name.clone(), BucketState { bucket: b, sent: VecDeque::new(), paused_until: None }))
+            .collect();
+        Self { buckets: Mutex::new(buckets) }
+    }
+
+    /// Waits until a request counted against `names` fits every bucket, then records it.
+    /// Unknown bucket names are ignored.
+    pub async fn acquire(&self, names: &[&str]) {
+        loop {
+            let wait = {
+                let mut buckets = self.buckets.lock().expect("pacer lock");
+                let now = Instant::now();
+                let wait = max_wait(&mut buckets, names, now);
+                if wait.is_zero() {
+                    for n in names {
+                        if let Some(b) = buckets.get_mut(*n) {
+                            b.sent.push_back(now);
+                        }
+                    }
+                }
+                wait
+            };
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The time a request counted against `names` would wait now (for planning and tests).
+    pub fn current_wait(&self, names: &[&str]) -> Duration {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        max_wait(&mut buckets, names, Instant::now())
+    }
+
+    /// Adopts the server's view of the remaining budget of `name` when it is smaller than ours
+    /// (another client of the same account spent some): the difference counts as spent now.
+    pub fn observe_remaining(&self, name: &str, remaining: u32) {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let Some(b) = buckets.get_mut(name) else { return };
+        let now = Instant::now();
+        b.prune(now);
+        let ours = b.bucket.limit.saturating_sub(b.sent.len() as u32);
+        for _ in remaining..ours {
+            b.sent.push_back(now);
+        }
+    }
+
+    /// Stops every request counted against `name` until `delay` has passed (a 429 with
+    /// `Retry-After`, or the policy's own backoff when the server gives none).
+    pub fn pause(&self, name: &str, delay: Duration) {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        if let Some(b) = buckets.get_mut(name) {
+            let until = Instant::now() + delay;
+            b.paused_until = Some(b.paused_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
+    /// The configured buckets (for reports and the bound computation of the benchmark).
+    pub fn buckets(&self) -> Vec<Bucket> {
+        let buckets = self.buckets.lock().expect("pacer lock");
+        let mut v: Vec<Bucket> = buckets.values().map(|b| b.bucket.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn never_lets_more_than_limit_into_any_window() {
+        let pacer = Pacer::new([Bucket::new("burst", 3, Duration::from_secs(10))]);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..7 {
+            pacer.acquire(&["burst"]).await;
+            sent.push(Instant::now() - start);
+        }
+        for (i, t) in sent.iter().enumerate().skip(3) {
+            assert!(*t >= sent[i - 3] + Duration::from_secs(10), "request {i} at {t:?} too early: {sent:?}");
+        }
+        assert_eq!(sent[6], Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_for_the_fullest_of_its_buckets() {
+        let pacer = Pacer::new([
+            Bucket::new("burst", 100, Duration::from_secs(10)),
+            Bucket::new("search", 1, Duration::from_secs(1)),
+        ]);
+        pacer.acquire(&["burst", "search"]).await;
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::ZERO);
+        assert_eq!(pacer.current_wait(&["burst", "search"]), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_remaining_lower_than_ours_is_adopted() {
+        let pacer = Pacer::new([Bucket::new("burst", 5, Duration::from_secs(10))]);
+        pacer.observe_remaining("burst", 0);
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(10));
+        pacer.observe_remaining("burst", 5);
+        assert_eq!(
+            pacer.current_wait(&["burst"]),
+            Duration::from_secs(10),
+            "a higher server count never frees budget early"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_every_request_of_the_bucket() {
+        let pacer = Pacer::new([Bucket::new("burst", 100, Duration::from_secs(10))]);
+        pacer.pause("burst", Duration::from_secs(7));
+        let start = Instant::now();
+        pacer.acquire(&["burst"]).await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(7));
+    }
+}

@@ -1,0 +1,1 @@
+//! HubSpot API client: auth (static token, OAuth), batching, paging, pacing, typed errors, webhook signatures.

@@ -1,0 +1,1 @@
+//! MailerLite API client: batching, paging, pacing, typed errors, webhook signatures.
