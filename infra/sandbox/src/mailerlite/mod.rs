@@ -28,8 +28,9 @@ mod time_fmt;
 
 pub use admin::{DeliverySettings, FaultSettings, RateLimitSettings, SeedSpec, SeedSummary, UserEdit};
 pub use campaigns::{CampaignSpec, CampaignSummary, Recipients};
+pub use error::ApiError;
 pub use hooks::sign as sign_webhook;
-pub pub use model::{FieldType, GroupOut, LogEntryOut, SegmentOut, SegmentRule, Status, SubscriberOut};
+pub use model::{FieldType, GroupOut, LogEntryOut, SegmentOut, SegmentRule, Status, SubscriberOut};
 pub use paging::{decode_cursor, encode_cursor};
 
 use std::net::SocketAddr;
