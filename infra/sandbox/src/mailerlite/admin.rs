@@ -17,7 +17,9 @@ use super::MailerLite;
 use super::campaigns::{self, CampaignSpec, CampaignSummary};
 use super::error::{ApiError, Model};
 use super::json::json_response;
-use super::model::{FieldType, GroupOut, LogEntry, LogEntryOut, Segment, SegmentOut, SegmentRule, Status, Subscriber, SubscriberOut};
+use super::model::{
+    FieldType, GroupOut, LogEntry, LogEntryOut, Segment, SegmentOut, SegmentRule, Status, Subscriber, SubscriberOut,
+};
 use super::store::{Actor, Store};
 use super::time_fmt::{self, now};
 use crate::common::people::{self, INDUSTRY_OPTIONS, INTEREST_OPTIONS};
@@ -117,7 +119,11 @@ impl Store {
         let mut summary = SeedSummary::default();
         for index in spec.start_index..spec.start_index + spec.count {
             let base = people::person(index);
-            let p = if people::chosen(index, SALT_CONFLICT, spec.conflict_rate) { people::conflicting(&base) } else { base };
+            let p = if people::chosen(index, SALT_CONFLICT, spec.conflict_rate) {
+                people::conflicting(&base)
+            } else {
+                base
+            };
             let status = if people::chosen(index, SALT_UNSUBSCRIBED, spec.unsubscribed_rate) {
                 Status::Unsubscribed
             } else if people::chosen(index, SALT_BOUNCED, spec.bounced_rate) {
@@ -241,10 +247,15 @@ impl MailerLite {
         st.activity.get(&id).map(|v| v.iter().map(LogEntry::out).collect()).unwrap_or_default()
     }
 
-    fn with_live<T>(&self, id_or_email: &str, f: impl FnOnce(&mut Store, u64) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    fn with_live<T>(
+        &self,
+        id_or_email: &str,
+        f: impl FnOnce(&mut Store, u64) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let result = {
             let mut st = self.store();
-            let sid = st.find_live(id_or_email).ok_or_else(|| ApiError::NotFound(Model::Subscriber, id_or_email.into()))?;
+            let sid =
+                st.find_live(id_or_email).ok_or_else(|| ApiError::NotFound(Model::Subscriber, id_or_email.into()))?;
             f(&mut st, sid)
         };
         self.flush_webhooks();
@@ -321,10 +332,7 @@ pub fn routes() -> Router<MailerLite> {
         .route("/__sandbox/mailerlite/groups", get(groups).post(create_group))
         .route("/__sandbox/mailerlite/segments", get(segments).post(create_segment))
         .route("/__sandbox/mailerlite/fields", post(create_field))
-        .route(
-            "/__sandbox/mailerlite/subscribers/{id}",
-            get(subscriber).patch(user_edit).delete(delete_subscriber),
-        )
+        .route("/__sandbox/mailerlite/subscribers/{id}", get(subscriber).patch(user_edit).delete(delete_subscriber))
         .route("/__sandbox/mailerlite/subscribers/{id}/unsubscribe", post(unsubscribe))
         .route("/__sandbox/mailerlite/subscribers/{id}/forget", post(forget))
         .route("/__sandbox/mailerlite/subscribers/{id}/activity", get(activity))

@@ -48,7 +48,10 @@ pub fn routes() -> Router<MailerLite> {
         .route("/api/webhooks/{id}", get(get_webhook).put(update_webhook).delete(delete_webhook))
         .route("/api/campaigns", get(campaigns::list))
         .route("/api/campaigns/{id}", get(campaigns::get_one))
-        .route("/api/campaigns/{id}/reports/subscriber-activity", get(campaigns::activity_get).post(campaigns::activity_post))
+        .route(
+            "/api/campaigns/{id}/reports/subscriber-activity",
+            get(campaigns::activity_get).post(campaigns::activity_post),
+        )
         .route("/api/batch", post(batch))
 }
 
@@ -152,7 +155,8 @@ async fn list_subscribers(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -
     }
     let with_groups = params.get("include") == Some("groups");
     let page = subscriber_page(&st, &params, None, &|s| status.is_none_or(|x| s.status == x), limit);
-    let data: Vec<SubscriberOut> = page.ids.iter().map(|id| st.subscriber_out(&st.subscribers[id], with_groups)).collect();
+    let data: Vec<SubscriberOut> =
+        page.ids.iter().map(|id| st.subscriber_out(&st.subscribers[id], with_groups)).collect();
     let path = format!("{}/subscribers", ml.base_url());
     Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, Value::from(limit))))
 }
@@ -225,10 +229,10 @@ async fn activity_log(State(ml): State<MailerLite>, Path(id): Path<String>, RawQ
     let params = Params::parse(q.as_deref());
     let limit = params.limit(100, 1000)?.max(1);
     let filter = params.get("filter[log_name]").filter(|s| !s.is_empty());
-    if let Some(f) = filter {
-        if !LOG_NAMES.contains(&f) {
-            return Err(ApiError::invalid("filter.log_name", "The selected filter.log_name is invalid."));
-        }
+    if let Some(f) = filter
+        && !LOG_NAMES.contains(&f)
+    {
+        return Err(ApiError::invalid("filter.log_name", "The selected filter.log_name is invalid."));
     }
     let st = ml.store();
     let sid = st.live_subscriber(&id)?.id;
@@ -302,7 +306,9 @@ async fn import_subscribers(State(ml): State<MailerLite>, Path(id): Path<String>
                 let fields = item.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
                 rows.push((e.clone(), fields));
             }
-            _ => errors.push((format!("subscribers.{i}.email"), format!("The subscribers.{i}.email field is required."))),
+            _ => {
+                errors.push((format!("subscribers.{i}.email"), format!("The subscribers.{i}.email field is required.")))
+            }
         }
     }
     if !errors.is_empty() {
@@ -333,7 +339,9 @@ async fn list_groups(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -> Api
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     match key {
         "total" => groups.sort_by_key(|g| total(g)),
-        "open_rate" => groups.sort_by(|a, b| ratio(a.opens_count, a.sent_count).total_cmp(&ratio(b.opens_count, b.sent_count))),
+        "open_rate" => {
+            groups.sort_by(|a, b| ratio(a.opens_count, a.sent_count).total_cmp(&ratio(b.opens_count, b.sent_count)))
+        }
         "click_rate" => {
             groups.sort_by(|a, b| ratio(a.clicks_count, a.sent_count).total_cmp(&ratio(b.clicks_count, b.sent_count)))
         }
@@ -383,7 +391,12 @@ async fn delete_group(State(ml): State<MailerLite>, Path(id): Path<String>, uri:
 }
 
 /// Members, cursor-paged; `filter[status]` DEFAULTS TO active (§3.5); limit 50, max 1000.
-async fn group_subscribers(State(ml): State<MailerLite>, Path(id): Path<String>, uri: Uri, RawQuery(q): RawQuery) -> ApiResult {
+async fn group_subscribers(
+    State(ml): State<MailerLite>,
+    Path(id): Path<String>,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let id = numeric(&id, &uri)?;
     let params = Params::parse(q.as_deref());
     let status = status_filter(&params, Some(Status::Active))?;
@@ -392,7 +405,8 @@ async fn group_subscribers(State(ml): State<MailerLite>, Path(id): Path<String>,
     let g = st.groups.get(&id).ok_or_else(|| ApiError::NotFound(Model::Group, id.to_string()))?;
     let with_groups = params.get("include") == Some("groups");
     let page = subscriber_page(&st, &params, Some(&g.members), &|s| status.is_none_or(|x| s.status == x), limit);
-    let data: Vec<SubscriberOut> = page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], with_groups)).collect();
+    let data: Vec<SubscriberOut> =
+        page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], with_groups)).collect();
     let path = format!("{}/groups/{id}/subscribers", ml.base_url());
     Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, Value::from(limit))))
 }
@@ -438,7 +452,12 @@ async fn delete_segment(State(ml): State<MailerLite>, Path(id): Path<String>, ur
 /// Members matching the segment's rule, ACTIVE only unless `filter[status]` asks for another
 /// status; items include `groups` by default; `per_page` echoes a query `limit` as a string
 /// (NODE-TAPES segments/test-GET-31).
-async fn segment_subscribers(State(ml): State<MailerLite>, Path(id): Path<String>, uri: Uri, RawQuery(q): RawQuery) -> ApiResult {
+async fn segment_subscribers(
+    State(ml): State<MailerLite>,
+    Path(id): Path<String>,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let id = numeric(&id, &uri)?;
     let params = Params::parse(q.as_deref());
     let status = status_filter(&params, Some(Status::Active))?;
@@ -469,7 +488,10 @@ async fn list_fields(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -> Api
     let limit = params.limit(100, 1000)?.max(1);
     let keyword = params.get("filter[keyword]").map(str::to_lowercase).filter(|k| !k.is_empty());
     let kind = match params.get("filter[type]").filter(|t| !t.is_empty()) {
-        Some(t) => Some(FieldType::parse(t).ok_or_else(|| ApiError::invalid("filter.type", "The selected filter.type is invalid."))?),
+        Some(t) => Some(
+            FieldType::parse(t)
+                .ok_or_else(|| ApiError::invalid("filter.type", "The selected filter.type is invalid."))?,
+        ),
         None => None,
     };
     let st = ml.store();
@@ -542,7 +564,8 @@ async fn update_field(State(ml): State<MailerLite>, Path(id): Path<String>, uri:
 async fn delete_field(State(ml): State<MailerLite>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let id = numeric(&id, &uri)?;
     let mut st = ml.store();
-    let field = st.fields.iter().find(|f| f.id == id).ok_or_else(|| ApiError::NotFound(Model::Field, id.to_string()))?;
+    let field =
+        st.fields.iter().find(|f| f.id == id).ok_or_else(|| ApiError::NotFound(Model::Field, id.to_string()))?;
     if field.is_default {
         // UNCONFIRMED: the default fields are fixed in the app; the sandbox refuses to delete them.
         return Err(ApiError::invalid("id", "Default fields cannot be deleted."));
@@ -597,7 +620,11 @@ fn parse_webhook(body: &Map<String, Value>, creating: bool) -> Result<WebhookInp
         match body.get(key) {
             None | Some(Value::Null) => {}
             Some(Value::Bool(b)) => {
-                if key == "enabled" { w.enabled = Some(*b) } else { w.batchable = Some(*b) }
+                if key == "enabled" {
+                    w.enabled = Some(*b)
+                } else {
+                    w.batchable = Some(*b)
+                }
             }
             Some(_) => errors.push((key.into(), format!("The {key} field must be true or false."))),
         }
@@ -745,7 +772,10 @@ fn parse_batch(body: &Map<String, Value>) -> Result<Vec<BatchItem>, ApiError> {
     }
     if items.len() > BATCH_MAX {
         // Laravel's default wording for `max:50` on an array (UNCONFIRMED for MailerLite).
-        return Err(ApiError::invalid("requests", format!("The requests field must not have more than {BATCH_MAX} items.")));
+        return Err(ApiError::invalid(
+            "requests",
+            format!("The requests field must not have more than {BATCH_MAX} items."),
+        ));
     }
     let mut errors = Vec::new();
     let mut out = Vec::new();
@@ -762,7 +792,10 @@ fn parse_batch(body: &Map<String, Value>) -> Result<Vec<BatchItem>, ApiError> {
                 "DELETE" => Some(Method::DELETE),
                 "PATCH" => Some(Method::PATCH),
                 _ => {
-                    errors.push((format!("requests.{i}.method"), format!("The selected requests.{i}.method is invalid.")));
+                    errors.push((
+                        format!("requests.{i}.method"),
+                        format!("The selected requests.{i}.method is invalid."),
+                    ));
                     None
                 }
             },
@@ -859,7 +892,11 @@ async fn batch(State(ml): State<MailerLite>, body: Bytes) -> Response {
         out.extend_from_slice(format!(r#"{{"code":{code},"body":"#).as_bytes());
         // Sub-response bodies are embedded as they are (key order kept); an empty body (204)
         // becomes `null` (UNCONFIRMED).
-        if body.is_empty() { out.extend_from_slice(b"null") } else { out.extend_from_slice(body) }
+        if body.is_empty() {
+            out.extend_from_slice(b"null")
+        } else {
+            out.extend_from_slice(body)
+        }
         out.push(b'}');
     }
     out.extend_from_slice(b"]}");
@@ -874,7 +911,8 @@ mod tests {
     fn upsert_only_batches_are_recognised() {
         let only = br#"{"requests":[{"method":"POST","path":"api/subscribers","body":{"email":"a@b.co"}},{"method":"post","path":"/api/subscribers"}]}"#;
         assert!(is_upsert_only_batch(only));
-        let mixed = br#"{"requests":[{"method":"POST","path":"api/subscribers"},{"method":"GET","path":"api/subscribers/1"}]}"#;
+        let mixed =
+            br#"{"requests":[{"method":"POST","path":"api/subscribers"},{"method":"GET","path":"api/subscribers/1"}]}"#;
         assert!(!is_upsert_only_batch(mixed));
         assert!(!is_upsert_only_batch(br#"{"requests":[]}"#));
     }
@@ -883,6 +921,9 @@ mod tests {
     fn get_bodies_become_bracketed_query_parameters() {
         let mut out = Vec::new();
         flatten_query("", &serde_json::json!({"filter": {"name": "nodejs"}, "limit": 5}), &mut out);
-        assert_eq!(out, vec![("filter[name]".to_string(), "nodejs".to_string()), ("limit".to_string(), "5".to_string())]);
+        assert_eq!(
+            out,
+            vec![("filter[name]".to_string(), "nodejs".to_string()), ("limit".to_string(), "5".to_string())]
+        );
     }
 }

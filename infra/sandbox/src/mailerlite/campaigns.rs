@@ -152,7 +152,16 @@ pub fn simulate(st: &mut Store, spec: &CampaignSpec, default_seed: u64) -> Resul
     }
     st.campaigns.insert(
         campaign_id,
-        Campaign { id: campaign_id, email_id, name: name.clone(), subject, created_at: at, finished_at: at, group_ids, rows },
+        Campaign {
+            id: campaign_id,
+            email_id,
+            name: name.clone(),
+            subject,
+            created_at: at,
+            finished_at: at,
+            group_ids,
+            rows,
+        },
     );
     let event = |kind: &'static str, sid: u64, url: Option<String>| PendingEvent {
         kind,
@@ -372,10 +381,10 @@ pub async fn list(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -> Result
     if !["sent", "draft", "ready"].contains(&status) {
         return Err(ApiError::invalid("filter.status", "The selected filter.status is invalid."));
     }
-    if let Some(t) = params.get("filter[type]").filter(|s| !s.is_empty()) {
-        if !["regular", "ab", "resend", "rss"].contains(&t) {
-            return Err(ApiError::invalid("filter.type", "The selected filter.type is invalid."));
-        }
+    if let Some(t) = params.get("filter[type]").filter(|s| !s.is_empty())
+        && !["regular", "ab", "resend", "rss"].contains(&t)
+    {
+        return Err(ApiError::invalid("filter.type", "The selected filter.type is invalid."));
     }
     let limit = params.limit(25, 100)?.max(1);
     let st = ml.store();
@@ -388,12 +397,8 @@ pub async fn list(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -> Result
     let path = format!("{}/campaigns", ml.base_url());
     let mut env = page_envelope(all, params.page(), limit, &path);
     let sent = st.campaigns.len() as u64;
-    env.meta.aggregations = Some(OrderedMap(vec![
-        ("sum".into(), sent),
-        ("draft".into(), 0),
-        ("ready".into(), 0),
-        ("sent".into(), sent),
-    ]));
+    env.meta.aggregations =
+        Some(OrderedMap(vec![("sum".into(), sent), ("draft".into(), 0), ("ready".into(), 0), ("sent".into(), sent)]));
     Ok(json_response(StatusCode::OK, &env))
 }
 
@@ -419,10 +424,10 @@ const REPORT_TYPES: [&str; 8] =
 fn activity(ml: &MailerLite, raw_id: &str, uri: &Uri, params: Params) -> Result<Response, ApiError> {
     let id = numeric(raw_id, uri)?;
     let kind = params.get("filter[type]").filter(|s| !s.is_empty()).map(str::to_string);
-    if let Some(k) = &kind {
-        if !REPORT_TYPES.contains(&k.as_str()) {
-            return Err(ApiError::invalid("filter.type", "The selected filter.type is invalid."));
-        }
+    if let Some(k) = &kind
+        && !REPORT_TYPES.contains(&k.as_str())
+    {
+        return Err(ApiError::invalid("filter.type", "The selected filter.type is invalid."));
     }
     let limit = match params.get("limit") {
         None | Some("") => 50,
@@ -432,7 +437,8 @@ fn activity(ml: &MailerLite, raw_id: &str, uri: &Uri, params: Params) -> Result<
         },
     };
     let include = params.get("include").unwrap_or("");
-    let (with_sub, with_groups) = (include.split(',').any(|i| i.starts_with("subscriber")), include.contains("subscriber.groups"));
+    let (with_sub, with_groups) =
+        (include.split(',').any(|i| i.starts_with("subscriber")), include.contains("subscriber.groups"));
     let st = ml.store();
     let c = st.campaigns.get(&id).ok_or_else(|| ApiError::NotFound(Model::Campaign, id.to_string()))?;
     let search = params.get("filter[search]").map(str::to_lowercase).filter(|s| !s.is_empty());
@@ -465,7 +471,11 @@ fn activity(ml: &MailerLite, raw_id: &str, uri: &Uri, params: Params) -> Result<
             id: r.id.to_string(),
             opens_count: r.opens_count,
             clicks_count: r.clicks_count,
-            subscriber: if with_sub { st.subscribers.get(&r.subscriber_id).map(|s| st.subscriber_out(s, with_groups)) } else { None },
+            subscriber: if with_sub {
+                st.subscribers.get(&r.subscriber_id).map(|s| st.subscriber_out(s, with_groups))
+            } else {
+                None
+            },
         })
         .collect();
     let n = |f: fn(&ActivityRow) -> bool| c.rows.iter().filter(|r| f(r)).count() as u64;
@@ -497,7 +507,12 @@ pub async fn activity_get(
 }
 
 /// …or POST with a JSON body (what most SDKs send); both are accepted (§8.2).
-pub async fn activity_post(State(ml): State<MailerLite>, Path(id): Path<String>, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+pub async fn activity_post(
+    State(ml): State<MailerLite>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let mut params = Vec::new();
     super::api::flatten_query("", &Value::Object(object(&body)), &mut params);
     activity(&ml, &id, &uri, Params(params))

@@ -131,15 +131,24 @@ pub fn take_deliveries(store: &mut Store) -> Vec<Delivery> {
                 let body = if e.group.is_some() || e.campaign_id.is_some() {
                     serde_json::to_vec(&nested(store, e, sub, true))
                 } else {
-                    serde_json::to_vec(&Flat { subscriber: sub, event: e.kind, account_id: store.account_id, api_version: API_VERSION })
+                    serde_json::to_vec(&Flat {
+                        subscriber: sub,
+                        event: e.kind,
+                        account_id: store.account_id,
+                        api_version: API_VERSION,
+                    })
                 };
                 bodies.push(body.unwrap_or_default());
             }
         }
         for body in bodies {
             let signature = sign(&hook.secret, &body);
-            let headers = vec![("Content-Type".to_string(), "application/json".to_string()), ("Signature".to_string(), signature)];
-            deliveries.push(Delivery { url: hook.url.clone(), build: Arc::new(move |_| (headers.clone(), body.clone())) });
+            let headers = vec![
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("Signature".to_string(), signature),
+            ];
+            deliveries
+                .push(Delivery { url: hook.url.clone(), build: Arc::new(move |_| (headers.clone(), body.clone())) });
         }
     }
     let at = now();

@@ -241,21 +241,26 @@ impl MailerLite {
     }
 
     /// Counts a request in its windows, or says which refused it.
-    fn admit(&self, import: bool) -> Result<u32, Response> {
+    fn admit(&self, import: bool) -> Result<u32, Box<Response>> {
         let mut limits = self.shared.limits.lock().expect("limits lock");
         let now = Instant::now();
         if let Admission::Limited { retry_after } = limits.requests.check_only(now) {
-            return Err(too_many(retry_after, "Too Many Attempts.", self.limit(), 0));
+            return Err(Box::new(too_many(retry_after, "Too Many Attempts.", self.limit(), 0)));
         }
-        if import {
-            if let Admission::Limited { retry_after } = limits.imports.check_only(now) {
-                let remaining = limits.requests.remaining(now);
-                return Err(too_many(retry_after, "You're being rate limited on import creation.", self.limit(), remaining));
-            }
+        if import && let Admission::Limited { retry_after } = limits.imports.check_only(now) {
+            let remaining = limits.requests.remaining(now);
+            return Err(Box::new(too_many(
+                retry_after,
+                "You're being rate limited on import creation.",
+                self.limit(),
+                remaining,
+            )));
         }
         let remaining = match limits.requests.check(now) {
             Admission::Allowed { remaining } => remaining,
-            Admission::Limited { retry_after } => return Err(too_many(retry_after, "Too Many Attempts.", self.limit(), 0)),
+            Admission::Limited { retry_after } => {
+                return Err(Box::new(too_many(retry_after, "Too Many Attempts.", self.limit(), 0)));
+            }
         };
         let stats = &self.shared.instrumentation.stats;
         stats.count_bucket("requests");
@@ -312,7 +317,7 @@ async fn gate(State(ml): State<MailerLite>, req: Request, next: Next) -> Respons
     let (req, import) = classify(req).await;
     let remaining = match ml.admit(import) {
         Ok(remaining) => remaining,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut response = next.run(req).await;
     ml.flush_webhooks();
@@ -345,7 +350,7 @@ async fn gated_route_not_found(State(ml): State<MailerLite>, req: Request) -> Re
     }
     let remaining = match ml.admit(false) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut r = api::route_not_found(req).await;
     set_rate_headers(r.headers_mut(), ml.limit(), remaining);
@@ -423,3 +428,6 @@ impl Drop for MailerLiteSim {
         self.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;

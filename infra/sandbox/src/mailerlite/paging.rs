@@ -156,11 +156,8 @@ pub fn page_envelope<T>(all: Vec<T>, page: usize, per_page: usize, path: &str) -
     let data: Vec<T> = all.into_iter().skip(start).take(per).collect();
     let url = |p: usize| format!("{path}?page={p}");
     let (from, to) = if data.is_empty() { (None, None) } else { (Some(start + 1), Some(start + data.len())) };
-    let mut links = vec![MetaLink {
-        url: (page > 1).then(|| url(page - 1)),
-        label: "&laquo; Previous".into(),
-        active: false,
-    }];
+    let mut links =
+        vec![MetaLink { url: (page > 1).then(|| url(page - 1)), label: "&laquo; Previous".into(), active: false }];
     // Laravel's window: every page when there are few, else the ends and three on each side.
     let shown: Vec<usize> = if last_page <= 13 {
         (1..=last_page).collect()
@@ -252,7 +249,10 @@ mod tests {
             encode_cursor(139802435642197472, true),
             "eyJpZCI6MTM5ODAyNDM1NjQyMTk3NDcyLCJfcG9pbnRzVG9OZXh0SXRlbXMiOnRydWV9"
         );
-        assert_eq!(decode_cursor("eyJpZCI6MTM5ODAyNDM1NjQyMTk3NDcyLCJfcG9pbnRzVG9OZXh0SXRlbXMiOnRydWV9"), Some(Cursor { id: 139802435642197472, next: true }));
+        assert_eq!(
+            decode_cursor("eyJpZCI6MTM5ODAyNDM1NjQyMTk3NDcyLCJfcG9pbnRzVG9OZXh0SXRlbXMiOnRydWV9"),
+            Some(Cursor { id: 139802435642197472, next: true })
+        );
         assert_eq!(decode_cursor("1"), None);
     }
 

@@ -341,7 +341,11 @@ impl Store {
 
     /// Validates a subscriber body. `email_required` for POST; PUT accepts an optional `email`
     /// (an email change, UNCONFIRMED in the reference).
-    pub fn parse_subscriber_input(&self, body: &Map<String, Value>, email_required: bool) -> Result<SubscriberInput, ApiError> {
+    pub fn parse_subscriber_input(
+        &self,
+        body: &Map<String, Value>,
+        email_required: bool,
+    ) -> Result<SubscriberInput, ApiError> {
         let mut errors: Vec<(String, String)> = Vec::new();
         let mut input = SubscriberInput::default();
         match body.get("email") {
@@ -582,9 +586,11 @@ impl Store {
     /// refused with 422 `errors.email` "The email has already been taken.".
     pub fn update(&mut self, sid: u64, input: SubscriberInput, actor: Actor) -> Result<(), ApiError> {
         let at = now();
-        let current = self.subscribers.get(&sid).map(|s| s.status).ok_or_else(|| {
-            ApiError::NotFound(Model::Subscriber, sid.to_string())
-        })?;
+        let current = self
+            .subscribers
+            .get(&sid)
+            .map(|s| s.status)
+            .ok_or_else(|| ApiError::NotFound(Model::Subscriber, sid.to_string()))?;
         let wants_active = matches!(input.status, Some(Status::Active | Status::Unconfirmed));
         if actor == Actor::Api && current.is_suppressed() && wants_active {
             return Err(Self::reactivation_refused(current));
@@ -673,7 +679,14 @@ impl Store {
     }
 
     /// Seeding: replaces status and fields and joins groups, firing no webhooks.
-    pub fn overwrite_seeded(&mut self, sid: u64, status: Status, fields: HashMap<String, Value>, groups: &[u64], at: i64) {
+    pub fn overwrite_seeded(
+        &mut self,
+        sid: u64,
+        status: Status,
+        fields: HashMap<String, Value>,
+        groups: &[u64],
+        at: i64,
+    ) {
         self.detach(sid);
         if let Some(s) = self.subscribers.get_mut(&sid) {
             s.status = status;
@@ -914,12 +927,14 @@ mod tests {
     #[test]
     fn upsert_creates_then_merges_without_clearing_omitted_fields() {
         let mut st = Store::new(1, 1);
-        let (id, created) =
-            st.upsert(input(&st, serde_json::json!({"email":"A@Example.com","fields":{"name":"A","city":"X"}})), "api").unwrap();
+        let (id, created) = st
+            .upsert(input(&st, serde_json::json!({"email":"A@Example.com","fields":{"name":"A","city":"X"}})), "api")
+            .unwrap();
         assert!(created);
         assert_eq!(st.subscribers[&id].email, "a@example.com");
-        let (id2, created) =
-            st.upsert(input(&st, serde_json::json!({"email":"a@example.com","fields":{"city":null,"nope":1}})), "api").unwrap();
+        let (id2, created) = st
+            .upsert(input(&st, serde_json::json!({"email":"a@example.com","fields":{"city":null,"nope":1}})), "api")
+            .unwrap();
         assert_eq!((id2, created), (id, false));
         assert_eq!(st.subscribers[&id].fields.get("name"), Some(&Value::String("A".into())));
         assert_eq!(st.subscribers[&id].fields.get("city"), None);
@@ -928,10 +943,12 @@ mod tests {
     #[test]
     fn reactivation_is_refused_unless_resubscribe() {
         let mut st = Store::new(1, 1);
-        let (id, _) = st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"unsubscribed"})), "api").unwrap();
+        let (id, _) =
+            st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"unsubscribed"})), "api").unwrap();
         let err = st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active"})), "api").unwrap_err();
         assert_eq!(err.message(), "This subscriber is unsubscribed and cannot be imported");
-        st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active","resubscribe":true})), "api").unwrap();
+        st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active","resubscribe":true})), "api")
+            .unwrap();
         assert_eq!(st.subscribers[&id].status, Status::Active);
     }
 
@@ -967,11 +984,17 @@ mod tests {
         st.create_field("employees", FieldType::Number).unwrap();
         st.create_field("signup date", FieldType::Date).unwrap();
         let ok = st
-            .parse_subscriber_input(&body(serde_json::json!({"email":"a@x.io","fields":{"employees":"12","signup_date":"2024-01-31"}})), true)
+            .parse_subscriber_input(
+                &body(serde_json::json!({"email":"a@x.io","fields":{"employees":"12","signup_date":"2024-01-31"}})),
+                true,
+            )
             .unwrap();
         assert_eq!(ok.fields[0].1, Some(serde_json::json!(12)));
         let err = st
-            .parse_subscriber_input(&body(serde_json::json!({"email":"bad","fields":{"employees":"many","signup_date":"31/01/2024"}})), true)
+            .parse_subscriber_input(
+                &body(serde_json::json!({"email":"bad","fields":{"employees":"many","signup_date":"31/01/2024"}})),
+                true,
+            )
             .unwrap_err();
         let ApiError::Validation(errors) = err else { panic!() };
         let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();

@@ -15,16 +15,12 @@ fn at(ts: i64) -> OffsetDateTime {
 
 /// `2024-08-13 09:49:51`
 pub fn rest(ts: i64) -> String {
-    at(ts)
-        .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
-        .unwrap_or_default()
+    at(ts).format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap_or_default()
 }
 
 /// `2024-12-04T12:26:44.000000Z`
 pub fn iso(ts: i64) -> String {
-    at(ts)
-        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000000Z"))
-        .unwrap_or_default()
+    at(ts).format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000000Z")).unwrap_or_default()
 }
 
 /// Parses the request format `yyyy-MM-dd HH:mm:ss` (the only one the API accepts for
