@@ -72,10 +72,10 @@ async fn put_replaces_groups_only_when_asked() {
     let b = c.create_group("B").await.unwrap();
     let s = c.upsert_subscriber(&SubscriberUpsert::new("g@example.com").add_to_group(&a.id)).await.unwrap().subscriber;
     let kept = c.update_subscriber(&s.id, &SubscriberUpdate::new().field("name", "G")).await.unwrap();
-    assert_eq!(kept.groups.unwrap().iter().map(|g| g.id.clone()).collect::<Vec<_>>(), [a.id.clone()]);
+    assert_eq!(kept.groups.unwrap().iter().map(|g| g.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&a.id));
     let replaced =
         c.update_subscriber(&s.id, &SubscriberUpdate::new().replace_groups_with(vec![b.id.clone()])).await.unwrap();
-    assert_eq!(replaced.groups.unwrap().iter().map(|g| g.id.clone()).collect::<Vec<_>>(), [b.id.clone()]);
+    assert_eq!(replaced.groups.unwrap().iter().map(|g| g.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&b.id));
     let upserted = c.upsert_subscriber(&SubscriberUpsert::new("g@example.com").add_to_group(&a.id)).await.unwrap();
     let ids: BTreeSet<String> = upserted.subscriber.groups.unwrap().into_iter().map(|g| g.id).collect();
     assert_eq!(ids, BTreeSet::from([a.id, b.id]), "POST only adds groups");

@@ -128,10 +128,11 @@ impl Replay {
         client_parses(&rec.method, &rec.path, rec.status, &rec.body)
             .unwrap_or_else(|e| panic!("{label}: recorded: {e}"));
         client_parses(&rec.method, &rec.path, status, &body).unwrap_or_else(|e| panic!("{label}: sandbox: {e}"));
-        if let (Some(r), Some(s)) = (rec.body["data"]["id"].as_str(), body["data"]["id"].as_str()) {
-            if r != s && !self.ids.iter().any(|(x, _)| x == r) {
-                self.map(r, s);
-            }
+        if let (Some(r), Some(s)) = (rec.body["data"]["id"].as_str(), body["data"]["id"].as_str())
+            && r != s
+            && !self.ids.iter().any(|(x, _)| x == r)
+        {
+            self.map(r, s);
         }
         body
     }
@@ -402,7 +403,8 @@ fn ruby_recordings_parse() {
 
 #[test]
 fn java_recordings_parse() {
-    let cases: [(&str, usize, fn(&Value) -> Result<(), String>); 10] = [
+    type Check = fn(&Value) -> Result<(), String>;
+    let cases: [(&str, usize, Check); 10] = [
         ("SubscribersTest_TestGetSubscribers().json", 0, |b| parse::<CursorPage<Subscriber>>(b)),
         ("SubscribersTest_TestSubscriberCount().json", 0, |b| parse::<Total>(b)),
         ("SubscribersTest_TestGetSubscriberImports().json", 0, |b| parse::<Page<Import>>(b)),
