@@ -116,13 +116,16 @@ pub fn simulate(st: &mut Store, spec: &CampaignSpec, default_seed: u64) -> Resul
         }
         Value::Object(m)
     };
+    let set = |v: &[u64]| v.iter().copied().collect::<std::collections::HashSet<u64>>();
+    let (opener_set, clicker_set, unsub_set, bounce_set, spam_set) =
+        (set(openers), set(clickers), set(unsubscribers), set(bounced), set(spammers));
     let mut rows = Vec::new();
     // Sorted back into id order so the report and logs are stable.
     let mut all: Vec<u64> = ids.clone();
     all.sort_unstable();
     for sid in &all {
-        let opened = openers.contains(sid);
-        let clicked = clickers.contains(sid);
+        let opened = opener_set.contains(sid);
+        let clicked = clicker_set.contains(sid);
         let row = ActivityRow {
             id: st.new_id(),
             subscriber_id: *sid,
@@ -130,9 +133,9 @@ pub fn simulate(st: &mut Store, spec: &CampaignSpec, default_seed: u64) -> Resul
             clicks_count: u64::from(clicked),
             opened,
             clicked,
-            unsubscribed: unsubscribers.contains(sid),
-            hardbounced: bounced.contains(sid),
-            junk: spammers.contains(sid),
+            unsubscribed: unsub_set.contains(sid),
+            hardbounced: bounce_set.contains(sid),
+            junk: spam_set.contains(sid),
         };
         if let Some(s) = st.subscribers.get_mut(sid) {
             s.sent += 1;

@@ -148,7 +148,7 @@ impl MailerLite {
     /// An account whose API root (as links in responses show it) is `base_url`, e.g.
     /// `http://127.0.0.1:8080/api`.
     pub fn new(config: MailerLiteConfig, base_url: impl Into<String>) -> Self {
-        let flavor = MailerLiteFlavor { time_scale: config.time_scale, limit: config.limit_per_minute };
+        let flavor = MailerLiteFlavor { time_scale: config.time_scale };
         let instrumentation = Instrumentation::new(config.seed, flavor);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(config.account_id, config.seed)),
@@ -170,6 +170,7 @@ impl MailerLite {
         let api = api::routes()
             .route_layer(from_fn_with_state(self.clone(), gate))
             .route_layer(from_fn_with_state(self.shared.instrumentation.clone(), instrument))
+            .route_layer(from_fn_with_state(self.clone(), fill_rate_headers))
             .fallback(gated_route_not_found)
             .with_state(self.clone());
         api.merge(admin::routes().with_state(self.clone()))
@@ -325,6 +326,16 @@ async fn gate(State(ml): State<MailerLite>, req: Request, next: Next) -> Respons
     response
 }
 
+/// Outermost: responses that never reached [`gate`] (injected faults) still carry the
+/// rate-limit headers, as every real response does.
+async fn fill_rate_headers(State(ml): State<MailerLite>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    if !response.headers().contains_key("x-ratelimit-remaining") {
+        set_rate_headers(response.headers_mut(), ml.limit(), ml.remaining());
+    }
+    response
+}
+
 /// Whether a request counts against the import window: group imports, and batches made only of
 /// `POST api/subscribers` (the body is read and put back).
 async fn classify(req: Request) -> (Request, bool) {
@@ -361,7 +372,6 @@ async fn gated_route_not_found(State(ml): State<MailerLite>, req: Request) -> Re
 /// (`Retry-After: 1`, scaled in the sandbox header).
 struct MailerLiteFlavor {
     time_scale: f64,
-    limit: u32,
 }
 
 impl Flavor for MailerLiteFlavor {
@@ -379,7 +389,7 @@ impl Flavor for MailerLiteFlavor {
         let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, &serde_json::json!({"message": "Too Many Attempts."}));
         r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(1u64));
         r.headers_mut().insert(RETRY_AFTER_MS_HEADER, HeaderValue::from(wait.as_millis().max(1) as u64));
-        set_rate_headers(r.headers_mut(), self.limit, 0);
+        r.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from(0u32));
         r
     }
 }

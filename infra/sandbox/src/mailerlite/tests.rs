@@ -358,3 +358,34 @@ async fn group_members_default_to_active_and_imports_report_progress() {
     );
     assert_eq!(s.stats().buckets["imports"], 1);
 }
+
+#[tokio::test]
+async fn injected_faults_look_like_mailerlite_and_keep_the_rate_headers() {
+    let s = sim(MailerLiteConfig { time_scale: 10.0, ..Default::default() }).await;
+    let h = Http::new(&s);
+    s.set_faults(&FaultSettings {
+        faults: vec![crate::common::FaultSpec { error_rate: 1.0, ..crate::common::FaultSpec::everywhere() }],
+        seed: 1,
+    });
+    let (status, headers, body) = h.call("GET", "/groups", None).await;
+    assert!((500..=503).contains(&status));
+    assert!(body["message"].is_string());
+    assert_eq!(headers["x-ratelimit-limit"], "120");
+    s.set_faults(&FaultSettings {
+        faults: vec![crate::common::FaultSpec {
+            rate_limit_rate: 1.0,
+            rate_limit_burst: 1,
+            ..crate::common::FaultSpec::everywhere()
+        }],
+        seed: 1,
+    });
+    let (status, headers, body) = h.call("GET", "/groups", None).await;
+    assert_eq!((status, body), (429, json!({"message": "Too Many Attempts."})));
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers[RETRY_AFTER_MS_HEADER], "100");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    s.set_faults(&FaultSettings::default());
+    assert_eq!(h.call("GET", "/groups", None).await.0, 200);
+    let stats = s.stats();
+    assert_eq!(stats.buckets["requests"], 1, "faulted requests never reached the limiter");
+}
