@@ -295,11 +295,10 @@ impl Store {
     /// `subscriber.updated` when it confirms an unconfirmed subscriber); `bounced` →
     /// `subscriber.bounced`; `junk` → `subscriber.spam_reported` when the person reported spam,
     /// else `subscriber.updated`; `unconfirmed` → `subscriber.updated`.
-    /// Returns whether `subscriber.updated` was queued.
-    pub fn set_status(&mut self, sid: u64, to: Status, actor: Actor, at: i64) -> bool {
-        let Some(from) = self.subscribers.get(&sid).map(|s| s.status) else { return false };
+    pub fn set_status(&mut self, sid: u64, to: Status, actor: Actor, at: i64) {
+        let Some(from) = self.subscribers.get(&sid).map(|s| s.status) else { return };
         if from == to {
-            return false;
+            return;
         }
         self.detach(sid);
         if let Some(s) = self.subscribers.get_mut(&sid) {
@@ -317,24 +316,25 @@ impl Store {
             }
         }
         self.attach(sid);
-        let mut updated = false;
         match to {
             Status::Unsubscribed => self.push("subscriber.unsubscribed", sid),
             Status::Active => {
                 if from == Status::Unconfirmed {
-                    self.push("subscriber.updated", sid);
-                    updated = true;
+                    self.push_updated_once(sid);
                 }
                 self.push("subscriber.active", sid);
             }
             Status::Bounced => self.push("subscriber.bounced", sid),
             Status::Junk if actor == Actor::SpamReport => self.push("subscriber.spam_reported", sid),
-            Status::Junk | Status::Unconfirmed => {
-                self.push("subscriber.updated", sid);
-                updated = true;
-            }
+            Status::Junk | Status::Unconfirmed => self.push_updated_once(sid),
         }
-        updated
+    }
+
+    /// One `subscriber.updated` per subscriber per flush, however many changes caused it.
+    fn push_updated_once(&mut self, sid: u64) {
+        if !self.pending.iter().any(|e| e.kind == "subscriber.updated" && e.subscriber_id == sid) {
+            self.push("subscriber.updated", sid);
+        }
     }
 
     // --- validation ------------------------------------------------------------------------------
@@ -527,7 +527,7 @@ impl Store {
                 return Ok((sid, true));
             }
             if self.apply_attributes(sid, &input, at) {
-                self.push("subscriber.updated", sid);
+                self.push_updated_once(sid);
             }
             let target = match input.status {
                 Some(st) => Some(st),
@@ -613,7 +613,7 @@ impl Store {
         }
         updated |= self.apply_attributes(sid, &input, at);
         if updated {
-            self.push("subscriber.updated", sid);
+            self.push_updated_once(sid);
         }
         if let Some(st) = input.status {
             self.set_status(sid, st, actor, at);
