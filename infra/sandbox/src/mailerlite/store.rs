@@ -78,6 +78,8 @@ pub struct Store {
     /// release their email).
     email_index: HashMap<String, u64>,
     pub groups: BTreeMap<u64, Group>,
+    /// Live subscribers by status (index = `Status::index`), kept with the group counters.
+    status_counts: [u64; 5],
     pub fields: Vec<FieldDef>,
     next_field_id: u64,
     pub segments: BTreeMap<u64, Segment>,
@@ -131,6 +133,7 @@ impl Store {
             subscribers: BTreeMap::new(),
             email_index: HashMap::new(),
             groups: BTreeMap::new(),
+            status_counts: [0; 5],
             fields: default_fields(),
             next_field_id: 947_147,
             segments: BTreeMap::new(),
@@ -195,18 +198,22 @@ impl Store {
     }
 
     pub fn live_count(&self, status: Option<Status>) -> u64 {
-        self.subscribers.values().filter(|s| s.is_live() && status.is_none_or(|st| s.status == st)).count() as u64
+        match status {
+            Some(st) => self.status_counts[st.index()],
+            None => self.status_counts.iter().sum(),
+        }
     }
 
     // --- group counters ------------------------------------------------------------------------
 
-    /// Removes a subscriber from its groups' counters before a change…
+    /// Removes a subscriber from the account's and its groups' counters before a change…
     fn detach(&mut self, sid: u64) {
         let Some(s) = self.subscribers.get(&sid) else { return };
         if !s.is_live() {
             return;
         }
         let idx = s.status.index();
+        self.status_counts[idx] = self.status_counts[idx].saturating_sub(1);
         for g in s.groups.clone() {
             if let Some(group) = self.groups.get_mut(&g) {
                 group.counts[idx] = group.counts[idx].saturating_sub(1);
@@ -221,6 +228,7 @@ impl Store {
             return;
         }
         let idx = s.status.index();
+        self.status_counts[idx] += 1;
         for g in s.groups.clone() {
             if let Some(group) = self.groups.get_mut(&g) {
                 group.counts[idx] += 1;
@@ -570,6 +578,7 @@ impl Store {
             },
         );
         self.email_index.insert(email, sid);
+        self.attach(sid);
         self.apply_attributes(sid, &input, at);
         if let Some(s) = self.subscribers.get_mut(&sid) {
             s.updated_at = at;
@@ -674,8 +683,10 @@ impl Store {
 
     /// Inserts a record as it is (seeding): no events.
     pub fn insert_raw(&mut self, s: Subscriber) {
-        self.email_index.insert(s.email.clone(), s.id);
-        self.subscribers.insert(s.id, s);
+        let id = s.id;
+        self.email_index.insert(s.email.clone(), id);
+        self.subscribers.insert(id, s);
+        self.attach(id);
     }
 
     /// Seeding: replaces status and fields and joins groups, firing no webhooks.
@@ -961,11 +972,14 @@ mod tests {
         assert_eq!(st.groups[&g].counts, [1, 0, 0, 0, 0]);
         st.set_status(id, Status::Unsubscribed, Actor::Api, now());
         assert_eq!(st.groups[&g].counts, [0, 1, 0, 0, 0]);
+        assert_eq!((st.live_count(None), st.live_count(Some(Status::Unsubscribed))), (1, 1));
         st.delete(id);
         assert_eq!(st.groups[&g].counts, [0; 5]);
+        assert_eq!(st.live_count(None), 0);
         let (again, created) = st.upsert(input(&st, serde_json::json!({"email":"a@x.io"})), "api").unwrap();
         assert_eq!((again, created), (id, true), "a soft-deleted subscriber comes back with its id");
         assert_eq!(st.groups[&g].counts, [0, 1, 0, 0, 0], "and keeps its status and groups");
+        assert_eq!(st.live_count(Some(Status::Unsubscribed)), 1);
     }
 
     #[test]
