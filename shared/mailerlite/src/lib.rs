@@ -1,1 +1,37 @@
-//! MailerLite API client: batching, paging, pacing, typed errors, webhook signatures.
+//! MailerLite API client (`connect.mailerlite.com/api`): typed requests and lenient models,
+//! cursor streams, batching, pacing against both rate limits, bounded retries, typed errors and
+//! webhook signatures. See `shared/reference/mailerlite-api.md` for the API facts it follows.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hmsync_mailerlite::Error> {
+//! use futures::TryStreamExt;
+//! use hmsync_mailerlite::{Client, Config, Statuses, SubscriberUpsert};
+//! let client = Client::new(Config::new("token"))?;
+//! let up = client.upsert_subscriber(&SubscriberUpsert::new("Ada@Example.com").field("name", "Ada")).await?;
+//! let everyone: Vec<_> = client.subscribers(Statuses::All).try_collect().await?;
+//! # let _ = (up, everyone); Ok(()) }
+//! ```
+
+mod batch;
+mod client;
+mod endpoints;
+mod error;
+mod models;
+mod requests;
+mod webhooks;
+
+pub use batch::{BATCH_LIMIT, BatchOptions, BatchOutcome, BatchRequest, chunk_is_upsert_only, plan_chunks};
+pub use client::{
+    API_VERSION, Client, Config, DEFAULT_BASE_URL, IMPORTS_BUCKET, REQUESTS_BUCKET, RETRY_AFTER_MS_HEADER,
+};
+pub use endpoints::{ActivityQuery, ActivityType, MEMBERS_PAGE, ReportLimit, SUBSCRIBERS_PAGE, Statuses, Upserted};
+pub use error::Error;
+pub use models::{
+    ActivityRow, Campaign, CampaignStats, CursorMeta, CursorPage, Field, FieldType, Group, Import, ImportSample,
+    LogEntry, Page, PageMeta, Percent, Segment, Status, Subscriber, Timestamp, Webhook,
+};
+pub use requests::{GroupMembership, ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert};
+pub use webhooks::{
+    AutomationRef, CampaignRef, GroupRef, SubscriberEventKind, WebhookDelivery, WebhookEvent, parse_webhook,
+    verify_signature,
+};

@@ -1,0 +1,534 @@
+//! Typed endpoints: subscribers, groups, segments, fields, imports, webhooks, campaigns.
+
+use std::time::Duration;
+
+use futures::stream::{self, Stream, StreamExt};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::client::{Client, Target, decode, segment};
+use crate::error::Error;
+use crate::models::*;
+use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert};
+
+/// Which statuses a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statuses {
+    /// Every status (group/segment members: one pass per status, since those endpoints filter
+    /// to `active` unless told otherwise).
+    All,
+    Only(Status),
+}
+
+/// Page size used when streaming subscribers (the largest the API is known to accept).
+pub const SUBSCRIBERS_PAGE: u32 = 100;
+/// Page size when streaming group or segment members.
+pub const MEMBERS_PAGE: u32 = 500;
+
+/// The result of an upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted {
+    pub subscriber: Subscriber,
+    /// 201 (new, or a deleted subscriber brought back) rather than 200 (updated).
+    pub created: bool,
+}
+
+/// `limit` of the subscriber-activity report: only these values are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportLimit {
+    L10,
+    L25,
+    #[default]
+    L50,
+    L100,
+}
+
+impl ReportLimit {
+    pub fn value(self) -> u32 {
+        match self {
+            ReportLimit::L10 => 10,
+            ReportLimit::L25 => 25,
+            ReportLimit::L50 => 50,
+            ReportLimit::L100 => 100,
+        }
+    }
+}
+
+/// Filters of the subscriber-activity report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityType {
+    Opened,
+    Unopened,
+    Clicked,
+    Unsubscribed,
+    Forwarded,
+    HardBounced,
+    SoftBounced,
+    Junk,
+}
+
+impl ActivityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityType::Opened => "opened",
+            ActivityType::Unopened => "unopened",
+            ActivityType::Clicked => "clicked",
+            ActivityType::Unsubscribed => "unsubscribed",
+            ActivityType::Forwarded => "forwarded",
+            ActivityType::HardBounced => "hardbounced",
+            ActivityType::SoftBounced => "softbounced",
+            ActivityType::Junk => "junk",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActivityQuery {
+    pub kind: Option<ActivityType>,
+    pub limit: ReportLimit,
+    pub page: u32,
+    pub include_subscriber: bool,
+}
+
+fn q(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+#[derive(Deserialize)]
+struct Total {
+    total: u64,
+}
+
+#[derive(Deserialize)]
+struct ForgetReply {
+    data: Subscriber,
+}
+
+#[derive(Deserialize)]
+struct ImportStarted {
+    import_progress_url: String,
+}
+
+impl Client {
+    /// Streams subscriber pages from a cursor endpoint, one item at a time; an error ends the
+    /// stream after being yielded.
+    fn cursor_stream(
+        &self,
+        path: String,
+        base: Vec<(String, String)>,
+        target: Target,
+    ) -> impl Stream<Item = Result<Subscriber, Error>> + Send + use<> {
+        let client = self.clone();
+        stream::unfold(Some(None::<String>), move |state| {
+            let client = client.clone();
+            let path = path.clone();
+            let base = base.clone();
+            let target = target.clone();
+            async move {
+                let cursor = state?;
+                let mut query = base;
+                if let Some(c) = &cursor {
+                    query.push(q("cursor", c));
+                }
+                match client.get_json::<CursorPage<Subscriber>>(&path, &query, &target).await {
+                    Ok(page) => {
+                        let next = page.meta.next_cursor.clone().filter(|_| !page.data.is_empty());
+                        let items: Vec<Result<Subscriber, Error>> = page.data.into_iter().map(Ok).collect();
+                        Some((items, next.map(Some)))
+                    }
+                    Err(e) => Some((vec![Err(e)], None)),
+                }
+            }
+        })
+        .flat_map(stream::iter)
+    }
+
+    // --- subscribers --------------------------------------------------------------------------
+
+    /// Every subscriber (newest first), optionally of one status.
+    pub fn subscribers(&self, statuses: Statuses) -> impl Stream<Item = Result<Subscriber, Error>> + Send + use<> {
+        let mut query = vec![q("limit", SUBSCRIBERS_PAGE)];
+        if let Statuses::Only(s) = statuses {
+            query.push(q("filter[status]", s));
+        }
+        self.cursor_stream("/subscribers".into(), query, Target::new("subscriber list", ""))
+    }
+
+    /// One page of subscribers (cursor from the previous page's `meta.next_cursor`).
+    pub async fn subscribers_page(
+        &self,
+        statuses: Statuses,
+        cursor: Option<&str>,
+        limit: u32,
+        include_groups: bool,
+    ) -> Result<CursorPage<Subscriber>, Error> {
+        let mut query = vec![q("limit", limit)];
+        if let Statuses::Only(s) = statuses {
+            query.push(q("filter[status]", s));
+        }
+        if let Some(c) = cursor {
+            query.push(q("cursor", c));
+        }
+        if include_groups {
+            query.push(q("include", "groups"));
+        }
+        self.get_json("/subscribers", &query, &Target::new("subscriber list", "")).await
+    }
+
+    /// `GET /subscribers?limit=0`.
+    pub async fn count_subscribers(&self, statuses: Statuses) -> Result<u64, Error> {
+        let mut query = vec![q("limit", 0)];
+        if let Statuses::Only(s) = statuses {
+            query.push(q("filter[status]", s));
+        }
+        Ok(self.get_json::<Total>("/subscribers", &query, &Target::new("subscriber count", "")).await?.total)
+    }
+
+    /// By id or email (`None` when there is no such live subscriber).
+    pub async fn get_subscriber(&self, id_or_email: &str) -> Result<Option<Subscriber>, Error> {
+        let key = id_or_email.trim().to_lowercase();
+        let path = format!("/subscribers/{}", segment(&key));
+        match self.get_json::<Data<Subscriber>>(&path, &[], &Target::new("subscriber", key.clone())).await {
+            Ok(d) => Ok(Some(d.data)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /subscribers` (non-destructive upsert by email).
+    pub async fn upsert_subscriber(&self, upsert: &SubscriberUpsert) -> Result<Upserted, Error> {
+        let body = serde_json::to_value(upsert).unwrap_or(Value::Null);
+        let target = Target::new("subscriber", upsert.email.clone());
+        let reply = self.call(Method::POST, "/subscribers", &[], Some(&body), false, &target).await?;
+        let d: Data<Subscriber> = decode(&reply.body, "POST /subscribers")?;
+        Ok(Upserted { subscriber: d.data, created: reply.status == 201 })
+    }
+
+    /// `PUT /subscribers/{id}`. Group membership changes only with
+    /// [`SubscriberUpdate::replace_groups_with`].
+    pub async fn update_subscriber(&self, id: &str, update: &SubscriberUpdate) -> Result<Subscriber, Error> {
+        let body = update.to_json();
+        let path = format!("/subscribers/{}", segment(id));
+        let reply = self.call(Method::PUT, &path, &[], Some(&body), false, &Target::new("subscriber", id)).await?;
+        Ok(decode::<Data<Subscriber>>(&reply.body, "PUT /subscribers/{id}")?.data)
+    }
+
+    /// Soft delete. `Ok(false)` when it was already gone (404: e.g. a retried delete).
+    pub async fn delete_subscriber(&self, id: &str) -> Result<bool, Error> {
+        let path = format!("/subscribers/{}", segment(id));
+        match self.call(Method::DELETE, &path, &[], None, false, &Target::new("subscriber", id)).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GDPR forget: returns the subscriber with `deleted_at` and `forget_at`.
+    pub async fn forget_subscriber(&self, id: &str) -> Result<Subscriber, Error> {
+        let path = format!("/subscribers/{}/forget", segment(id));
+        let reply = self.call(Method::POST, &path, &[], None, false, &Target::new("subscriber", id)).await?;
+        Ok(decode::<ForgetReply>(&reply.body, "POST /subscribers/{id}/forget")?.data)
+    }
+
+    /// One page of a subscriber's activity log, optionally of one `log_name`.
+    pub async fn activity_log(&self, id: &str, log_name: Option<&str>, page: u32) -> Result<Page<LogEntry>, Error> {
+        let mut query = vec![q("page", page.max(1))];
+        if let Some(n) = log_name {
+            query.push(q("filter[log_name]", n));
+        }
+        let path = format!("/subscribers/{}/activity-log", segment(id));
+        self.get_json(&path, &query, &Target::new("subscriber", id)).await
+    }
+
+    // --- groups -------------------------------------------------------------------------------
+
+    pub async fn groups_page(&self, page: u32, limit: u32, name: Option<&str>) -> Result<Page<Group>, Error> {
+        let mut query = vec![q("page", page.max(1)), q("limit", limit.max(1))];
+        if let Some(n) = name {
+            query.push(q("filter[name]", n));
+        }
+        self.get_json("/groups", &query, &Target::new("group list", "")).await
+    }
+
+    /// Every group.
+    pub async fn groups(&self) -> Result<Vec<Group>, Error> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = self.groups_page(page, 250, None).await?;
+            let more = p.has_next();
+            all.extend(p.data);
+            if !more {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn get_group(&self, id: &str) -> Result<Option<Group>, Error> {
+        match self.get_json::<Data<Group>>(&format!("/groups/{}", segment(id)), &[], &Target::new("group", id)).await {
+            Ok(d) => Ok(Some(d.data)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_group(&self, name: &str) -> Result<Group, Error> {
+        let body = serde_json::json!({ "name": name });
+        let reply = self.call(Method::POST, "/groups", &[], Some(&body), false, &Target::new("group", name)).await?;
+        Ok(decode::<Data<Group>>(&reply.body, "POST /groups")?.data)
+    }
+
+    /// The group with exactly this name (case-sensitive), created when missing. Group names
+    /// are not unique in MailerLite: the oldest match wins.
+    pub async fn ensure_group(&self, name: &str) -> Result<Group, Error> {
+        let mut page = 1;
+        let mut found: Option<Group> = None;
+        loop {
+            let p = self.groups_page(page, 250, Some(name)).await?;
+            let more = p.has_next();
+            for g in p.data.into_iter().filter(|g| g.name == name) {
+                if found.as_ref().is_none_or(|f| g.id.len() < f.id.len() || (g.id.len() == f.id.len() && g.id < f.id)) {
+                    found = Some(g);
+                }
+            }
+            if !more {
+                break;
+            }
+            page += 1;
+        }
+        match found {
+            Some(g) => Ok(g),
+            None => self.create_group(name).await,
+        }
+    }
+
+    pub async fn rename_group(&self, id: &str, name: &str) -> Result<Group, Error> {
+        let body = serde_json::json!({ "name": name });
+        let reply = self
+            .call(Method::PUT, &format!("/groups/{}", segment(id)), &[], Some(&body), false, &Target::new("group", id))
+            .await?;
+        Ok(decode::<Data<Group>>(&reply.body, "PUT /groups/{id}")?.data)
+    }
+
+    /// `Ok(false)` when the group did not exist.
+    pub async fn delete_group(&self, id: &str) -> Result<bool, Error> {
+        match self
+            .call(Method::DELETE, &format!("/groups/{}", segment(id)), &[], None, false, &Target::new("group", id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A group's members. The endpoint returns only `active` members unless asked, so the
+    /// caller chooses: [`Statuses::All`] walks every status in turn.
+    pub fn group_members(
+        &self,
+        group_id: &str,
+        statuses: Statuses,
+    ) -> impl Stream<Item = Result<Subscriber, Error>> + Send + use<> {
+        let list: Vec<Status> = match statuses {
+            Statuses::All => Status::ALL.to_vec(),
+            Statuses::Only(s) => vec![s],
+        };
+        let client = self.clone();
+        let path = format!("/groups/{}/subscribers", segment(group_id));
+        let target = Target::new("group", group_id);
+        stream::iter(list).flat_map(move |s| {
+            client.cursor_stream(path.clone(), vec![q("limit", MEMBERS_PAGE), q("filter[status]", s)], target.clone())
+        })
+    }
+
+    /// `POST /subscribers/{sid}/groups/{gid}`: returns the group.
+    pub async fn assign_to_group(&self, subscriber_id: &str, group_id: &str) -> Result<Group, Error> {
+        let path = format!("/subscribers/{}/groups/{}", segment(subscriber_id), segment(group_id));
+        let reply = self.call(Method::POST, &path, &[], None, false, &Target::new("subscriber", subscriber_id)).await?;
+        Ok(decode::<Data<Group>>(&reply.body, "POST /subscribers/{id}/groups/{id}")?.data)
+    }
+
+    /// `Ok(false)` when the subscriber or group does not exist.
+    pub async fn unassign_from_group(&self, subscriber_id: &str, group_id: &str) -> Result<bool, Error> {
+        let path = format!("/subscribers/{}/groups/{}", segment(subscriber_id), segment(group_id));
+        match self.call(Method::DELETE, &path, &[], None, false, &Target::new("subscriber", subscriber_id)).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bulk import into a group (counts against the 5/minute import limit). Returns the
+    /// import id to poll with [`Client::import_progress`].
+    pub async fn import_to_group(&self, group_id: &str, rows: &[ImportRow]) -> Result<String, Error> {
+        let body = serde_json::json!({ "subscribers": rows });
+        let path = format!("/groups/{}/import-subscribers", segment(group_id));
+        let reply = self.call(Method::POST, &path, &[], Some(&body), true, &Target::new("group", group_id)).await?;
+        let started: ImportStarted = decode(&reply.body, "POST /groups/{id}/import-subscribers")?;
+        started.import_progress_url.rsplit('/').next().filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(
+            || Error::Decode { context: "import_progress_url".into(), message: started.import_progress_url.clone() },
+        )
+    }
+
+    pub async fn import_progress(&self, import_id: &str) -> Result<Import, Error> {
+        let path = format!("/subscribers/import/{}", segment(import_id));
+        Ok(self.get_json::<Data<Import>>(&path, &[], &Target::new("import", import_id)).await?.data)
+    }
+
+    /// Polls until the import is done, at most `max_polls` times.
+    pub async fn wait_for_import(&self, import_id: &str, interval: Duration, max_polls: u32) -> Result<Import, Error> {
+        let mut last = self.import_progress(import_id).await?;
+        let mut polls = 1;
+        while !last.done {
+            if polls >= max_polls {
+                return Err(Error::Transient {
+                    status: None,
+                    message: format!("import {import_id} not done after {polls} polls ({}% processed)", last.percent),
+                });
+            }
+            tokio::time::sleep(interval).await;
+            last = self.import_progress(import_id).await?;
+            polls += 1;
+        }
+        Ok(last)
+    }
+
+    // --- segments -----------------------------------------------------------------------------
+
+    pub async fn segments(&self) -> Result<Vec<Segment>, Error> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<Segment> = self
+                .get_json("/segments", &[q("page", page), q("limit", 250)], &Target::new("segment list", ""))
+                .await?;
+            let more = p.has_next();
+            all.extend(p.data);
+            if !more {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    /// A segment's members of one status (the endpoint defaults to `active`; segments sync
+    /// active members only).
+    pub fn segment_members(
+        &self,
+        segment_id: &str,
+        status: Status,
+    ) -> impl Stream<Item = Result<Subscriber, Error>> + Send + use<> {
+        let path = format!("/segments/{}/subscribers", segment(segment_id));
+        self.cursor_stream(
+            path,
+            vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)],
+            Target::new("segment", segment_id),
+        )
+    }
+
+    // --- fields -------------------------------------------------------------------------------
+
+    pub async fn fields(&self) -> Result<Vec<Field>, Error> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<Field> =
+                self.get_json("/fields", &[q("page", page), q("limit", 100)], &Target::new("field list", "")).await?;
+            let more = p.has_next();
+            all.extend(p.data);
+            if !more {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    /// Creates a field; its key is derived from the name by MailerLite (read it back).
+    pub async fn create_field(&self, name: &str, kind: FieldType) -> Result<Field, Error> {
+        let body = serde_json::json!({ "name": name, "type": kind.as_str() });
+        let reply = self.call(Method::POST, "/fields", &[], Some(&body), false, &Target::new("field", name)).await?;
+        Ok(decode::<Data<Field>>(&reply.body, "POST /fields")?.data)
+    }
+
+    // --- webhooks -----------------------------------------------------------------------------
+
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, Error> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<Webhook> =
+                self.get_json("/webhooks", &[q("page", page)], &Target::new("webhook list", "")).await?;
+            let more = p.has_next();
+            all.extend(p.data);
+            if !more {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook, Error> {
+        let body = serde_json::to_value(hook).unwrap_or(Value::Null);
+        let reply = self
+            .call(Method::POST, "/webhooks", &[], Some(&body), false, &Target::new("webhook", hook.url.clone()))
+            .await?;
+        Ok(decode::<Data<Webhook>>(&reply.body, "POST /webhooks")?.data)
+    }
+
+    /// `Ok(false)` when it did not exist.
+    pub async fn delete_webhook(&self, id: &str) -> Result<bool, Error> {
+        match self
+            .call(Method::DELETE, &format!("/webhooks/{}", segment(id)), &[], None, false, &Target::new("webhook", id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    // --- campaigns ----------------------------------------------------------------------------
+
+    /// Every sent campaign (`filter[status]` defaults to `ready` on the API, so it is set).
+    pub async fn sent_campaigns(&self) -> Result<Vec<Campaign>, Error> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let query = [q("filter[status]", "sent"), q("page", page), q("limit", 100)];
+            let p: Page<Campaign> = self.get_json("/campaigns", &query, &Target::new("campaign list", "")).await?;
+            let more = p.has_next();
+            all.extend(p.data);
+            if !more {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn get_campaign(&self, id: &str) -> Result<Option<Campaign>, Error> {
+        match self
+            .get_json::<Data<Campaign>>(&format!("/campaigns/{}", segment(id)), &[], &Target::new("campaign", id))
+            .await
+        {
+            Ok(d) => Ok(Some(d.data)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of a sent campaign's subscriber-activity report (`meta.aggregations` holds the
+    /// counts per kind).
+    pub async fn campaign_activity(&self, campaign_id: &str, query: ActivityQuery) -> Result<Page<ActivityRow>, Error> {
+        let mut params = vec![q("limit", query.limit.value()), q("page", query.page.max(1))];
+        if let Some(k) = query.kind {
+            params.push(q("filter[type]", k.as_str()));
+        }
+        if query.include_subscriber {
+            params.push(q("include", "subscriber"));
+        }
+        let path = format!("/campaigns/{}/reports/subscriber-activity", segment(campaign_id));
+        self.get_json(&path, &params, &Target::new("campaign", campaign_id)).await
+    }
+}
