@@ -30,8 +30,11 @@ pub const IMPORTS_BUCKET: &str = "imports";
 pub const RETRY_AFTER_MS_HEADER: &str = "x-sandbox-retry-after-ms";
 
 /// The pacer's windows are this much longer than the server's, so latency differences between
-/// when we count a request and when the server does never push a window over the limit.
+/// when we count a request and when the server does never push a window over the limit: a
+/// share of the window plus a fixed allowance for network and scheduling jitter (which does
+/// not shrink when a sandbox's `time_scale` shrinks the window).
 const WINDOW_MARGIN: f64 = 1.02;
+const JITTER_ALLOWANCE: Duration = Duration::from_millis(200);
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ impl Config {
 
     fn window(&self) -> Duration {
         let scale = if self.time_scale.is_finite() && self.time_scale > 0.0 { self.time_scale } else { 1.0 };
-        Duration::from_secs(60).mul_f64(WINDOW_MARGIN / scale)
+        Duration::from_secs(60).mul_f64(WINDOW_MARGIN / scale) + JITTER_ALLOWANCE
     }
 }
 

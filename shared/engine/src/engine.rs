@@ -1,0 +1,227 @@
+//! The engine: the use cases over the ports. Every Lambda function and the local runner build
+//! one [`Engine`] and call into it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmsync_store::{Connection, QueueMessage, SecretStore, Store, StoreError, SyncQueue};
+
+use crate::api::{ApiError, HubSpotApi, MailerLiteApi};
+use crate::failpoint::Failpoints;
+use crate::message::SyncMessage;
+use crate::state::ConnectionState;
+
+/// The wall clock, behind a port so tests can move time.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Builds (and caches) the API clients of a connection from its stored credentials. Secrets
+/// stay inside the factory: the engine never sees them.
+#[async_trait]
+pub trait ApiFactory: Send + Sync {
+    async fn hubspot(&self, connection: &Connection) -> Result<Arc<dyn HubSpotApi>, EngineError>;
+    async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError>;
+    /// Forgets cached clients of a connection (after its credentials changed).
+    fn forget(&self, connection_id: &str);
+}
+
+/// Tunables; the defaults are the production values.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How long per-contact history is kept.
+    pub history_ttl: Duration,
+    /// HubSpot search is eventually consistent: incremental scans start this much before the
+    /// previous scan's start.
+    pub search_lag: Duration,
+    /// A scan with no page processed for this long is considered dead and may be restarted.
+    pub scan_stale_after: Duration,
+    /// Contacts per `Contacts` message (webhooks coalesce into messages of at most this many).
+    pub refs_per_message: usize,
+    /// How long an approval of the safety valve holds.
+    pub approval_window: Duration,
+    /// Engagement event keys are remembered this long (duplicate deliveries are ignored).
+    pub event_key_ttl: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            history_ttl: Duration::from_secs(90 * 24 * 3600),
+            search_lag: Duration::from_secs(60),
+            scan_stale_after: Duration::from_secs(3600),
+            refs_per_message: 200,
+            approval_window: Duration::from_secs(24 * 3600),
+            event_key_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// What went wrong handling a message, and whether trying again later can help.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Try again later (a lost race, a rate limit, an outage).
+    #[error("{message}; retrying later")]
+    Retry { message: String, after: Option<Duration> },
+    /// The message can never succeed (malformed, or for a connection that no longer exists).
+    #[error("{0}")]
+    Permanent(String),
+    /// A test failpoint stopped the worker here.
+    #[error("stopped at failpoint {0}")]
+    Crashed(&'static str),
+}
+
+impl EngineError {
+    /// Whether the message should come back (and when).
+    pub fn retry_after(&self) -> Option<Option<Duration>> {
+        match self {
+            EngineError::Api(e) if e.is_transient() => Some(e.retry_after()),
+            EngineError::Api(_) => Some(None),
+            EngineError::Store(e) if e.is_transient() => Some(None),
+            EngineError::Store(StoreError::VersionConflict { .. }) => Some(None),
+            EngineError::Store(_) => Some(None),
+            EngineError::Retry { after, .. } => Some(*after),
+            EngineError::Crashed(_) => Some(None),
+            EngineError::Permanent(_) => None,
+        }
+    }
+}
+
+/// What handling a message did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Contacts planned.
+    pub contacts: usize,
+    /// Contacts that were written to at least one app.
+    pub written: usize,
+    /// References dropped as echoes of our own writes (without calling an API).
+    pub echoes: usize,
+    /// Contacts skipped because nothing changed since they were last synced.
+    pub unchanged: usize,
+    /// Contacts recorded with an error.
+    pub errors: usize,
+    /// The message was set aside because the connection is paused.
+    pub parked: bool,
+    /// Messages this one led to (next scan pages, retries).
+    pub enqueued: usize,
+}
+
+/// The engine and its ports.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn SyncQueue>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub apis: Arc<dyn ApiFactory>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: EngineSettings,
+    pub failpoints: Failpoints,
+}
+
+impl Engine {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Handles one queue message.
+    pub async fn handle(&self, message: &SyncMessage) -> Result<Report, EngineError> {
+        match message {
+            SyncMessage::Contacts { connection_id, refs, origin } => {
+                self.sync_contacts(connection_id, refs.clone(), *origin, crate::sync::Preloaded::default(), message)
+                    .await
+            }
+            SyncMessage::ScanStart { connection_id, kind } => self.start_scan(connection_id, *kind).await,
+            SyncMessage::ScanPage { connection_id, run_id, part, cursor } => {
+                self.scan_page(connection_id, run_id, part, cursor.as_deref(), message).await
+            }
+            SyncMessage::HubSpotMerge { connection_id, survivor_id, merged_ids } => {
+                self.merge(connection_id, survivor_id, merged_ids, message).await
+            }
+        }
+    }
+
+    /// Handles a raw queue body; a body that is not a message is a permanent failure.
+    pub async fn handle_body(&self, body: &str) -> Result<Report, EngineError> {
+        let message = SyncMessage::from_body(body)
+            .map_err(|e| EngineError::Permanent(format!("not a sync message ({e}); it goes to the dead-letter queue")))?;
+        self.handle(&message).await
+    }
+
+    /// Sends messages to the queue (one group per connection; dedup ids from content unless given).
+    pub async fn enqueue(&self, messages: &[SyncMessage]) -> Result<(), EngineError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<QueueMessage> = messages
+            .iter()
+            .map(|m| QueueMessage {
+                group_id: m.connection_id().to_string(),
+                dedup_id: m.content_dedup_id(),
+                body: m.to_body(),
+            })
+            .collect();
+        self.queue.send_batch(&batch).await?;
+        Ok(())
+    }
+
+    /// Loads the connection or fails permanently (its work is moot once it is deleted).
+    pub async fn connection(&self, id: &str) -> Result<Connection, EngineError> {
+        self.store
+            .get_connection(id)
+            .await?
+            .ok_or_else(|| EngineError::Permanent(format!("connection {id} does not exist (deleted?); its work is dropped")))
+    }
+
+    /// The state document and its version (a fresh default when none is stored yet).
+    pub async fn state(&self, id: &str) -> Result<(ConnectionState, Option<u64>), EngineError> {
+        match self.store.get_state(id).await? {
+            Some(v) => {
+                let state = serde_json::from_value(v.value)
+                    .map_err(|e| EngineError::Permanent(format!("state of connection {id} is unreadable: {e}")))?;
+                Ok((state, Some(v.version)))
+            }
+            None => Ok((ConnectionState::default(), None)),
+        }
+    }
+
+    /// Stores the state if nobody wrote it since it was read.
+    pub async fn save_state(&self, id: &str, state: &ConnectionState, version: Option<u64>) -> Result<u64, EngineError> {
+        let value = serde_json::to_value(state).expect("state serializes");
+        Ok(self.store.put_state(id, &value, version).await?)
+    }
+
+    /// Reads, changes and stores the state, retrying when another writer got there first.
+    pub async fn update_state<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ConnectionState) -> T,
+    ) -> Result<(ConnectionState, T), EngineError> {
+        for _ in 0..10 {
+            let (mut state, version) = self.state(id).await?;
+            let out = change(&mut state);
+            match self.save_state(id, &state, version).await {
+                Ok(_) => return Ok((state, out)),
+                Err(EngineError::Store(StoreError::VersionConflict { .. })) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EngineError::Retry { message: format!("the state of connection {id} is contended"), after: None })
+    }
+}

@@ -1,0 +1,21 @@
+//! The use cases of hmsync over its ports (DESIGN.md §3): HubSpot and MailerLite webhooks,
+//! scans (the initial sync and the scheduled safety net), syncing batches of contacts, the
+//! connection lifecycle and the safety valve. The Lambda functions and the local runner are
+//! thin shells around an [`Engine`].
+
+pub mod adapters;
+pub mod api;
+pub mod engine;
+pub mod failpoint;
+pub mod lifecycle;
+pub mod message;
+pub mod scan;
+pub mod state;
+pub mod sync;
+pub mod webhook;
+
+pub use api::{ApiError, HubSpotApi, MailerLiteApi};
+pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
+pub use lifecycle::LifecycleError;
+pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};
+pub use state::{ConnectionState, Lifecycle, Pause};

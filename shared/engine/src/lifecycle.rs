@@ -1,0 +1,331 @@
+//! The connection lifecycle: refresh fields, activate (starts the initial sync), pause,
+//! resume, sync now, approve (releases the safety valve), the schedule's tick, and HubSpot
+//! merges.
+
+use hmsync_core::{ConfigProblem, FieldSchemas, Planner, engagement, rekey_after_merge, validate_config};
+use hmsync_store::{Connection, LinkKey};
+
+use crate::api::ApiError;
+use crate::engine::{Engine, EngineError, Report};
+use crate::failpoint;
+use crate::message::{ContactRef, Origin, ScanKind, SyncMessage};
+use crate::state::{ConnectionState, Lifecycle, Pause, Problem};
+use crate::sync::{Preloaded, hubspot_properties};
+
+/// Why a lifecycle action was refused (the config API turns these into 4xx answers).
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the config has problems; fix them first")]
+    InvalidConfig(Vec<ConfigProblem>),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<hmsync_store::StoreError> for LifecycleError {
+    fn from(e: hmsync_store::StoreError) -> Self {
+        LifecycleError::Engine(e.into())
+    }
+}
+
+impl From<ApiError> for LifecycleError {
+    fn from(e: ApiError) -> Self {
+        LifecycleError::Engine(e.into())
+    }
+}
+
+impl Engine {
+    /// Re-reads both apps' schemas (HubSpot contact and company properties, MailerLite fields),
+    /// creates the engagement properties if the connection records engagement, stores the
+    /// schemas, and returns the config's problems against them.
+    pub async fn refresh_fields(&self, conn_id: &str) -> Result<(Connection, Vec<ConfigProblem>), LifecycleError> {
+        let conn = self.connection(conn_id).await?;
+        let hs = self.apis.hubspot(&conn).await?;
+        let ml = self.apis.mailerlite(&conn).await?;
+        if conn.config.engagement.enabled {
+            hs.ensure_properties(engagement::PROPERTY_GROUP, engagement::PROPERTY_GROUP_LABEL, &engagement::properties())
+                .await?;
+        }
+        let schemas = FieldSchemas {
+            hubspot_contact: hs.contact_properties().await?,
+            hubspot_company: hs.company_properties().await?,
+            mailerlite: ml.fields().await?,
+        };
+        let portal_id = hs.portal_id().await?;
+        let mut conn = conn;
+        for _ in 0..5 {
+            let mut next = conn.clone();
+            next.schemas = Some(schemas.clone());
+            match self.store.update_connection(&next).await {
+                Ok(saved) => {
+                    conn = saved;
+                    break;
+                }
+                Err(hmsync_store::StoreError::VersionConflict { .. }) => conn = self.connection(conn_id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.add_route(portal_id, conn_id).await?;
+        self.update_state(conn_id, |s| s.portal_id = Some(portal_id)).await?;
+        let problems = validate_config(&conn.config, conn.schemas.as_ref());
+        Ok((conn, problems))
+    }
+
+    /// Activates a connection: validates it against fresh schemas and starts the initial sync.
+    pub async fn activate(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
+        let (_, problems) = self.refresh_fields(conn_id).await?;
+        if !problems.is_empty() {
+            return Err(LifecycleError::InvalidConfig(problems));
+        }
+        let now = self.now_ms();
+        let (state, started) = self
+            .update_state(conn_id, |s| {
+                if s.lifecycle != Lifecycle::Draft {
+                    return false;
+                }
+                s.lifecycle = Lifecycle::InitialSync;
+                s.initial_started_at_ms = Some(now);
+                s.problem = None;
+                true
+            })
+            .await?;
+        if !started {
+            return Err(LifecycleError::NotAllowed(format!(
+                "connection {conn_id} is already active; use sync-now to scan again"
+            )));
+        }
+        self.enqueue(&[SyncMessage::ScanStart { connection_id: conn_id.to_string(), kind: ScanKind::Initial }]).await?;
+        Ok(state)
+    }
+
+    pub async fn pause(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
+        self.connection(conn_id).await?;
+        let (state, _) = self
+            .update_state(conn_id, |s| {
+                if s.pause.is_none() {
+                    s.pause = Some(Pause::User);
+                }
+            })
+            .await?;
+        Ok(state)
+    }
+
+    /// Resumes a connection paused by the user or by a credentials problem, and replays the work
+    /// that arrived meanwhile. A safety-valve pause needs `approve`.
+    pub async fn resume(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
+        self.connection(conn_id).await?;
+        let (state, parked) = self
+            .update_state(conn_id, |s| match &s.pause {
+                Some(Pause::SafetyValve { .. }) => None,
+                _ => {
+                    s.pause = None;
+                    s.problem = None;
+                    Some(std::mem::take(&mut s.parked))
+                }
+            })
+            .await?;
+        let Some(parked) = parked else {
+            return Err(LifecycleError::NotAllowed(
+                "the safety valve holds this connection: review the pending changes and approve them".into(),
+            ));
+        };
+        self.replay(parked).await?;
+        Ok(state)
+    }
+
+    /// Approves the destructive changes the safety valve held, and replays them.
+    pub async fn approve(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
+        self.connection(conn_id).await?;
+        let until = self.now_ms() + self.settings.approval_window.as_millis() as i64;
+        let (state, parked) = self
+            .update_state(conn_id, |s| match &s.pause {
+                Some(Pause::SafetyValve { run_id, .. }) => {
+                    if let Some(run) = s.scan.as_mut().filter(|r| Some(&r.run_id) == run_id.as_ref()) {
+                        run.approved = true;
+                    }
+                    s.approved_until_ms = Some(until);
+                    s.pause = None;
+                    Some(std::mem::take(&mut s.parked))
+                }
+                _ => None,
+            })
+            .await?;
+        let Some(parked) = parked else {
+            return Err(LifecycleError::NotAllowed("nothing is waiting for approval".into()));
+        };
+        self.replay(parked).await?;
+        Ok(state)
+    }
+
+    /// "Sync now": a scan of both sides, right away.
+    pub async fn sync_now(&self, conn_id: &str) -> Result<(), LifecycleError> {
+        self.connection(conn_id).await?;
+        let (state, _) = self.state(conn_id).await?;
+        if state.lifecycle == Lifecycle::Draft {
+            return Err(LifecycleError::NotAllowed(format!("connection {conn_id} is not active yet; activate it first")));
+        }
+        let msg = SyncMessage::ScanStart { connection_id: conn_id.to_string(), kind: ScanKind::Manual };
+        self.enqueue_fresh(&msg).await?;
+        Ok(())
+    }
+
+    /// The schedule's tick: a scan for every active connection without one running.
+    pub async fn schedule_tick(&self) -> Result<usize, EngineError> {
+        let now = self.now_ms();
+        let stale = self.settings.scan_stale_after.as_millis() as i64;
+        let mut started = 0;
+        for conn in self.store.list_connections().await? {
+            let (state, _) = self.state(&conn.id).await?;
+            let running = state.scan.as_ref().is_some_and(|r| now - r.last_page_at_ms < stale);
+            if state.lifecycle == Lifecycle::Continuous && state.pause.is_none() && !running {
+                self.enqueue_fresh(&SyncMessage::ScanStart { connection_id: conn.id.clone(), kind: ScanKind::Scheduled })
+                    .await?;
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Enqueues a message with a dedup id unique to now (repeated requests are new work).
+    pub(crate) async fn enqueue_fresh(&self, message: &SyncMessage) -> Result<(), EngineError> {
+        let dedup = format!("{}-{}", self.now_ms(), &message.content_dedup_id()[..16]);
+        self.queue
+            .send_batch(&[hmsync_store::QueueMessage {
+                group_id: message.connection_id().to_string(),
+                dedup_id: dedup,
+                body: message.to_body(),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    async fn replay(&self, parked: Vec<serde_json::Value>) -> Result<(), EngineError> {
+        let messages: Vec<SyncMessage> = parked.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+        for m in &messages {
+            self.enqueue_fresh(m).await?;
+        }
+        Ok(())
+    }
+
+    /// New credentials were stored: drop cached clients and lift a credentials pause.
+    pub async fn credentials_changed(&self, conn_id: &str) -> Result<(), LifecycleError> {
+        self.apis.forget(conn_id);
+        let (_, parked) = self
+            .update_state(conn_id, |s| {
+                if matches!(s.pause, Some(Pause::Credentials { .. })) {
+                    s.pause = None;
+                    s.problem = None;
+                    return std::mem::take(&mut s.parked);
+                }
+                Vec::new()
+            })
+            .await?;
+        self.replay(parked).await?;
+        Ok(())
+    }
+
+    /// Turns a failure that concerns the whole connection (credentials, daily limit) into state
+    /// the status page shows, parking the message where that keeps work safe.
+    pub async fn handle_with_recovery(&self, message: &SyncMessage) -> Result<Report, EngineError> {
+        match self.handle(message).await {
+            Err(EngineError::Api(ApiError::Unauthorized { side, message: msg, action }))
+            | Err(EngineError::Api(ApiError::Forbidden { side, message: msg, action })) => {
+                let now = self.now_ms();
+                let conn_id = message.connection_id();
+                self.update_state(conn_id, |s| {
+                    s.pause = Some(Pause::Credentials { side, message: msg.clone(), action: action.clone() });
+                    s.problem = Some(Problem { side: Some(side), message: msg.clone(), action: action.clone(), since_ms: now });
+                })
+                .await?;
+                tracing::warn!(connection = conn_id, %side, "credentials refused; connection paused until they are replaced");
+                self.park(conn_id, message).await
+            }
+            Err(EngineError::Api(ApiError::DailyLimit { retry_after })) => {
+                let now = self.now_ms();
+                let until = now + retry_after.as_millis() as i64;
+                self.update_state(message.connection_id(), |s| {
+                    s.wait_until_ms = Some(until);
+                    s.problem = Some(Problem {
+                        side: Some(hmsync_core::Side::HubSpot),
+                        message: "HubSpot's daily API limit is used up.".into(),
+                        action: "Nothing to do: hmsync waits until the limit resets and resumes by itself. Other apps of the portal share this limit.".into(),
+                        since_ms: now,
+                    });
+                })
+                .await?;
+                Err(EngineError::Retry { message: "HubSpot daily limit".into(), after: Some(retry_after) })
+            }
+            Ok(report) => {
+                if !report.parked {
+                    self.clear_transient_problem(message.connection_id()).await?;
+                }
+                Ok(report)
+            }
+            other => other,
+        }
+    }
+
+    /// A wait for an API limit is over once work succeeds again.
+    async fn clear_transient_problem(&self, conn_id: &str) -> Result<(), EngineError> {
+        let (state, _) = self.state(conn_id).await?;
+        if state.wait_until_ms.is_some() && state.pause.is_none() {
+            let now = self.now_ms();
+            self.update_state(conn_id, |s| {
+                if s.wait_until_ms.is_some_and(|t| t <= now) {
+                    s.wait_until_ms = None;
+                    s.problem = None;
+                }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A HubSpot merge: the links of the merged contacts move to the survivor (one link is kept,
+    /// no duplicate is made), then the survivor is synced.
+    pub(crate) async fn merge(
+        &self,
+        conn_id: &str,
+        survivor_id: &str,
+        merged_ids: &[String],
+        message: &SyncMessage,
+    ) -> Result<Report, EngineError> {
+        let conn = self.connection(conn_id).await?;
+        let (state, _) = self.state(conn_id).await?;
+        if let Some(report) = self.gate(conn_id, &state, message).await? {
+            return Ok(report);
+        }
+        let mut keys: Vec<LinkKey> = merged_ids.iter().map(|i| LinkKey::HubSpot(i.clone())).collect();
+        keys.push(LinkKey::HubSpot(survivor_id.to_string()));
+        let mut links: Vec<hmsync_core::Link> = Vec::new();
+        for (_, l) in self.store.find_links(conn_id, &keys).await? {
+            if !links.iter().any(|x| x.id == l.id) {
+                links.push(l);
+            }
+        }
+        if !links.is_empty() {
+            let hs = self.apis.hubspot(&conn).await?;
+            let planner = Planner::new(&conn.config, &conn.schemas.clone().unwrap_or_default());
+            let survivor = hs.read_contacts(&[survivor_id.to_string()], &hubspot_properties(&planner)).await?;
+            let survivor_email =
+                survivor.first().and_then(|r| r.property("email").and_then(hmsync_core::normalize_email));
+            let before = links.clone();
+            let outcome = rekey_after_merge(survivor_id, survivor_email.as_deref(), links);
+            // Retired links give up the survivor's id before the kept link claims it.
+            for r in &outcome.retired {
+                let prev = before.iter().find(|l| l.id == r.id);
+                self.store.put_link(conn_id, r, prev).await?;
+            }
+            if let Some(k) = &outcome.kept {
+                let prev = before.iter().find(|l| l.id == k.id);
+                if prev != Some(k) {
+                    self.store.put_link(conn_id, k, prev).await?;
+                }
+            }
+            self.failpoints.check(failpoint::AFTER_MERGE_REKEYED)?;
+        }
+        self.sync_contacts(conn_id, vec![ContactRef::hubspot(survivor_id)], Origin::Webhook, Preloaded::default(), message)
+            .await
+    }
+}

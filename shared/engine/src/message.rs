@@ -1,0 +1,161 @@
+//! The work items that travel through the sync queue (SQS FIFO, one message group per
+//! connection, so each connection has exactly one writer at a time).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use hmsync_core::Side;
+
+/// A contact to (re)consider, with what the event that named it said, so that echoes of our own
+/// writes are recognised from the link alone, without calling either API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "side", rename_all = "snake_case")]
+pub enum ContactRef {
+    #[serde(rename = "hubspot")]
+    HubSpot {
+        id: String,
+        /// Property values the webhook reported (name → new value).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<(String, String)>,
+        /// The event was a creation, deletion, restore or merge: always look.
+        #[serde(default)]
+        structural: bool,
+    },
+    #[serde(rename = "mailerlite")]
+    MailerLite {
+        id: String,
+        /// The subscriber as the webhook carried it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<Value>,
+        /// Set by group/segment scans: the subscriber was listed as a member of the rule's
+        /// groups/segments.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<bool>,
+        #[serde(default)]
+        structural: bool,
+    },
+}
+
+impl ContactRef {
+    pub fn hubspot(id: &str) -> Self {
+        ContactRef::HubSpot { id: id.to_string(), changes: Vec::new(), structural: true }
+    }
+
+    pub fn mailerlite(id: &str) -> Self {
+        ContactRef::MailerLite { id: id.to_string(), snapshot: None, member: None, structural: true }
+    }
+
+    pub fn side(&self) -> Side {
+        match self {
+            ContactRef::HubSpot { .. } => Side::HubSpot,
+            ContactRef::MailerLite { .. } => Side::MailerLite,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            ContactRef::HubSpot { id, .. } | ContactRef::MailerLite { id, .. } => id,
+        }
+    }
+}
+
+/// Where a piece of work came from (recorded in history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Webhook,
+    Scan,
+    Retry,
+    Initial,
+}
+
+/// Why a scan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanKind {
+    /// The historical sync after activation: both sides in full.
+    Initial,
+    /// The schedule's safety net for missed webhooks.
+    Scheduled,
+    /// "Sync now".
+    Manual,
+}
+
+/// Which part of a scan a page belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "part", rename_all = "snake_case")]
+pub enum ScanPart {
+    /// MailerLite subscribers of the rule (all; or one group and status; or one segment).
+    MailerLite { source_index: usize },
+    /// HubSpot contacts: all (initial) or modified since the watermark.
+    HubSpot,
+    /// Members of one HubSpot list of the rule.
+    HubSpotList { list_index: usize },
+    /// Linked contacts re-checked for list membership (to notice contacts that left the lists).
+    HubSpotLinks,
+}
+
+/// One queue message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SyncMessage {
+    Contacts { connection_id: String, refs: Vec<ContactRef>, origin: Origin },
+    ScanStart { connection_id: String, kind: ScanKind },
+    ScanPage { connection_id: String, run_id: String, part: ScanPart, cursor: Option<String> },
+    /// A HubSpot merge: re-key links, then sync the survivor.
+    HubSpotMerge { connection_id: String, survivor_id: String, merged_ids: Vec<String> },
+}
+
+impl SyncMessage {
+    pub fn connection_id(&self) -> &str {
+        match self {
+            SyncMessage::Contacts { connection_id, .. }
+            | SyncMessage::ScanStart { connection_id, .. }
+            | SyncMessage::ScanPage { connection_id, .. }
+            | SyncMessage::HubSpotMerge { connection_id, .. } => connection_id,
+        }
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("messages serialize")
+    }
+
+    pub fn from_body(body: &str) -> Result<SyncMessage, serde_json::Error> {
+        serde_json::from_str(body)
+    }
+
+    /// A deduplication id derived from the content: the same events delivered twice within the
+    /// queue's dedup window become one message.
+    pub fn content_dedup_id(&self) -> String {
+        hex::encode(Sha256::digest(self.to_body().as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_dedup_on_content() {
+        let m = SyncMessage::Contacts {
+            connection_id: "c1".into(),
+            refs: vec![
+                ContactRef::HubSpot { id: "1".into(), changes: vec![("firstname".into(), "Ada".into())], structural: false },
+                ContactRef::mailerlite("9"),
+            ],
+            origin: Origin::Webhook,
+        };
+        let back = SyncMessage::from_body(&m.to_body()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.content_dedup_id(), m.content_dedup_id());
+        assert_eq!(m.content_dedup_id().len(), 64);
+        let scan = SyncMessage::ScanPage {
+            connection_id: "c1".into(),
+            run_id: "r".into(),
+            part: ScanPart::MailerLite { source_index: 2 },
+            cursor: Some("x".into()),
+        };
+        assert_eq!(SyncMessage::from_body(&scan.to_body()).unwrap(), scan);
+    }
+}
