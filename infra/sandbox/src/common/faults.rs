@@ -111,12 +111,12 @@ impl FaultInjector {
                 continue;
             }
             let burst_key = format!("{}|{}", spec.endpoint, endpoint);
-            if let Some(left) = inner.bursts.get_mut(&burst_key) {
-                if *left > 0 {
-                    *left -= 1;
-                    decision.action = FaultAction::RateLimited;
-                    continue;
-                }
+            if let Some(left) = inner.bursts.get_mut(&burst_key)
+                && *left > 0
+            {
+                *left -= 1;
+                decision.action = FaultAction::RateLimited;
+                continue;
             }
             if spec.rate_limit_rate > 0.0 && inner.rng.f64() < spec.rate_limit_rate {
                 inner.bursts.insert(burst_key, spec.rate_limit_burst.max(1) - 1);

@@ -475,7 +475,7 @@ async fn batch_create(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
             for (props, assoc) in &planned {
                 // Notes are validated up front so that a bad input fails the whole batch.
                 validate(db.schema(t), props, &|_| None, false).map_err(|p| HsError::properties(&p, portal))?;
-                if !props.get("hs_timestamp").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+                if props.get("hs_timestamp").is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
                     return Err(HsError::validation("hs_timestamp is required to create a note"));
                 }
                 for (to, _) in assoc {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
@@ -273,7 +273,7 @@ async fn authorize(
     if let Some(s) = q.get("state") {
         target.query_pairs_mut().append_pair("state", s);
     }
-    Redirect::to(target.as_str()).into_response()
+    (StatusCode::FOUND, [(http::header::LOCATION, target.to_string())]).into_response()
 }
 
 /// `POST /oauth/{v1,v3,2026-03}/token` (form-encoded).

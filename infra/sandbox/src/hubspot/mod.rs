@@ -18,6 +18,9 @@ pub mod search;
 mod seed;
 pub mod time_fmt;
 
+#[cfg(test)]
+mod sim_tests;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
