@@ -291,10 +291,15 @@ impl IncrementalScan {
             .cloned()
             .collect();
         let max_ts = page.results.iter().filter_map(modified_ms).max();
+        let min_ts = page.results.iter().filter_map(modified_ms).min();
         match max_ts {
             None => self.cursor.done = true,
-            Some(ts) if ts == wm && full => {
+            Some(ts) if full && min_ts == Some(ts) => {
                 // A full page of one timestamp: walk that timestamp by id.
+                if ts != wm {
+                    self.cursor.seen_at_watermark.clear();
+                    self.cursor.watermark_ms = ts;
+                }
                 self.cursor.seen_at_watermark.extend(page.results.iter().map(|c| c.id.clone()));
                 self.cursor.tie_after_id = Some("0".into());
             }
