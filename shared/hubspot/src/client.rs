@@ -450,10 +450,13 @@ impl HubSpotClient {
                 }
                 HubSpotError::RateLimited { policy, .. } if rate_limited < config.max_rate_limit_retries => {
                     rate_limited += 1;
-                    let (bucket, wait) = match policy.as_str() {
-                        "SECONDLY" => (SEARCH, config.scaled_search_window()),
-                        _ if call.limit == Limit::Search => (SEARCH, config.scaled_search_window()),
-                        _ => (BURST, config.scaled_burst_window()),
+                    let bucket = if call.limit == Limit::Search { SEARCH } else { BURST };
+                    // TEN_SECONDLY_ROLLING: wait out the burst window; SECONDLY (search's
+                    // "secondly limit", or the deprecated per-second policy): one second.
+                    let wait = match (policy.as_str(), call.limit) {
+                        ("TEN_SECONDLY_ROLLING", _) => config.scaled_burst_window(),
+                        ("SECONDLY", _) | (_, Limit::Search) => config.scaled_search_window(),
+                        _ => config.scaled_burst_window(),
                     };
                     let wait = retry_after.unwrap_or(wait);
                     tracing::debug!(policy, ?wait, path = call.path, "HubSpot rate limit; waiting");

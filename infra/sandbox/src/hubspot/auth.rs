@@ -104,8 +104,11 @@ fn required_scopes(method: &http::Method, path: &str) -> Vec<&'static str> {
     if path.contains("/lists") {
         return if read { vec!["crm.lists.read"] } else { vec!["crm.lists.write"] };
     }
-    if path.contains("/associations") || path.contains("/companies") {
+    if path.contains("/associations") || (path.contains("/companies") && read) {
         return vec!["crm.objects.companies.read"];
+    }
+    if path.contains("/companies") {
+        return vec!["crm.objects.companies.write"];
     }
     if path.contains("/notes") {
         return if read { vec!["crm.objects.notes.read"] } else { vec!["crm.objects.contacts.write"] };

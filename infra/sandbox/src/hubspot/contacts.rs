@@ -202,6 +202,7 @@ impl Db {
             rec.archived = true;
             rec.archived_ms = Some(now);
             rec.updated_ms = now;
+            rec.props.insert("lastmodifieddate".into(), iso_ms(now));
         }
         self.remove_from_all_lists(id, now);
         vec![Event::new(EventKind::Deletion, id, now)]

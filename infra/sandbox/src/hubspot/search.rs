@@ -149,9 +149,33 @@ fn contains_token(raw: &str, pattern: &str) -> bool {
             .any(|t| glob(&pattern, t))
 }
 
+/// The record's own key for the properties every scan filters and sorts on (id and the
+/// creation/modification times), without parsing the stored strings; `None` for others.
+fn fast_key(name: &str, r: &Record) -> Option<Key> {
+    match name {
+        "hs_object_id" => Some(Key::Num(r.id as f64)),
+        "lastmodifieddate" | "hs_lastmodifieddate" => Some(Key::Num(r.updated_ms as f64)),
+        "createdate" | "hs_createdate" => Some(Key::Num(r.created_ms as f64)),
+        _ => None,
+    }
+}
+
+/// A record's sort key for `def`.
+fn record_key(def: &PropertyDef, r: &Record) -> Option<Key> {
+    fast_key(&def.name, r).or_else(|| r.get(&def.name).and_then(|v| key(def, v)))
+}
+
 impl Filter<'_> {
     fn matches(&self, r: &Record) -> bool {
         let raw = r.get(&self.def.name);
+        let keys: Vec<Key> = match (fast_key(&self.def.name, r), raw) {
+            (Some(k), _) => vec![k],
+            (None, Some(v)) if self.def.kind == "enumeration" => {
+                v.split(';').filter_map(|i| key(self.def, i)).collect()
+            }
+            (None, Some(v)) => key(self.def, v).into_iter().collect(),
+            (None, None) => Vec::new(),
+        };
         let items: Vec<&str> = match raw {
             Some(v) if self.def.kind == "enumeration" => v.split(';').collect(),
             Some(v) => vec![v],
@@ -159,7 +183,7 @@ impl Filter<'_> {
         };
         let cmp_any = |target: &str, pred: &dyn Fn(Ordering) -> bool| {
             let Some(t) = key(self.def, target) else { return false };
-            items.iter().filter_map(|i| key(self.def, i)).any(|k| pred(k.cmp(&t)))
+            keys.iter().any(|k| pred(k.cmp(&t)))
         };
         let value = self.value.as_deref().unwrap_or("");
         match self.operator.as_str() {
@@ -297,7 +321,7 @@ pub fn search(db: &Db, t: ObjectType, body: &Value, visible_before_ms: Option<i6
         {
             continue;
         }
-        let k = sort_def.and_then(|d| r.get(&d.name).and_then(|v| key(d, v)));
+        let k = sort_def.and_then(|d| record_key(d, r));
         hits.push((r, k));
     }
     if let Some((_, asc)) = &sort {

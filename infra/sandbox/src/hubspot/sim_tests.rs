@@ -369,3 +369,116 @@ async fn unsubscribe_all_opts_the_contact_out() {
         api.call("GET", "/communication-preferences/2026-03/statuses/person0@example.com?channel=EMAIL", None).await;
     assert!(st["results"].as_array().unwrap().iter().all(|r| r["status"] == "UNSUBSCRIBED"));
 }
+
+#[tokio::test]
+async fn search_does_not_see_records_inside_the_index_lag() {
+    let s = sim(HubSpotConfig { search_lag_ms: 60_000, ..Default::default() }).await;
+    let api = Api::new(&s);
+    s.seed(&SeedRequest { count: 3, ..Default::default() }).unwrap();
+    let (_, _, body) = api.call("POST", "/crm/v3/objects/contacts/search", Some(json!({}))).await;
+    assert_eq!(body["total"], 0, "just written, not yet indexed");
+    let (_, _, body) = api.call("GET", "/crm/v3/objects/contacts", None).await;
+    assert_eq!(body["results"].as_array().unwrap().len(), 3, "reads are consistent at once");
+}
+
+#[tokio::test]
+async fn batches_over_100_inputs_are_refused() {
+    let s = sim(HubSpotConfig::default()).await;
+    let api = Api::new(&s);
+    let inputs: Vec<Value> = (0..101).map(|i| json!({"id": i.to_string()})).collect();
+    let (status, _, body) =
+        api.call("POST", "/crm/v3/objects/contacts/batch/read", Some(json!({"inputs": inputs}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["category"], "VALIDATION_ERROR");
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/crm/v3/objects/contacts/batch/update",
+            Some(json!({"idProperty":"email","inputs":[{"id":"a@b.co","properties":{}}]})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Unable to perform update/upsert by non-unique 0-1 property");
+}
+
+#[tokio::test]
+async fn lifecycle_stages_only_move_forward_unless_cleared() {
+    let s = sim(HubSpotConfig::default()).await;
+    let api = Api::new(&s);
+    let id = s.seed(&SeedRequest { count: 1, ..Default::default() }).unwrap().ids[0];
+    let path = format!("/crm/v3/objects/contacts/{id}");
+    let (status, _, _) = api.call("PATCH", &path, Some(json!({"properties":{"lifecyclestage":"customer"}}))).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = api.call("PATCH", &path, Some(json!({"properties":{"lifecyclestage":"lead"}}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["context"]["propertyName"][0], "lifecyclestage");
+    api.call("PATCH", &path, Some(json!({"properties":{"lifecyclestage":""}}))).await;
+    let (status, _, body) = api.call("PATCH", &path, Some(json!({"properties":{"lifecyclestage":"lead"}}))).await;
+    assert_eq!((status, body["properties"]["lifecyclestage"].as_str()), (200, Some("lead")));
+}
+
+#[tokio::test]
+async fn deletes_restores_and_gdpr_deletes_fire_their_events() {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let r = received.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let r = r.clone();
+            async move {
+                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = sim(HubSpotConfig::default()).await;
+    let types = ["contact.deletion", "contact.restore", "contact.privacyDeletion"];
+    s.set_webhook_settings(Some(WebhookSettings {
+        target_url: url,
+        subscriptions: types
+            .iter()
+            .map(|t| WebhookSubscription { id: 0, event_type: t.to_string(), property_name: None, active: true })
+            .collect(),
+    }));
+    let api = Api::new(&s);
+    let ids = s.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids;
+    let (status, _, _) = api.call("DELETE", &format!("/crm/v3/objects/contacts/{}", ids[0]), None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = api.call("GET", &format!("/crm/v3/objects/contacts/{}", ids[0]), None).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = api.call("GET", &format!("/crm/v3/objects/contacts/{}?archived=true", ids[0]), None).await;
+    assert_eq!((status, body["archived"].as_bool()), (200, Some(true)));
+    s.dispatcher().wait_idle().await;
+    s.user_restore_contact(ids[0], 5).unwrap();
+    s.dispatcher().wait_idle().await;
+    let (status, _, _) = api
+        .call(
+            "POST",
+            "/crm/v3/objects/contacts/gdpr-delete",
+            Some(json!({"objectId":"person1@example.com","idProperty":"email"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    s.dispatcher().wait_idle().await;
+    let got: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|arr| {
+            arr.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["subscriptionType"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(&got[..2], ["contact.deletion", "contact.restore"]);
+    let mut rest = got[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["contact.deletion", "contact.privacyDeletion"], "two separate requests, any order");
+    assert_eq!(received.lock().unwrap().len(), 4);
+    assert!(s.contact(ids[1]).is_none());
+}
