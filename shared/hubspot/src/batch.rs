@@ -70,6 +70,17 @@ impl HubSpotClient {
             let body = envelope(inputs);
             match self.send_value(Call::post(path, &body)).await {
                 Ok(v) => collect(&mut outcome, &chunk, &v),
+                Err(e @ HubSpotError::Decode(_)) => {
+                    // HubSpot accepted the chunk but its answer is unreadable: the outcome of
+                    // these inputs is unknown, the rest can still be sent.
+                    for item in chunk {
+                        outcome.errors.push(BatchItemError {
+                            index: Some(item.index),
+                            key: item.key,
+                            error: e.clone(),
+                        });
+                    }
+                }
                 Err(e) if e.stops_everything() => {
                     for item in chunk.into_iter().chain(queue.drain(..).flatten()) {
                         outcome.errors.push(BatchItemError {

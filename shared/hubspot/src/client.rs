@@ -393,7 +393,16 @@ impl HubSpotClient {
         let mut rate_limited = 0u32;
         let mut refreshed = false;
         loop {
-            let token = self.bearer(false).await?;
+            let token = match self.bearer(false).await {
+                Ok(t) => t,
+                // A refresh that failed for a transient reason is retried like any request.
+                Err(e) if e.is_transient() && config.retry.should_retry(attempt + 1) => {
+                    attempt += 1;
+                    tokio::time::sleep(config.retry.delay(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.inner.pacer.acquire(buckets).await;
             attempt += 1;
             let mut req = self.inner.http.request(call.method.clone(), &url).bearer_auth(&token).query(&call.query);

@@ -107,7 +107,6 @@ impl HubSpotError {
                 | Self::DailyLimit
                 | Self::Transient { .. }
                 | Self::Transport(_)
-                | Self::Decode(_)
         )
     }
 }

@@ -235,8 +235,23 @@ fn associations_of(v: &Value) -> Vec<(u64, u64)> {
     out
 }
 
-fn contact_companies(assoc: &[(u64, u64)]) -> Vec<(u64, bool)> {
-    assoc.iter().filter(|(_, t)| *t == 1 || *t == 279).map(|(c, t)| (*c, *t == 1)).collect()
+/// The company associations of a contact create (type 1 primary, 279 unlabeled); every target
+/// must exist.
+fn contact_companies(db: &Db, assoc: &[(u64, u64)]) -> HsResult<Vec<(u64, bool)>> {
+    let mut out = Vec::new();
+    for (to, type_id) in assoc {
+        if *type_id != 1 && *type_id != 279 {
+            return Err(HsError::validation(format!(
+                "associationTypeId {type_id} is not supported for contacts by the sandbox (contact to company: 1 or 279)"
+            )));
+        }
+        if db.companies.get(to).is_none_or(|c| c.archived) {
+            // UNCONFIRMED wording for an association to a missing record.
+            return Err(HsError::validation(format!("The company {to} to associate does not exist")));
+        }
+        out.push((*to, *type_id == 1));
+    }
+    Ok(out)
 }
 
 async fn create_object(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Response {
@@ -249,8 +264,9 @@ async fn create_object(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Res
                 let (v, events) = {
                     let mut db = st.db();
                     let changes = db.prepare_contact_create(&props, false, portal(&st))?;
+                    let companies = contact_companies(&db, &assoc)?;
                     let now = db.stamp();
-                    let (id, events) = db.insert_contact(changes, &contact_companies(&assoc), now);
+                    let (id, events) = db.insert_contact(changes, &companies, now);
                     (db.render(t, &db.contacts[&id], &PropSelection::AllSet), events)
                 };
                 st.emit(&events, Actor::Integration);
@@ -503,7 +519,8 @@ async fn batch_create(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
                 let plan = props_of(input).and_then(|props| {
                     let changes = db.prepare_contact_create(&props, false, portal)?;
                     claim_emails(&changes, &mut claimed)?;
-                    Ok(Planned::Create { changes, companies: contact_companies(&associations_of(input)) })
+                    let companies = contact_companies(&db, &associations_of(input))?;
+                    Ok(Planned::Create { changes, companies })
                 });
                 match plan {
                     Ok(p) => plans.push(p),
