@@ -381,7 +381,9 @@ impl HubSpotClient {
         serde_json::from_value(value).map_err(|e| HubSpotError::Decode(e.to_string()))
     }
 
-    /// Sends a call; a 207 is a success (the caller reads its `errors`).
+    /// Sends a call; a 207 is a success (the caller reads its `errors`). Writes are retried after
+    /// 5xx and timeouts too: HubSpot may have applied one, so a retried create can come back as a
+    /// 409 conflict naming the record it made, which callers treat as "exists, link it".
     pub(crate) async fn send_value(&self, call: Call<'_>) -> Result<Value, HubSpotError> {
         let config = &self.inner.config;
         let url = format!("{}{}", config.base_url.trim_end_matches('/'), call.path);

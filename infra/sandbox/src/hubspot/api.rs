@@ -435,6 +435,7 @@ async fn batch_read(st: Arc<HubSpotState>, t: ObjectType, raw: Option<String>, b
             let Some(id) = input_id(input) else {
                 return Err(HsError::validation("every input needs an id"));
             };
+            // Merged-away ids resolve to the survivor here (UNCONFIRMED; batch *update* refuses them).
             let found = find_record(&db, t, &id, id_property)
                 .ok()
                 .and_then(|rid| db.store(t).get(&rid))
@@ -509,6 +510,9 @@ async fn batch_create(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
         if t != ObjectType::Contacts {
             return Err(HsError::validation("batch create is served for contacts and notes"));
         }
+        // Without an objectWriteTraceId on every input, the first problem fails the whole batch
+        // (documented for conflicts; UNCONFIRMED and applied here to invalid values too, the
+        // safe reading for a client); with them, problems come back per input in a 207.
         let traced = !inputs.is_empty() && inputs.iter().all(|i| trace_id(i).is_some());
         let mut plans = Vec::new();
         let mut errors = Vec::new();
@@ -1412,6 +1416,8 @@ async fn set_status(st: Arc<HubSpotState>, email: String, body: Bytes) -> Respon
     })())
 }
 
+/// Mirrors a subscription change onto `hs_email_optout` (UNCONFIRMED that HubSpot fires a
+/// propertyChange for it; the sandbox does, attributed to the calling app).
 fn set_optout(db: &mut Db, email_key: &str, value: bool, now: i64) -> Vec<Event> {
     let Some(id) = db.contact_by_email(email_key) else { return Vec::new() };
     let changes = vec![("hs_email_optout".to_string(), Some(value.to_string()))];

@@ -149,6 +149,8 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
     let mut limits = st.limits.lock().expect("limits lock");
     let now = Instant::now();
     let Limits { burst, search: search_limiter, daily_used, daily_started, daily_exhausted } = &mut *limits;
+    // A fixed window from the start of the sandbox (HubSpot resets at midnight in the account's
+    // time zone; a fixed, scalable window keeps benchmarks reproducible).
     if now.duration_since(*daily_started) >= c.daily_window() {
         *daily_started = now;
         *daily_used = 0;

@@ -68,6 +68,8 @@ impl Db {
             archived_ms: None,
             assoc: BTreeSet::new(),
         };
+        // UNCONFIRMED that HubSpot also sends a propertyChange for each property set at creation;
+        // the sandbox does, so a subscriber sees every value it subscribed to.
         let mut events = vec![Event::new(EventKind::Creation, id, now)];
         for (name, value) in changes {
             if let Some(v) = value {
@@ -228,6 +230,8 @@ impl Db {
     /// Merges `secondary` into `primary` (§2.8). The survivor keeps the primary's id; the most
     /// recently modified record's values win, the other fills the gaps; the secondary's emails
     /// become additional emails; the secondary id stays an alias of the survivor.
+    /// UNCONFIRMED: HubSpot's per-property "most recent value wins" is approximated per record,
+    /// and no new record id is minted (so the `contact.merge` event carries no `newObjectId`).
     pub fn merge_contacts(&mut self, primary: u64, secondary: u64, now: i64) -> HsResult<(u64, Vec<Event>)> {
         let p = self.live_contact(primary, true).ok_or_else(|| HsError::not_found(&primary.to_string()))?;
         let s = self.live_contact(secondary, true).ok_or_else(|| HsError::not_found(&secondary.to_string()))?;
