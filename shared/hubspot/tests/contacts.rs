@@ -264,3 +264,17 @@ async fn gdpr_delete_removes_the_contact_and_blocks_its_email() {
         .unwrap_err();
     assert!(matches!(err, HubSpotError::Validation { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn batch_archive_removes_contacts_from_reads_in_chunks() {
+    let s = sim().await;
+    let c = client(&s);
+    let ids: Vec<String> =
+        s.seed(&SeedRequest { count: 120, ..Default::default() }).unwrap().ids.iter().map(u64::to_string).collect();
+    c.batch_archive_contacts(&ids[..110]).await.unwrap();
+    assert_eq!(s.endpoint_requests("POST /crm/v3/objects/contacts/batch/archive"), 2);
+    let out = c.batch_read_contacts(&ids, &[]).await;
+    assert_eq!(out.results.len(), 10);
+    assert_eq!(out.errors.len(), 110);
+    assert_eq!(s.contact(ids[0].parse().unwrap()).unwrap()["archived"], true);
+}

@@ -108,3 +108,16 @@ async fn a_search_429_is_waited_out() {
     assert_eq!(stats.buckets["search"], 12);
     assert!(stats.rate_limited > 0, "the server refused some and the client retried them");
 }
+
+#[tokio::test]
+async fn companies_are_searchable_by_name() {
+    let s = sim_with(SimConfig::default()).await;
+    let c = client(&s);
+    s.seed(&SeedRequest { count: 40, with_companies: true, ..Default::default() }).unwrap();
+    let page = c
+        .search_companies(&SearchRequest::new().group([Filter::eq("name", "acme")]).properties(&["name", "domain"]))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.results[0].prop("domain"), Some("acme.example.com"));
+}
