@@ -343,6 +343,26 @@ impl Client {
         })
     }
 
+    /// One page of a group's members of one status (resumable scans keep the cursor between
+    /// pages). `include_groups` adds each member's groups.
+    pub async fn group_members_page(
+        &self,
+        group_id: &str,
+        status: Status,
+        cursor: Option<&str>,
+        include_groups: bool,
+    ) -> Result<CursorPage<Subscriber>, Error> {
+        let path = format!("/groups/{}/subscribers", segment(group_id));
+        let mut query = vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)];
+        if let Some(c) = cursor {
+            query.push(q("cursor", c));
+        }
+        if include_groups {
+            query.push(q("include", "groups"));
+        }
+        self.get_json(&path, &query, &Target::new("group", group_id)).await
+    }
+
     /// `POST /subscribers/{sid}/groups/{gid}`: returns the group.
     pub async fn assign_to_group(&self, subscriber_id: &str, group_id: &str) -> Result<Group, Error> {
         let path = format!("/subscribers/{}/groups/{}", segment(subscriber_id), segment(group_id));
@@ -426,6 +446,21 @@ impl Client {
             vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)],
             Target::new("segment", segment_id),
         )
+    }
+
+    /// One page of a segment's members of one status (segment items carry their groups).
+    pub async fn segment_members_page(
+        &self,
+        segment_id: &str,
+        status: Status,
+        cursor: Option<&str>,
+    ) -> Result<CursorPage<Subscriber>, Error> {
+        let path = format!("/segments/{}/subscribers", segment(segment_id));
+        let mut query = vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)];
+        if let Some(c) = cursor {
+            query.push(q("cursor", c));
+        }
+        self.get_json(&path, &query, &Target::new("segment", segment_id)).await
     }
 
     // --- fields -------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+//! [`MailerLiteApi`] over the `hmsync-mailerlite` client: reads by id or email go through
+//! `/api/batch` (50 per request, one request of the budget), writes too, never as an
+//! upsert-only batch (which MailerLite treats as an import limited to 5 per minute).
+
+use async_trait::async_trait;
+use hmsync_core::{MlField, MlStatus, MlType, Side};
+use hmsync_mailerlite as ml;
+
+use crate::api::{ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource};
+
+/// The engine's view of one MailerLite account.
+#[derive(Clone)]
+pub struct MailerLiteAdapter {
+    client: ml::Client,
+}
+
+impl MailerLiteAdapter {
+    pub fn new(client: ml::Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &ml::Client {
+        &self.client
+    }
+}
+
+fn status_to_core(s: ml::Status) -> MlStatus {
+    MlStatus::parse(s.as_str()).unwrap_or(MlStatus::Active)
+}
+
+fn status_to_client(s: MlStatus) -> ml::Status {
+    match s {
+        MlStatus::Active => ml::Status::Active,
+        MlStatus::Unsubscribed => ml::Status::Unsubscribed,
+        MlStatus::Unconfirmed => ml::Status::Unconfirmed,
+        MlStatus::Bounced => ml::Status::Bounced,
+        MlStatus::Junk => ml::Status::Junk,
+    }
+}
+
+/// The record the engine plans with. Timestamps keep MailerLite's REST form, so a scan can
+/// compare `updated_at` with what the link stored.
+pub fn record(s: ml::Subscriber) -> MlRecord {
+    MlRecord {
+        id: s.id,
+        email: s.email,
+        status: status_to_core(s.status),
+        fields: s.fields,
+        groups: s.groups.unwrap_or_default().into_iter().map(|g| g.id).collect(),
+        created_at: s.created_at.map(|t| t.to_rest()).unwrap_or_default(),
+        updated_at: s.updated_at.map(|t| t.to_rest()).unwrap_or_default(),
+    }
+}
+
+/// A failure of a whole call.
+pub fn api_error(e: ml::Error) -> ApiError {
+    match e {
+        ml::Error::Unauthorized => ApiError::Unauthorized {
+            side: Side::MailerLite,
+            message: "MailerLite rejected the API key (it was revoked, or its user left the account)".into(),
+            action: "Generate a new API key in MailerLite (Integrations › MailerLite API) and save it in the connection's credentials.".into(),
+        },
+        ml::Error::RateLimited { retry_after } | ml::Error::ImportRateLimited { retry_after } => ApiError::Transient {
+            side: Side::MailerLite,
+            message: "MailerLite's rate limit".into(),
+            retry_after: Some(retry_after),
+        },
+        e @ (ml::Error::Transient { .. } | ml::Error::Transport(_)) => {
+            ApiError::Transient { side: Side::MailerLite, message: e.to_string(), retry_after: None }
+        }
+        ml::Error::Api { status: 403, message } => ApiError::Forbidden {
+            side: Side::MailerLite,
+            message: format!("MailerLite denied the request: {message}"),
+            action: "Check that the API key belongs to a user allowed to manage subscribers.".into(),
+        },
+        e => ApiError::Rejected { side: Side::MailerLite, message: e.to_string() },
+    }
+}
+
+/// A failure of one record of a batch (or of the whole call, when it is not about the record).
+fn item_error(e: ml::Error) -> Result<ItemError, ApiError> {
+    let api_message = Some(e.to_string());
+    Ok(match e {
+        ml::Error::NotFound { .. } => ItemError {
+            field: None,
+            message: "The subscriber no longer exists in MailerLite.".into(),
+            action: "Nothing to do: the sync looks at the contact again.".into(),
+            api_message,
+            kind: ItemErrorKind::NotFound,
+        },
+        ml::Error::ReactivationRefused { .. } => ItemError {
+            field: Some("status".into()),
+            message: "MailerLite keeps this subscriber unsubscribed, bounced or junk.".into(),
+            action: "Nothing to do: only the person can resubscribe.".into(),
+            api_message,
+            kind: ItemErrorKind::ReactivationRefused,
+        },
+        ml::Error::Validation { message, errors } => {
+            let fields: Vec<String> =
+                errors.keys().map(|k| k.strip_prefix("fields.").unwrap_or(k).to_string()).collect();
+            ItemError {
+                field: fields.first().cloned(),
+                message: format!("MailerLite refused the values: {}", describe(&message, &errors)),
+                action: "Correct the value in HubSpot (or the field's type in MailerLite); the contact syncs again on its next change or on retry.".into(),
+                api_message,
+                kind: ItemErrorKind::Invalid { properties: fields },
+            }
+        }
+        e if e.is_transient() || matches!(e, ml::Error::Unauthorized) => return Err(api_error(e)),
+        other => ItemError {
+            field: None,
+            message: format!("MailerLite refused the change: {other}"),
+            action: "Check the subscriber in MailerLite; retry from the status page once fixed.".into(),
+            api_message,
+            kind: ItemErrorKind::Other,
+        },
+    })
+}
+
+fn describe(message: &str, errors: &std::collections::BTreeMap<String, Vec<String>>) -> String {
+    if errors.is_empty() {
+        return message.to_string();
+    }
+    errors.iter().map(|(f, m)| format!("{f}: {}", m.join(" "))).collect::<Vec<_>>().join("; ")
+}
+
+impl MailerLiteAdapter {
+    async fn get_many(&self, keys: &[String]) -> ApiResult<Vec<MlRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<ml::BatchRequest> =
+            keys.iter().map(|k| ml::BatchRequest::Get { id_or_email: k.clone() }).collect();
+        let mut out = Vec::new();
+        for result in self.client.batch(&requests, ml::BatchOptions::default()).await {
+            match result {
+                Ok(ml::BatchOutcome::Subscriber { subscriber, .. }) => out.push(record(*subscriber)),
+                Ok(_) | Err(ml::Error::NotFound { .. }) => {}
+                Err(e) => return Err(api_error(e)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl MailerLiteApi for MailerLiteAdapter {
+    async fn list(&self, source: &MlSource, cursor: Option<&str>) -> ApiResult<MlPage> {
+        let page = match source {
+            MlSource::All => {
+                self.client.subscribers_page(ml::Statuses::All, cursor, ml::SUBSCRIBERS_PAGE, true).await
+            }
+            MlSource::Group(id, status) => {
+                self.client.group_members_page(id, status_to_client(*status), cursor, true).await
+            }
+            MlSource::Segment(id) => self.client.segment_members_page(id, ml::Status::Active, cursor).await,
+        }
+        .map_err(api_error)?;
+        let next = page.meta.next_cursor.clone().filter(|_| !page.data.is_empty());
+        Ok(MlPage { records: page.data.into_iter().map(record).collect(), next })
+    }
+
+    async fn count(&self) -> ApiResult<u64> {
+        self.client.count_subscribers(ml::Statuses::All).await.map_err(api_error)
+    }
+
+    async fn get_by_ids(&self, ids: &[String]) -> ApiResult<Vec<MlRecord>> {
+        self.get_many(ids).await
+    }
+
+    async fn get_by_emails(&self, emails: &[String]) -> ApiResult<Vec<MlRecord>> {
+        self.get_many(emails).await
+    }
+
+    async fn apply(&self, ops: &[MlOp]) -> ApiResult<Vec<Result<Option<MlRecord>, ItemError>>> {
+        let requests: Vec<ml::BatchRequest> = ops
+            .iter()
+            .map(|op| match op {
+                MlOp::Upsert { email, fields, status, groups } => {
+                    let mut u = ml::SubscriberUpsert::new(email.clone());
+                    u.fields = fields.clone();
+                    u.groups = groups.clone();
+                    u.status = status.map(status_to_client);
+                    ml::BatchRequest::Upsert(u)
+                }
+                MlOp::Update { id, email, fields, status } => {
+                    let mut u = ml::SubscriberUpdate::new();
+                    u.email = email.clone();
+                    u.fields = fields.clone();
+                    u.status = status.map(status_to_client);
+                    ml::BatchRequest::Update { subscriber_id: id.clone(), update: u }
+                }
+                MlOp::AddToGroup { id, group_id } => {
+                    ml::BatchRequest::AssignToGroup { subscriber_id: id.clone(), group_id: group_id.clone() }
+                }
+                MlOp::RemoveFromGroup { id, group_id } => {
+                    ml::BatchRequest::UnassignFromGroup { subscriber_id: id.clone(), group_id: group_id.clone() }
+                }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(ops.len());
+        for result in self.client.batch(&requests, ml::BatchOptions::default()).await {
+            out.push(match result {
+                Ok(ml::BatchOutcome::Subscriber { subscriber, .. }) => Ok(Some(record(*subscriber))),
+                Ok(_) => Ok(None),
+                Err(e) => Err(item_error(e)?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn fields(&self) -> ApiResult<Vec<MlField>> {
+        let fields = self.client.fields().await.map_err(api_error)?;
+        Ok(fields
+            .into_iter()
+            .map(|f| MlField {
+                key: f.key,
+                name: f.name,
+                ml_type: match f.kind {
+                    ml::FieldType::Number => MlType::Number,
+                    ml::FieldType::Date => MlType::Date,
+                    ml::FieldType::Text => MlType::Text,
+                },
+            })
+            .collect())
+    }
+}
