@@ -38,6 +38,9 @@ pub trait ApiFactory: Send + Sync {
     async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError>;
     /// Forgets cached clients of a connection (after its credentials changed).
     fn forget(&self, connection_id: &str);
+    /// The secrets that sign the connection's webhooks (the only secrets the engine handles,
+    /// and only to check signatures).
+    async fn webhook_keys(&self, connection_id: &str) -> Result<crate::adapters::WebhookKeys, EngineError>;
 }
 
 /// Tunables; the defaults are the production values.

@@ -243,6 +243,23 @@ impl HubSpotClient {
         })
     }
 
+    /// One page of a list's members (ordered by record id) and the cursor of the next page;
+    /// resumable scans keep the cursor between messages.
+    pub async fn list_memberships_page(
+        &self,
+        list_id: &str,
+        after: Option<&str>,
+    ) -> Result<(Vec<ListMembership>, Option<String>), HubSpotError> {
+        let path = format!("{LISTS}/{list_id}/memberships");
+        let mut call = Call::get(&path).query("limit", MEMBERSHIP_PAGE.to_string());
+        if let Some(a) = after {
+            call = call.query("after", a);
+        }
+        let page = self.send::<Page<ListMembership>>(call).await?;
+        let next = page.next_after();
+        Ok((page.results, next))
+    }
+
     /// Adds records to a MANUAL or SNAPSHOT list.
     pub async fn add_to_list(&self, list_id: &str, record_ids: &[String]) -> Result<MembershipChange, HubSpotError> {
         let path = format!("{LISTS}/{list_id}/memberships/add");

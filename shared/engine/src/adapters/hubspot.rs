@@ -1,0 +1,332 @@
+//! [`HubSpotApi`] over the `hmsync-hubspot` client: batch reads and writes (100 per request),
+//! search for scans (its own 5/s bucket, 200 per page, keyset paging so no query nears the
+//! 10,000-result cap).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmsync_core::{HsOption, HsProperty, HsType, Side};
+use hmsync_hubspot as hs;
+
+use crate::api::{ApiError, ApiResult, HsNote, HsPage, HsRecord, HsWrite, HubSpotApi, ItemError, ItemErrorKind};
+
+/// Search pages are at most this long (HubSpot's maximum).
+const SEARCH_PAGE: usize = 200;
+
+/// The engine's view of one HubSpot portal.
+#[derive(Clone)]
+pub struct HubSpotAdapter {
+    client: hs::HubSpotClient,
+}
+
+impl HubSpotAdapter {
+    pub fn new(client: hs::HubSpotClient) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &hs::HubSpotClient {
+        &self.client
+    }
+}
+
+fn record(o: hs::CrmObject) -> HsRecord {
+    HsRecord { id: o.id, properties: o.properties }
+}
+
+/// A failure of a whole call.
+pub fn api_error(e: hs::HubSpotError) -> ApiError {
+    match e {
+        hs::HubSpotError::Unauthorized { reason } => ApiError::Unauthorized {
+            side: Side::HubSpot,
+            message: format!("HubSpot rejected the credentials ({reason})"),
+            action: "Reconnect HubSpot (Connect HubSpot on the connection, or save a new access token): the token is wrong, or the app was uninstalled or its refresh token revoked.".into(),
+        },
+        hs::HubSpotError::MissingScopes { scopes, .. } => ApiError::Forbidden {
+            side: Side::HubSpot,
+            message: format!("the HubSpot app lacks the scopes {}", scopes.join(", ")),
+            action: "Add these scopes to the HubSpot app and reinstall or re-authorize it.".into(),
+        },
+        hs::HubSpotError::DailyLimit => ApiError::DailyLimit { retry_after: Duration::from_secs(3600) },
+        hs::HubSpotError::RateLimited { policy, retry_after } => ApiError::Transient {
+            side: Side::HubSpot,
+            message: format!("HubSpot rate limit {policy}"),
+            retry_after,
+        },
+        e @ (hs::HubSpotError::Transient { .. } | hs::HubSpotError::Transport(_)) => {
+            ApiError::Transient { side: Side::HubSpot, message: e.to_string(), retry_after: None }
+        }
+        e => ApiError::Rejected { side: Side::HubSpot, message: e.to_string() },
+    }
+}
+
+/// A failure of one input of a batch (or of the whole call, when it is not about the input).
+fn item_error(e: hs::HubSpotError) -> Result<ItemError, ApiError> {
+    let api_message = Some(e.to_string());
+    Ok(match e {
+        hs::HubSpotError::NotFound { .. } => ItemError {
+            field: None,
+            message: "The contact no longer exists in HubSpot (deleted or merged).".into(),
+            action: "Nothing to do: the sync looks at the contact again.".into(),
+            api_message,
+            kind: ItemErrorKind::NotFound,
+        },
+        hs::HubSpotError::Conflict { existing_id, .. } => ItemError {
+            field: Some("email".into()),
+            message: format!(
+                "HubSpot already has a contact with this email{}.",
+                existing_id.as_ref().map(|i| format!(" (id {i})")).unwrap_or_default()
+            ),
+            action: "If that contact holds the email as an additional email, merge the two contacts in HubSpot; the sync then links the survivor.".into(),
+            api_message,
+            kind: ItemErrorKind::AlreadyExists { existing_id },
+        },
+        hs::HubSpotError::Validation { errors, message } => {
+            let properties: Vec<String> = errors.iter().map(|p| p.property.clone()).collect();
+            let detail = if errors.is_empty() {
+                message
+            } else {
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            };
+            ItemError {
+                field: properties.first().cloned(),
+                message: format!("HubSpot refused the values: {detail}"),
+                action: "Fix the value in MailerLite, or the property's options in HubSpot; the contact syncs again on its next change or on retry.".into(),
+                api_message,
+                kind: ItemErrorKind::Invalid { properties },
+            }
+        }
+        e if e.is_transient()
+            || matches!(e, hs::HubSpotError::Unauthorized { .. } | hs::HubSpotError::MissingScopes { .. }) =>
+        {
+            return Err(api_error(e));
+        }
+        other => ItemError {
+            field: None,
+            message: format!("HubSpot refused the change: {other}"),
+            action: "Check the contact in HubSpot; retry from the status page once fixed.".into(),
+            api_message,
+            kind: ItemErrorKind::Other,
+        },
+    })
+}
+
+fn props<'a>(properties: &'a [String]) -> Vec<&'a str> {
+    properties.iter().map(String::as_str).collect()
+}
+
+fn property(p: hs::Property) -> HsProperty {
+    let read_only = p.is_read_only();
+    HsProperty {
+        name: p.name,
+        label: p.label,
+        hs_type: HsType::parse(&p.kind),
+        field_type: p.field_type,
+        options: p.options.into_iter().map(|o| HsOption { label: o.label, value: o.value }).collect(),
+        read_only,
+        calculated: p.calculated,
+    }
+}
+
+impl HubSpotAdapter {
+    /// Reads that tolerate missing records: not-found inputs are absent, other failures fail.
+    fn reads(outcome: hs::BatchOutcome<hs::CrmObject>) -> ApiResult<Vec<HsRecord>> {
+        for e in outcome.errors {
+            match e.error {
+                hs::HubSpotError::NotFound { .. } => {}
+                other => return Err(api_error(other)),
+            }
+        }
+        Ok(outcome.results.into_iter().filter(|o| !o.archived).map(record).collect())
+    }
+
+    /// Lines batch results up with the inputs: by id for updates, by email for creates.
+    fn writes(
+        inputs: &[HsWrite],
+        outcome: hs::BatchOutcome<hs::CrmObject>,
+        by_email: bool,
+    ) -> ApiResult<Vec<Result<HsRecord, ItemError>>> {
+        let mut out: Vec<Option<Result<HsRecord, ItemError>>> = vec![None; inputs.len()];
+        for e in outcome.errors {
+            let Some(i) = e.index else { return Err(api_error(e.error)) };
+            out[i] = Some(Err(item_error(e.error)?));
+        }
+        for o in outcome.results {
+            let i = if by_email {
+                let email = o.prop("email").map(|e| e.trim().to_lowercase());
+                inputs.iter().enumerate().position(|(i, w)| {
+                    out[i].is_none() && w.properties.get("email").map(|e| e.trim().to_lowercase()) == email
+                })
+            } else {
+                inputs.iter().enumerate().position(|(i, w)| out[i].is_none() && w.key == o.id)
+            };
+            if let Some(i) = i {
+                out[i] = Some(Ok(record(o)));
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.ok_or_else(|| ApiError::Transient {
+                    side: Side::HubSpot,
+                    message: "HubSpot's batch answer left an input without an outcome".into(),
+                    retry_after: None,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl HubSpotApi for HubSpotAdapter {
+    async fn portal_id(&self) -> ApiResult<u64> {
+        Ok(self.client.account_details().await.map_err(api_error)?.portal_id)
+    }
+
+    async fn read_contacts(&self, ids: &[String], properties: &[String]) -> ApiResult<Vec<HsRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Self::reads(self.client.batch_read_contacts(ids, &props(properties)).await)
+    }
+
+    async fn find_contacts_by_email(&self, emails: &[String], properties: &[String]) -> ApiResult<Vec<HsRecord>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        Self::reads(self.client.batch_read_contacts_by_email(emails, &props(properties)).await)
+    }
+
+    async fn scan_all(&self, after: Option<&str>, properties: &[String]) -> ApiResult<HsPage> {
+        let mut wanted = props(properties);
+        wanted.push("hs_object_id");
+        let mut req = hs::SearchRequest::new().sort_ascending("hs_object_id").properties(&wanted).limit(SEARCH_PAGE);
+        req = match after {
+            Some(id) => req.group([hs::Filter::gt("hs_object_id", id)]),
+            None => req.group([hs::Filter::has_property("hs_object_id")]),
+        };
+        let page = self.client.search_contacts(&req).await.map_err(api_error)?;
+        let next = if page.next_after.is_some() { page.results.last().map(|o| o.id.clone()) } else { None };
+        Ok(HsPage { records: page.results.into_iter().map(record).collect(), next, total: Some(page.total) })
+    }
+
+    async fn scan_modified(&self, since_ms: i64, after: Option<&str>, properties: &[String]) -> ApiResult<HsPage> {
+        let wanted = props(properties);
+        let mut scan = match after.and_then(|c| serde_json::from_str::<hs::ScanCursor>(c).ok()) {
+            Some(cursor) => hs::IncrementalScan::resume(cursor, None, &wanted),
+            None => hs::IncrementalScan::new(since_ms, None, &wanted),
+        };
+        let records = scan.next_page(&self.client).await.map_err(api_error)?.unwrap_or_default();
+        let next = (!scan.cursor.done).then(|| serde_json::to_string(&scan.cursor).expect("cursor serializes"));
+        Ok(HsPage { records: records.into_iter().map(record).collect(), next, total: None })
+    }
+
+    async fn list_members(&self, list_id: &str, after: Option<&str>) -> ApiResult<(Vec<String>, Option<String>)> {
+        let (members, next) = self.client.list_memberships_page(list_id, after).await.map_err(api_error)?;
+        Ok((members.into_iter().map(|m| m.record_id).collect(), next))
+    }
+
+    async fn memberships(&self, contact_ids: &[String]) -> ApiResult<BTreeMap<String, Vec<String>>> {
+        let m = self.client.contact_list_memberships(contact_ids).await.map_err(api_error)?;
+        Ok(m.into_iter().map(|(id, lists)| (id, lists.into_iter().map(|l| l.list_id).collect())).collect())
+    }
+
+    async fn read_companies(
+        &self,
+        ids: &[String],
+        properties: &[String],
+    ) -> ApiResult<BTreeMap<String, BTreeMap<String, Option<String>>>> {
+        let records = Self::reads(self.client.batch_read_companies(ids, &props(properties)).await)?;
+        Ok(records.into_iter().map(|r| (r.id, r.properties)).collect())
+    }
+
+    async fn create_contacts(&self, inputs: &[HsWrite]) -> ApiResult<Vec<Result<HsRecord, ItemError>>> {
+        let creates: Vec<hs::ContactInput> = inputs
+            .iter()
+            .map(|w| hs::ContactInput { properties: w.properties.clone(), associations: Vec::new() })
+            .collect();
+        let outcome = self.client.batch_create_contacts(&creates).await;
+        Self::writes(inputs, outcome, true)
+    }
+
+    async fn update_contacts(&self, inputs: &[HsWrite]) -> ApiResult<Vec<Result<HsRecord, ItemError>>> {
+        let updates: Vec<hs::ContactUpdate> =
+            inputs.iter().map(|w| hs::ContactUpdate { id: w.key.clone(), properties: w.properties.clone() }).collect();
+        let outcome = self.client.batch_update_contacts(&updates).await;
+        Self::writes(inputs, outcome, false)
+    }
+
+    async fn unsubscribe_all(&self, email: &str, _legal_basis: Option<&str>) -> ApiResult<()> {
+        // The portal-wide opt-out (`unsubscribe-all`) takes no legal basis; per-subscription
+        // changes would (and are not what "unsubscribed from all email" means).
+        self.client.unsubscribe_all(email).await.map_err(api_error)
+    }
+
+    async fn contact_properties(&self) -> ApiResult<Vec<HsProperty>> {
+        Ok(self.client.list_properties("contacts").await.map_err(api_error)?.into_iter().map(property).collect())
+    }
+
+    async fn company_properties(&self) -> ApiResult<Vec<HsProperty>> {
+        Ok(self.client.list_properties("companies").await.map_err(api_error)?.into_iter().map(property).collect())
+    }
+
+    async fn ensure_properties(&self, group: &str, group_label: &str, properties: &[HsProperty]) -> ApiResult<()> {
+        self.client
+            .ensure_property_group(
+                "contacts",
+                &hs::PropertyGroup { name: group.into(), label: group_label.into(), display_order: None },
+            )
+            .await
+            .map_err(api_error)?;
+        for p in properties {
+            let kind = match &p.hs_type {
+                HsType::String => "string",
+                HsType::Number => "number",
+                HsType::Bool => "bool",
+                HsType::Date => "date",
+                HsType::Datetime => "datetime",
+                HsType::Enumeration => "enumeration",
+                HsType::Other(t) => t.as_str(),
+            };
+            let create = hs::PropertyCreate {
+                name: p.name.clone(),
+                label: p.label.clone(),
+                kind: kind.into(),
+                field_type: p.field_type.clone(),
+                group_name: group.into(),
+                options: p
+                    .options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| hs::PropertyOption {
+                        label: o.label.clone(),
+                        value: o.value.clone(),
+                        description: None,
+                        display_order: Some(i as i32),
+                        hidden: false,
+                    })
+                    .collect(),
+                description: "Recorded by hmsync from MailerLite.".into(),
+            };
+            self.client.ensure_property("contacts", &create).await.map_err(api_error)?;
+        }
+        Ok(())
+    }
+
+    async fn create_notes(&self, notes: &[HsNote]) -> ApiResult<Vec<Result<(), ItemError>>> {
+        let inputs: Vec<hs::NoteInput> = notes
+            .iter()
+            .map(|n| hs::NoteInput {
+                contact_id: n.contact_id.clone(),
+                timestamp: n.timestamp_ms.to_string(),
+                body: n.body.clone(),
+            })
+            .collect();
+        let outcome = self.client.create_notes(&inputs).await;
+        let mut out: Vec<Result<(), ItemError>> = vec![Ok(()); notes.len()];
+        for e in outcome.errors {
+            let Some(i) = e.index else { return Err(api_error(e.error)) };
+            out[i] = Err(item_error(e.error)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,221 @@
+//! Incoming webhooks: verify the signature over the raw body, parse, route, drop our own
+//! echoes, coalesce per contact and enqueue — fast (HubSpot waits 5 s, MailerLite 3 s) and only
+//! after the work is safely queued. Never enqueue anything on a bad signature.
+
+use std::collections::BTreeMap;
+
+use hmsync_hubspot as hs;
+use hmsync_mailerlite as ml;
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, EngineError};
+use crate::message::{ContactRef, Origin, SyncMessage};
+use crate::state::{Lifecycle, counters};
+
+/// Bodies larger than this are refused before parsing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A HubSpot webhook request as received.
+#[derive(Debug, Clone, Copy)]
+pub struct HubSpotDelivery<'a> {
+    pub method: &'a str,
+    /// The full URL HubSpot called (`https://host/path?query`), as signed.
+    pub uri: &'a str,
+    pub body: &'a [u8],
+    pub signature_v3: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+}
+
+/// What a webhook delivery led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub connections: usize,
+    pub events: usize,
+    /// HubSpot events written by our own app (dropped).
+    pub echoes: usize,
+    pub messages: usize,
+}
+
+/// Why a delivery was refused; each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 400: not a webhook body.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: the signature or its timestamp does not check out.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such connection (or no connection for the portal).
+    #[error("{0}")]
+    NotFound(String),
+    /// 503: the work could not be queued; the sender retries.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<EngineError> for WebhookError {
+    fn from(e: EngineError) -> Self {
+        WebhookError::Unavailable(format!("the webhook could not be recorded ({e}); please retry"))
+    }
+}
+
+impl Engine {
+    /// A HubSpot webhook delivery (an array of events, possibly for several portals).
+    pub async fn hubspot_webhook(&self, d: HubSpotDelivery<'_>) -> Result<Accepted, WebhookError> {
+        if d.body.len() > MAX_BODY_BYTES {
+            return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
+        }
+        let events = hs::parse_events(d.body)
+            .map_err(|e| WebhookError::BadRequest(format!("not a HubSpot webhook event array: {e}")))?;
+        let mut portals: Vec<u64> = events.iter().map(|e| e.portal_id).collect();
+        portals.sort_unstable();
+        portals.dedup();
+        let now = self.now_ms();
+        let mut candidates: Vec<(u64, String)> = Vec::new();
+        for p in &portals {
+            for c in self.store.connections_for_portal(*p).await.map_err(EngineError::from)? {
+                candidates.push((*p, c));
+            }
+        }
+        if candidates.is_empty() {
+            return Err(WebhookError::NotFound(format!("no connection receives webhooks for HubSpot portal(s) {portals:?}")));
+        }
+        let mut accepted = Accepted::default();
+        let mut messages: Vec<SyncMessage> = Vec::new();
+        let mut last_refusal = String::from("no connection has the HubSpot app's client secret to check the signature");
+        for (portal, conn_id) in candidates {
+            let keys = self.apis.webhook_keys(&conn_id).await?;
+            let Some(secret) = keys.hubspot_client_secret.as_deref() else { continue };
+            if let Err(e) = hs::verify_v3(secret, d.method, d.uri, d.body, d.timestamp, d.signature_v3, now) {
+                last_refusal = format!("signature refused: {e}");
+                continue;
+            }
+            accepted.connections += 1;
+            let (state, _) = self.state(&conn_id).await?;
+            if state.lifecycle == Lifecycle::Draft {
+                continue;
+            }
+            let mut refs: Vec<ContactRef> = Vec::new();
+            for e in events.iter().filter(|e| e.portal_id == portal) {
+                accepted.events += 1;
+                if keys.hubspot_app_id.is_some_and(|app| e.is_from_app(app)) {
+                    accepted.echoes += 1;
+                    continue;
+                }
+                let Some(id) = e.object_id.map(|i| i.to_string()) else { continue };
+                match &e.subscription_type {
+                    hs::SubscriptionType::ContactPropertyChange => refs.push(ContactRef::HubSpot {
+                        id,
+                        changes: e
+                            .property_name
+                            .clone()
+                            .map(|p| vec![(p, e.property_value.clone().unwrap_or_default())])
+                            .unwrap_or_default(),
+                        structural: e.property_name.is_none(),
+                    }),
+                    hs::SubscriptionType::ContactCreation
+                    | hs::SubscriptionType::ContactDeletion
+                    | hs::SubscriptionType::ContactRestore
+                    | hs::SubscriptionType::ContactPrivacyDeletion
+                    | hs::SubscriptionType::ContactAssociationChange => refs.push(ContactRef::hubspot(&id)),
+                    hs::SubscriptionType::ContactMerge => {
+                        let survivor = e.merge_survivor().map(|s| s.to_string()).unwrap_or(id);
+                        let mut merged: Vec<String> = e.merged_object_ids.iter().map(u64::to_string).collect();
+                        if let Some(p) = e.primary_object_id.map(|p| p.to_string()).filter(|p| *p != survivor) {
+                            merged.push(p);
+                        }
+                        messages.push(SyncMessage::HubSpotMerge {
+                            connection_id: conn_id.clone(),
+                            survivor_id: survivor,
+                            merged_ids: merged,
+                        });
+                    }
+                    other => tracing::debug!(connection = %conn_id, event = other.as_str(), "HubSpot event not used by the sync"),
+                }
+            }
+            for chunk in refs.chunks(self.settings.refs_per_message.max(1)) {
+                messages.push(SyncMessage::Contacts {
+                    connection_id: conn_id.clone(),
+                    refs: chunk.to_vec(),
+                    origin: Origin::Webhook,
+                });
+            }
+            self.store
+                .add_counters(&conn_id, &[(counters::WEBHOOK_EVENTS, accepted.events as i64)])
+                .await
+                .map_err(EngineError::from)?;
+        }
+        if accepted.connections == 0 {
+            return Err(WebhookError::Unauthorized(last_refusal));
+        }
+        accepted.messages = messages.len();
+        self.enqueue(&messages).await?;
+        Ok(accepted)
+    }
+
+    /// A MailerLite webhook delivery for one connection (single-event or batched shape).
+    pub async fn mailerlite_webhook(
+        &self,
+        conn_id: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Accepted, WebhookError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
+        }
+        if self.store.get_connection(conn_id).await.map_err(EngineError::from)?.is_none() {
+            return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
+        }
+        let keys = self.apis.webhook_keys(conn_id).await?;
+        let Some(secret) = keys.mailerlite_webhook_secret.as_deref() else {
+            return Err(WebhookError::Unauthorized(
+                "the connection has no MailerLite webhook secret to check the signature; save it with the credentials".into(),
+            ));
+        };
+        let Some(signature) = signature else {
+            return Err(WebhookError::Unauthorized("the Signature header is missing".into()));
+        };
+        if !ml::verify_signature(secret, body, signature) {
+            return Err(WebhookError::Unauthorized("the signature does not match the body".into()));
+        }
+        let delivery = ml::parse_webhook(body)
+            .map_err(|e| WebhookError::BadRequest(format!("not a MailerLite webhook body: {e}")))?;
+        let mut accepted = Accepted { connections: 1, events: delivery.events.len(), ..Accepted::default() };
+        let (state, _) = self.state(conn_id).await?;
+        if state.lifecycle == Lifecycle::Draft {
+            return Ok(accepted);
+        }
+        let mut refs: Vec<ContactRef> = Vec::new();
+        for event in &delivery.events {
+            match event {
+                ml::WebhookEvent::Subscriber { kind, subscriber } => refs.push(ContactRef::MailerLite {
+                    id: subscriber.id.clone(),
+                    snapshot: (*kind != ml::SubscriberEventKind::Deleted).then(|| snapshot(subscriber)),
+                    member: None,
+                    structural: matches!(kind, ml::SubscriberEventKind::Created | ml::SubscriberEventKind::Deleted),
+                }),
+                ml::WebhookEvent::AddedToGroup { subscriber, .. } | ml::WebhookEvent::RemovedFromGroup { subscriber, .. } => {
+                    refs.push(ContactRef::mailerlite(&subscriber.id))
+                }
+                other => tracing::debug!(connection = conn_id, event = %other.name(), "MailerLite event not used by the contact sync"),
+            }
+        }
+        let messages: Vec<SyncMessage> = refs
+            .chunks(self.settings.refs_per_message.max(1))
+            .map(|c| SyncMessage::Contacts { connection_id: conn_id.to_string(), refs: c.to_vec(), origin: Origin::Webhook })
+            .collect();
+        accepted.messages = messages.len();
+        self.store
+            .add_counters(conn_id, &[(counters::WEBHOOK_EVENTS, accepted.events as i64)])
+            .await
+            .map_err(EngineError::from)?;
+        self.enqueue(&messages).await?;
+        Ok(accepted)
+    }
+}
+
+/// What the echo check compares: the subscriber's email, status and fields.
+fn snapshot(s: &ml::Subscriber) -> Value {
+    let fields: BTreeMap<String, Value> = s.fields.clone();
+    json!({"email": s.email, "status": s.status.as_str(), "fields": fields})
+}
