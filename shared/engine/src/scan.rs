@@ -117,7 +117,7 @@ impl Engine {
         let initial = run.kind == ScanKind::Initial;
         let mut report;
         let next_cursor: Option<String>;
-        let mut records = 0u64;
+        let records: u64;
         match part {
             ScanPart::MailerLite { source_index } => {
                 let sources = mailerlite_sources(&config.mailerlite_rule);

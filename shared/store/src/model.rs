@@ -1,0 +1,214 @@
+//! What the ports store and return, next to the domain types of `hmsync-core`.
+
+use std::fmt;
+
+use hmsync_core::{ConnectionConfig, FieldSchemas, Side};
+use serde::{Deserialize, Serialize};
+
+/// A configured HubSpot ↔ MailerLite connection, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub config: ConnectionConfig,
+    /// Optimistic-locking version: 1 when created, +1 per update.
+    pub version: u64,
+    /// The apps' field schemas as last read by "refresh fields".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<FieldSchemas>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// A value with the version it was stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// One page of a listing; `next` is the cursor to pass as `after` for the following page
+/// (`None` on the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// What a link can be looked up by besides its own id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum LinkKey {
+    #[serde(rename = "hubspot")]
+    HubSpot(String),
+    #[serde(rename = "mailerlite")]
+    MailerLite(String),
+    Email(String),
+}
+
+impl LinkKey {
+    /// The keys a link is indexed under (an empty email is not indexed).
+    pub fn of(link: &hmsync_core::Link) -> Vec<LinkKey> {
+        let mut keys = Vec::with_capacity(3);
+        if let Some(id) = &link.hubspot_id {
+            keys.push(LinkKey::HubSpot(id.clone()));
+        }
+        if let Some(id) = &link.mailerlite_id {
+            keys.push(LinkKey::MailerLite(id.clone()));
+        }
+        if !link.email.is_empty() {
+            keys.push(LinkKey::Email(link.email.clone()));
+        }
+        keys
+    }
+
+    /// Whether `link` currently claims this key (an index entry may be a moment stale).
+    pub fn matches(&self, link: &hmsync_core::Link) -> bool {
+        match self {
+            LinkKey::HubSpot(id) => link.hubspot_id.as_deref() == Some(id.as_str()),
+            LinkKey::MailerLite(id) => link.mailerlite_id.as_deref() == Some(id.as_str()),
+            LinkKey::Email(email) => link.email == *email,
+        }
+    }
+
+    /// The key of the index entry (`HS#<id>`, `ML#<id>`, `EMAIL#<email>`), the same in every
+    /// adapter.
+    pub(crate) fn index_key(&self) -> String {
+        match self {
+            LinkKey::HubSpot(id) => format!("HS#{id}"),
+            LinkKey::MailerLite(id) => format!("ML#{id}"),
+            LinkKey::Email(email) => format!("EMAIL#{email}"),
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            LinkKey::HubSpot(v) | LinkKey::MailerLite(v) | LinkKey::Email(v) => v,
+        }
+    }
+}
+
+impl fmt::Display for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKey::HubSpot(id) => write!(f, "HubSpot contact {id}"),
+            LinkKey::MailerLite(id) => write!(f, "MailerLite subscriber {id}"),
+            LinkKey::Email(email) => write!(f, "email {email}"),
+        }
+    }
+}
+
+/// One thing wrong with a contact, worded for the person who has to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactProblem {
+    /// The app that refused or holds the bad value.
+    pub side: Side,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub action: String,
+    /// The app's own error message, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_message: Option<String>,
+}
+
+/// The current error of one contact (cleared when the contact syncs again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactError {
+    /// The link id, or `hubspot:<id>` / `mailerlite:<id>` before a link exists.
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubspot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailerlite_id: Option<String>,
+    pub problems: Vec<ContactProblem>,
+    /// Set by the store: when this error was first recorded (kept across repeats).
+    #[serde(default)]
+    pub first_seen_ms: u64,
+    /// Set by the store: the latest `set_error`.
+    #[serde(default)]
+    pub last_seen_ms: u64,
+    /// Set by the store: how many times in a row the contact failed.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl ContactError {
+    pub fn new(key: &str, problems: Vec<ContactProblem>) -> Self {
+        Self {
+            key: key.to_string(),
+            email: None,
+            hubspot_id: None,
+            mailerlite_id: None,
+            problems,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            attempts: 0,
+        }
+    }
+}
+
+/// One field change the sync made, for the contact's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub link_id: String,
+    pub at_ms: u64,
+    pub email: String,
+    /// The app that was written.
+    pub target: Side,
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Why (e.g. "changed in HubSpot", "conflict: HubSpot wins").
+    pub reason: String,
+    /// What triggered it (e.g. "webhook", "scan", "initial sync").
+    pub source: String,
+}
+
+/// A message for the sync queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// The connection id: one group per connection, processed in order, one at a time.
+    pub group_id: String,
+    /// Messages with the same dedup id within 5 minutes are delivered once.
+    pub dedup_id: String,
+    pub body: String,
+}
+
+/// A message received from a work queue, in flight until acked or its visibility ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    /// Handle for `ack` / `retry_later` of this delivery.
+    pub receipt: String,
+    pub group_id: String,
+    pub body: String,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// A message that failed too often and was set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub group_id: String,
+    pub body: String,
+    /// How often it was delivered before it was set aside.
+    pub receive_count: u32,
+}
+
+/// Ids that become part of a storage key (connection, link, history link) must be non-empty
+/// and free of `#`, the key separator, so one id's keys can never be a prefix of another's.
+pub(crate) fn check_id(what: &str, id: &str) -> crate::Result<()> {
+    if id.is_empty() || id.contains('#') {
+        return Err(crate::StoreError::invalid(format!(
+            "{what} {id:?} cannot be stored: ids must be non-empty and must not contain '#'"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The contract suite against the embedded adapters (SQLite store and queue in a temp dir,
+//! memory and file secrets), plus what only a local, file-backed queue can show.
+
+#[macro_use]
+mod contract;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use contract::{Fixture, QUEUE_MAX_RECEIVES, unique};
+use hmsync_store::{
+    ConnectionStore, FileSecrets, HistoryEntry, HistoryStore, LinkStore, MemorySecrets, QueueMessage, SecretStore,
+    SqliteQueue, SqliteQueueConfig, SqliteStore, Store, SyncQueue, WorkQueue,
+};
+
+async fn sqlite_store() -> Fixture<dyn Store> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("hmsync.db")).unwrap();
+    Fixture::new(Box::new(store) as Box<dyn Store>).keeping(dir)
+}
+
+fn queue_config() -> SqliteQueueConfig {
+    SqliteQueueConfig { max_receives: QUEUE_MAX_RECEIVES, ..SqliteQueueConfig::default() }
+}
+
+async fn sqlite_queue() -> Fixture<dyn WorkQueue> {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteQueue::open_with(dir.path().join("queue.db"), queue_config()).unwrap();
+    Fixture::new(Box::new(queue) as Box<dyn WorkQueue>).keeping(dir)
+}
+
+async fn memory_secrets() -> Fixture<dyn SecretStore> {
+    Fixture::new(Box::new(MemorySecrets::new()) as Box<dyn SecretStore>)
+}
+
+async fn file_secrets() -> Fixture<dyn SecretStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = FileSecrets::new(dir.path().join("secrets.json"));
+    Fixture::new(Box::new(secrets) as Box<dyn SecretStore>).keeping(dir)
+}
+
+mod store {
+    store_contract!(super::sqlite_store);
+}
+
+mod queue {
+    queue_contract!(super::sqlite_queue);
+}
+
+mod memory {
+    secrets_contract!(super::memory_secrets);
+}
+
+mod file {
+    secrets_contract!(super::file_secrets);
+}
+
+fn message(group: &str, n: usize) -> QueueMessage {
+    QueueMessage { group_id: group.to_string(), dedup_id: format!("{group}-{n}"), body: format!("{group}:{n}") }
+}
+
+#[tokio::test]
+async fn history_items_store_their_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hmsync.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let ttl = Duration::from_secs(90 * 86_400);
+    let entry = HistoryEntry {
+        link_id: "l1".into(),
+        at_ms: 1,
+        email: "a@example.com".into(),
+        target: hmsync_core::Side::HubSpot,
+        field: "firstname".into(),
+        before: None,
+        after: Some("Ada".into()),
+        reason: "changed in MailerLite".into(),
+        source: "scan".into(),
+    };
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    store.append_history("c1", &[entry], ttl).await.unwrap();
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let expires: u64 = raw.query_row("SELECT expires_at FROM history WHERE conn = 'c1'", [], |r| r.get(0)).unwrap();
+    assert!((before + ttl.as_secs()..=after + ttl.as_secs()).contains(&expires), "{expires}");
+}
+
+#[tokio::test]
+async fn stored_data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hmsync.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_connection("c1", &hmsync_core::ConnectionConfig::new("x")).await.unwrap();
+        store.put_link("c1", &contract::link("l1", Some("1"), None, "a@example.com"), None).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_connection("c1").await.unwrap().unwrap().version, 1);
+    assert_eq!(store.link_by_hubspot_id("c1", "1").await.unwrap().unwrap().id, "l1");
+}
+
+#[tokio::test]
+async fn an_unacked_message_returns_to_a_new_queue_instance_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let first = SqliteQueue::open(&path).unwrap();
+    first.send_batch(&[message("c1", 0), message("c1", 1)]).await.unwrap();
+    let taken = first.receive(1, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(taken[0].body, "c1:0");
+    // The worker dies between receive and ack.
+    drop(first);
+
+    let second = SqliteQueue::open(&path).unwrap();
+    assert!(second.receive(10, Duration::from_secs(60)).await.unwrap().is_empty(), "still in flight");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let back = second.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["c1:0", "c1:1"]);
+    assert_eq!(back[0].receive_count, 2);
+    assert_eq!(back[0].message_id, taken[0].message_id);
+    // The dead worker's receipt no longer acks anything.
+    assert!(matches!(second.ack(&taken[0].receipt).await, Err(hmsync_store::StoreError::NotFound { .. })));
+    for m in back {
+        second.ack(&m.receipt).await.unwrap();
+    }
+    assert!(second.is_empty().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_instances_on_one_file_deliver_each_message_once_in_group_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    // The store may share the file.
+    let _store = SqliteStore::open(&path).unwrap();
+    let queues: Vec<SqliteQueue> = (0..2).map(|_| SqliteQueue::open(&path).unwrap()).collect();
+    let groups: Vec<String> = (0..4).map(|_| unique("g")).collect();
+
+    let mut senders = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let queue = queues[i % 2].clone();
+        let group = group.clone();
+        senders.push(tokio::spawn(async move {
+            for n in 0..25 {
+                queue.send_batch(&[message(&group, n)]).await.unwrap();
+            }
+        }));
+    }
+    // Ticks taken between receive and ack order the deliveries of a group globally: the next
+    // message of a group can only be received after the previous one was acked.
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for worker in 0..4 {
+        let queue = queues[worker % 2].clone();
+        let ticks = Arc::clone(&ticks);
+        consumers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut idle = 0;
+            while idle < 50 {
+                let batch = queue.receive(3, Duration::from_secs(60)).await.unwrap();
+                if batch.is_empty() {
+                    idle += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                idle = 0;
+                for m in batch {
+                    got.push((m.group_id.clone(), m.body.clone(), ticks.fetch_add(1, Ordering::SeqCst)));
+                    queue.ack(&m.receipt).await.unwrap();
+                }
+            }
+            got
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut delivered: Vec<(String, String, usize)> = Vec::new();
+    for c in consumers {
+        delivered.extend(c.await.unwrap());
+    }
+    assert_eq!(delivered.len(), 100, "each message once");
+    delivered.sort_by_key(|(_, _, tick)| *tick);
+    let mut per_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (g, body, _) in delivered {
+        per_group.entry(g).or_default().push(body);
+    }
+    for group in &groups {
+        let expected: Vec<String> = (0..25).map(|n| format!("{group}:{n}")).collect();
+        assert_eq!(per_group[group], expected);
+    }
+    assert!(queues[0].is_empty().await.unwrap());
+}
