@@ -69,11 +69,27 @@ pub enum MlSource {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MlOp {
     /// `POST /subscribers`: creates, or adds to an existing subscriber without removing anything.
-    Upsert { email: String, fields: BTreeMap<String, Value>, status: Option<MlStatus>, groups: Vec<String> },
+    Upsert {
+        email: String,
+        fields: BTreeMap<String, Value>,
+        status: Option<MlStatus>,
+        groups: Vec<String>,
+    },
     /// `PUT /subscribers/{id}` without `groups` (which would replace membership).
-    Update { id: String, email: Option<String>, fields: BTreeMap<String, Value>, status: Option<MlStatus> },
-    AddToGroup { id: String, group_id: String },
-    RemoveFromGroup { id: String, group_id: String },
+    Update {
+        id: String,
+        email: Option<String>,
+        fields: BTreeMap<String, Value>,
+        status: Option<MlStatus>,
+    },
+    AddToGroup {
+        id: String,
+        group_id: String,
+    },
+    RemoveFromGroup {
+        id: String,
+        group_id: String,
+    },
 }
 
 /// A HubSpot contact update or create.
@@ -112,11 +128,15 @@ pub enum ItemErrorKind {
     /// The record is gone (deleted meanwhile).
     NotFound,
     /// A record with this email already exists (HubSpot tells its id).
-    AlreadyExists { existing_id: Option<String> },
+    AlreadyExists {
+        existing_id: Option<String>,
+    },
     /// MailerLite refuses to reactivate an unsubscribed/bounced/junk subscriber: a known state.
     ReactivationRefused,
     /// The API rejected one or more values.
-    Invalid { properties: Vec<String> },
+    Invalid {
+        properties: Vec<String>,
+    },
     Other,
 }
 

@@ -23,10 +23,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 
@@ -162,8 +159,9 @@ impl Engine {
 
     /// Handles a raw queue body; a body that is not a message is a permanent failure.
     pub async fn handle_body(&self, body: &str) -> Result<Report, EngineError> {
-        let message = SyncMessage::from_body(body)
-            .map_err(|e| EngineError::Permanent(format!("not a sync message ({e}); it goes to the dead-letter queue")))?;
+        let message = SyncMessage::from_body(body).map_err(|e| {
+            EngineError::Permanent(format!("not a sync message ({e}); it goes to the dead-letter queue"))
+        })?;
         self.handle(&message).await
     }
 
@@ -186,10 +184,9 @@ impl Engine {
 
     /// Loads the connection or fails permanently (its work is moot once it is deleted).
     pub async fn connection(&self, id: &str) -> Result<Connection, EngineError> {
-        self.store
-            .get_connection(id)
-            .await?
-            .ok_or_else(|| EngineError::Permanent(format!("connection {id} does not exist (deleted?); its work is dropped")))
+        self.store.get_connection(id).await?.ok_or_else(|| {
+            EngineError::Permanent(format!("connection {id} does not exist (deleted?); its work is dropped"))
+        })
     }
 
     /// The state document and its version (a fresh default when none is stored yet).
@@ -205,7 +202,12 @@ impl Engine {
     }
 
     /// Stores the state if nobody wrote it since it was read.
-    pub async fn save_state(&self, id: &str, state: &ConnectionState, version: Option<u64>) -> Result<u64, EngineError> {
+    pub async fn save_state(
+        &self,
+        id: &str,
+        state: &ConnectionState,
+        version: Option<u64>,
+    ) -> Result<u64, EngineError> {
         let value = serde_json::to_value(state).expect("state serializes");
         Ok(self.store.put_state(id, &value, version).await?)
     }

@@ -13,6 +13,7 @@ pub mod scan;
 pub mod state;
 pub mod sync;
 pub mod webhook;
+pub mod worker;
 
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};

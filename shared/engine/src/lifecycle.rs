@@ -44,8 +44,12 @@ impl Engine {
         let hs = self.apis.hubspot(&conn).await?;
         let ml = self.apis.mailerlite(&conn).await?;
         if conn.config.engagement.enabled {
-            hs.ensure_properties(engagement::PROPERTY_GROUP, engagement::PROPERTY_GROUP_LABEL, &engagement::properties())
-                .await?;
+            hs.ensure_properties(
+                engagement::PROPERTY_GROUP,
+                engagement::PROPERTY_GROUP_LABEL,
+                &engagement::properties(),
+            )
+            .await?;
         }
         let schemas = FieldSchemas {
             hubspot_contact: hs.contact_properties().await?,
@@ -163,7 +167,9 @@ impl Engine {
         self.connection(conn_id).await?;
         let (state, _) = self.state(conn_id).await?;
         if state.lifecycle == Lifecycle::Draft {
-            return Err(LifecycleError::NotAllowed(format!("connection {conn_id} is not active yet; activate it first")));
+            return Err(LifecycleError::NotAllowed(format!(
+                "connection {conn_id} is not active yet; activate it first"
+            )));
         }
         let msg = SyncMessage::ScanStart { connection_id: conn_id.to_string(), kind: ScanKind::Manual };
         self.enqueue_fresh(&msg).await?;
@@ -179,8 +185,11 @@ impl Engine {
             let (state, _) = self.state(&conn.id).await?;
             let running = state.scan.as_ref().is_some_and(|r| now - r.last_page_at_ms < stale);
             if state.lifecycle == Lifecycle::Continuous && state.pause.is_none() && !running {
-                self.enqueue_fresh(&SyncMessage::ScanStart { connection_id: conn.id.clone(), kind: ScanKind::Scheduled })
-                    .await?;
+                self.enqueue_fresh(&SyncMessage::ScanStart {
+                    connection_id: conn.id.clone(),
+                    kind: ScanKind::Scheduled,
+                })
+                .await?;
                 started += 1;
             }
         }
@@ -235,7 +244,8 @@ impl Engine {
                 let conn_id = message.connection_id();
                 self.update_state(conn_id, |s| {
                     s.pause = Some(Pause::Credentials { side, message: msg.clone(), action: action.clone() });
-                    s.problem = Some(Problem { side: Some(side), message: msg.clone(), action: action.clone(), since_ms: now });
+                    s.problem =
+                        Some(Problem { side: Some(side), message: msg.clone(), action: action.clone(), since_ms: now });
                 })
                 .await?;
                 tracing::warn!(connection = conn_id, %side, "credentials refused; connection paused until they are replaced");
@@ -325,7 +335,13 @@ impl Engine {
             }
             self.failpoints.check(failpoint::AFTER_MERGE_REKEYED)?;
         }
-        self.sync_contacts(conn_id, vec![ContactRef::hubspot(survivor_id)], Origin::Webhook, Preloaded::default(), message)
-            .await
+        self.sync_contacts(
+            conn_id,
+            vec![ContactRef::hubspot(survivor_id)],
+            Origin::Webhook,
+            Preloaded::default(),
+            message,
+        )
+        .await
     }
 }

@@ -100,11 +100,27 @@ pub enum ScanPart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SyncMessage {
-    Contacts { connection_id: String, refs: Vec<ContactRef>, origin: Origin },
-    ScanStart { connection_id: String, kind: ScanKind },
-    ScanPage { connection_id: String, run_id: String, part: ScanPart, cursor: Option<String> },
+    Contacts {
+        connection_id: String,
+        refs: Vec<ContactRef>,
+        origin: Origin,
+    },
+    ScanStart {
+        connection_id: String,
+        kind: ScanKind,
+    },
+    ScanPage {
+        connection_id: String,
+        run_id: String,
+        part: ScanPart,
+        cursor: Option<String>,
+    },
     /// A HubSpot merge: re-key links, then sync the survivor.
-    HubSpotMerge { connection_id: String, survivor_id: String, merged_ids: Vec<String> },
+    HubSpotMerge {
+        connection_id: String,
+        survivor_id: String,
+        merged_ids: Vec<String>,
+    },
 }
 
 impl SyncMessage {
@@ -141,7 +157,11 @@ mod tests {
         let m = SyncMessage::Contacts {
             connection_id: "c1".into(),
             refs: vec![
-                ContactRef::HubSpot { id: "1".into(), changes: vec![("firstname".into(), "Ada".into())], structural: false },
+                ContactRef::HubSpot {
+                    id: "1".into(),
+                    changes: vec![("firstname".into(), "Ada".into())],
+                    structural: false,
+                },
                 ContactRef::mailerlite("9"),
             ],
             origin: Origin::Webhook,

@@ -22,10 +22,9 @@ const STATUSES: [MlStatus; 5] =
 pub fn mailerlite_sources(rule: &MailerLiteRule) -> Vec<MlSource> {
     match rule {
         MailerLiteRule::All => vec![MlSource::All],
-        MailerLiteRule::Groups { group_ids } => group_ids
-            .iter()
-            .flat_map(|g| STATUSES.iter().map(move |s| MlSource::Group(g.clone(), *s)))
-            .collect(),
+        MailerLiteRule::Groups { group_ids } => {
+            group_ids.iter().flat_map(|g| STATUSES.iter().map(move |s| MlSource::Group(g.clone(), *s))).collect()
+        }
         MailerLiteRule::Segments { segment_ids } => segment_ids.iter().map(|s| MlSource::Segment(s.clone())).collect(),
     }
 }
@@ -230,7 +229,9 @@ impl Engine {
         let all_parts = parts(run.kind, &config.hubspot_rule, &config.mailerlite_rule);
         let next = match next_cursor {
             Some(c) => Some((part.clone(), Some(c))),
-            None => all_parts.iter().position(|p| p == part).and_then(|i| all_parts.get(i + 1)).map(|p| (p.clone(), None)),
+            None => {
+                all_parts.iter().position(|p| p == part).and_then(|i| all_parts.get(i + 1)).map(|p| (p.clone(), None))
+            }
         };
         let now = self.now_ms();
         let hubspot_part = !matches!(part, ScanPart::MailerLite { .. });
@@ -239,7 +240,12 @@ impl Engine {
         }
         match next {
             Some((part, cursor)) => {
-                let msg = SyncMessage::ScanPage { connection_id: conn_id.to_string(), run_id: run_id.to_string(), part, cursor };
+                let msg = SyncMessage::ScanPage {
+                    connection_id: conn_id.to_string(),
+                    run_id: run_id.to_string(),
+                    part,
+                    cursor,
+                };
                 self.enqueue(&[msg]).await?;
                 report.enqueued += 1;
                 self.update_state(conn_id, |s| {

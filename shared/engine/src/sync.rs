@@ -121,10 +121,11 @@ pub(crate) fn coalesce(refs: Vec<ContactRef>) -> Vec<ContactRef> {
 
 /// The HubSpot properties a sync reads.
 pub(crate) fn hubspot_properties(planner: &Planner) -> Vec<String> {
-    let mut props: BTreeSet<String> = ["email", "hs_email_optout", "createdate", "lastmodifieddate", engagement::STATUS]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut props: BTreeSet<String> =
+        ["email", "hs_email_optout", "createdate", "lastmodifieddate", engagement::STATUS]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     for (m, _) in planner.conversions() {
         match m.hubspot_object {
             HubSpotObject::Contact => {
@@ -332,7 +333,9 @@ impl Engine {
             let link = found.get(key);
             if let Some(link) = link {
                 let echo = match r {
-                    ContactRef::HubSpot { changes, structural, .. } => !structural && hubspot_echo(&planner, link, changes),
+                    ContactRef::HubSpot { changes, structural, .. } => {
+                        !structural && hubspot_echo(&planner, link, changes)
+                    }
                     ContactRef::MailerLite { snapshot: Some(s), structural, member, .. } => {
                         !structural && member.is_none() && mailerlite_echo(&planner, link, s)
                     }
@@ -348,10 +351,12 @@ impl Engine {
                             h.property("lastmodifieddate").is_some()
                                 && link.hs_last_modified.as_deref() == h.property("lastmodifieddate")
                         }),
-                        ContactRef::MailerLite { id, member, structural: false, .. } => pre_ml.get(id).is_some_and(|m| {
-                            link.ml_updated_at.as_deref() == Some(m.updated_at.as_str())
-                                && member.is_none_or(|mem| mem == link.ml_in_scope)
-                        }),
+                        ContactRef::MailerLite { id, member, structural: false, .. } => {
+                            pre_ml.get(id).is_some_and(|m| {
+                                link.ml_updated_at.as_deref() == Some(m.updated_at.as_str())
+                                    && member.is_none_or(|mem| mem == link.ml_in_scope)
+                            })
+                        }
                         _ => false,
                     };
                     if unchanged {
@@ -441,7 +446,8 @@ impl Engine {
         if !need_ml_lookup.is_empty() {
             for m in ml_api.get_by_emails(&need_ml_lookup).await? {
                 if let Some(e) = normalize_email(&m.email)
-                    && let Some(u) = units.iter_mut().find(|u| u.link.is_none() && u.ml.is_none() && u.email() == Some(e.clone()))
+                    && let Some(u) =
+                        units.iter_mut().find(|u| u.link.is_none() && u.ml.is_none() && u.email() == Some(e.clone()))
                 {
                     u.ml_id = Some(m.id.clone());
                     u.ml = Some(m);
@@ -451,7 +457,8 @@ impl Engine {
         if !need_hs_lookup.is_empty() {
             for h in hs_api.find_contacts_by_email(&need_hs_lookup, &hs_props).await? {
                 if let Some(e) = h.property("email").and_then(normalize_email)
-                    && let Some(u) = units.iter_mut().find(|u| u.link.is_none() && u.hs.is_none() && u.email() == Some(e.clone()))
+                    && let Some(u) =
+                        units.iter_mut().find(|u| u.link.is_none() && u.hs.is_none() && u.email() == Some(e.clone()))
                 {
                     u.hs_id = Some(h.id.clone());
                     u.hs = Some(h);
@@ -472,10 +479,8 @@ impl Engine {
                 continue;
             }
             let hs = u.hs.as_ref().map(|h| {
-                let company = h
-                    .property("associatedcompanyid")
-                    .and_then(|c| companies.get(c).cloned())
-                    .unwrap_or_default();
+                let company =
+                    h.property("associatedcompanyid").and_then(|c| companies.get(c).cloned()).unwrap_or_default();
                 to_contact(h, hs_scope.get(&h.id).copied().unwrap_or(false), company)
             });
             let ml = u.ml.as_ref().map(|m| {
@@ -586,7 +591,12 @@ impl Engine {
     }
 
     /// Sends references back through the queue (a fresh dedup id: this is new work).
-    pub(crate) async fn enqueue_retry(&self, conn_id: &str, refs: Vec<ContactRef>, now: i64) -> Result<(), EngineError> {
+    pub(crate) async fn enqueue_retry(
+        &self,
+        conn_id: &str,
+        refs: Vec<ContactRef>,
+        now: i64,
+    ) -> Result<(), EngineError> {
         let message = SyncMessage::Contacts { connection_id: conn_id.to_string(), refs, origin: Origin::Retry };
         let body = message.to_body();
         let dedup = format!("retry-{now}-{}", &message.content_dedup_id()[..16]);
@@ -683,12 +693,8 @@ impl Engine {
         }
         *units = merged;
 
-        let emails: Vec<LinkKey> = units
-            .iter()
-            .filter(|u| u.link.is_none())
-            .filter_map(|u| u.email())
-            .map(LinkKey::Email)
-            .collect();
+        let emails: Vec<LinkKey> =
+            units.iter().filter(|u| u.link.is_none()).filter_map(|u| u.email()).map(LinkKey::Email).collect();
         if emails.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -826,7 +832,11 @@ impl Engine {
         Ok(hs_api.read_companies(&ids, &props).await?.into_iter().collect())
     }
 
-    async fn write_mailerlite(&self, units: &mut [Unit], ml_api: &dyn crate::api::MailerLiteApi) -> Result<(), EngineError> {
+    async fn write_mailerlite(
+        &self,
+        units: &mut [Unit],
+        ml_api: &dyn crate::api::MailerLiteApi,
+    ) -> Result<(), EngineError> {
         let mut ops: Vec<(usize, MlOp)> = Vec::new();
         for (i, u) in units.iter().enumerate() {
             let Some(plan) = &u.plan else { continue };
@@ -843,19 +853,37 @@ impl Engine {
                 Some(hmsync_core::MailerLiteWrite::Create { email, fields, status, groups }) => {
                     ops.push((
                         i,
-                        MlOp::Upsert { email: email.clone(), fields: fields.clone(), status: Some(*status), groups: groups.clone() },
+                        MlOp::Upsert {
+                            email: email.clone(),
+                            fields: fields.clone(),
+                            status: Some(*status),
+                            groups: groups.clone(),
+                        },
                     ));
                 }
                 Some(hmsync_core::MailerLiteWrite::Update { id, email, fields, status }) => {
                     let current = u.ml.as_ref().map(|m| m.email.clone()).unwrap_or_default();
                     if email.is_none() && !adds.is_empty() && !current.is_empty() {
                         // One non-destructive upsert writes the fields and joins the group.
-                        ops.push((i, MlOp::Upsert { email: current, fields: fields.clone(), status: *status, groups: adds.clone() }));
+                        ops.push((
+                            i,
+                            MlOp::Upsert {
+                                email: current,
+                                fields: fields.clone(),
+                                status: *status,
+                                groups: adds.clone(),
+                            },
+                        ));
                         adds_done = true;
                     } else {
                         ops.push((
                             i,
-                            MlOp::Update { id: id.clone(), email: email.clone(), fields: fields.clone(), status: *status },
+                            MlOp::Update {
+                                id: id.clone(),
+                                email: email.clone(),
+                                fields: fields.clone(),
+                                status: *status,
+                            },
                         ));
                     }
                 }
@@ -1110,9 +1138,12 @@ impl Engine {
             if u.problems.is_empty() {
                 if had_errors {
                     self.store.clear_error(conn_id, &link.id).await?;
-                    for key in [u.hs_id.as_ref().map(|h| format!("hubspot:{h}")), u.ml_id.as_ref().map(|m| format!("mailerlite:{m}"))]
-                        .into_iter()
-                        .flatten()
+                    for key in [
+                        u.hs_id.as_ref().map(|h| format!("hubspot:{h}")),
+                        u.ml_id.as_ref().map(|m| format!("mailerlite:{m}")),
+                    ]
+                    .into_iter()
+                    .flatten()
                     {
                         self.store.clear_error(conn_id, &key).await?;
                     }

@@ -12,6 +12,23 @@ use crate::engine::{Engine, EngineError};
 use crate::message::{ContactRef, Origin, SyncMessage};
 use crate::state::{Lifecycle, counters};
 
+/// The MailerLite events a connection's webhook subscribes to. One webhook with
+/// `batchable: true` carries them all (the batch-only events force the envelope), so one
+/// secret signs every delivery.
+pub const MAILERLITE_EVENTS: [&str; 11] = [
+    "subscriber.created",
+    "subscriber.updated",
+    "subscriber.unsubscribed",
+    "subscriber.bounced",
+    "subscriber.spam_reported",
+    "subscriber.active",
+    "subscriber.added_to_group",
+    "subscriber.removed_from_group",
+    "subscriber.deleted",
+    "campaign.open",
+    "campaign.click",
+];
+
 /// Bodies larger than this are refused before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -78,7 +95,9 @@ impl Engine {
             }
         }
         if candidates.is_empty() {
-            return Err(WebhookError::NotFound(format!("no connection receives webhooks for HubSpot portal(s) {portals:?}")));
+            return Err(WebhookError::NotFound(format!(
+                "no connection receives webhooks for HubSpot portal(s) {portals:?}"
+            )));
         }
         let mut accepted = Accepted::default();
         let mut messages: Vec<SyncMessage> = Vec::new();
@@ -130,7 +149,9 @@ impl Engine {
                             merged_ids: merged,
                         });
                     }
-                    other => tracing::debug!(connection = %conn_id, event = other.as_str(), "HubSpot event not used by the sync"),
+                    other => {
+                        tracing::debug!(connection = %conn_id, event = other.as_str(), "HubSpot event not used by the sync")
+                    }
                 }
             }
             for chunk in refs.chunks(self.settings.refs_per_message.max(1)) {
@@ -169,7 +190,8 @@ impl Engine {
         let keys = self.apis.webhook_keys(conn_id).await?;
         let Some(secret) = keys.mailerlite_webhook_secret.as_deref() else {
             return Err(WebhookError::Unauthorized(
-                "the connection has no MailerLite webhook secret to check the signature; save it with the credentials".into(),
+                "the connection has no MailerLite webhook secret to check the signature; save it with the credentials"
+                    .into(),
             ));
         };
         let Some(signature) = signature else {
@@ -194,15 +216,22 @@ impl Engine {
                     member: None,
                     structural: matches!(kind, ml::SubscriberEventKind::Created | ml::SubscriberEventKind::Deleted),
                 }),
-                ml::WebhookEvent::AddedToGroup { subscriber, .. } | ml::WebhookEvent::RemovedFromGroup { subscriber, .. } => {
+                ml::WebhookEvent::AddedToGroup { subscriber, .. }
+                | ml::WebhookEvent::RemovedFromGroup { subscriber, .. } => {
                     refs.push(ContactRef::mailerlite(&subscriber.id))
                 }
-                other => tracing::debug!(connection = conn_id, event = %other.name(), "MailerLite event not used by the contact sync"),
+                other => {
+                    tracing::debug!(connection = conn_id, event = %other.name(), "MailerLite event not used by the contact sync")
+                }
             }
         }
         let messages: Vec<SyncMessage> = refs
             .chunks(self.settings.refs_per_message.max(1))
-            .map(|c| SyncMessage::Contacts { connection_id: conn_id.to_string(), refs: c.to_vec(), origin: Origin::Webhook })
+            .map(|c| SyncMessage::Contacts {
+                connection_id: conn_id.to_string(),
+                refs: c.to_vec(),
+                origin: Origin::Webhook,
+            })
             .collect();
         accepted.messages = messages.len();
         self.store

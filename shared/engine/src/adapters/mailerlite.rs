@@ -147,9 +147,7 @@ impl MailerLiteAdapter {
 impl MailerLiteApi for MailerLiteAdapter {
     async fn list(&self, source: &MlSource, cursor: Option<&str>) -> ApiResult<MlPage> {
         let page = match source {
-            MlSource::All => {
-                self.client.subscribers_page(ml::Statuses::All, cursor, ml::SUBSCRIBERS_PAGE, true).await
-            }
+            MlSource::All => self.client.subscribers_page(ml::Statuses::All, cursor, ml::SUBSCRIBERS_PAGE, true).await,
             MlSource::Group(id, status) => {
                 self.client.group_members_page(id, status_to_client(*status), cursor, true).await
             }

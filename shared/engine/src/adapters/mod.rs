@@ -60,10 +60,13 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("hubspot", &self.hubspot.as_ref().map(|a| match a {
-                HubSpotAuth::Token { .. } => "token",
-                HubSpotAuth::OAuth { .. } => "oauth",
-            }))
+            .field(
+                "hubspot",
+                &self.hubspot.as_ref().map(|a| match a {
+                    HubSpotAuth::Token { .. } => "token",
+                    HubSpotAuth::OAuth { .. } => "oauth",
+                }),
+            )
             .field("hubspot_app_id", &self.hubspot_app_id)
             .field("hubspot_client_secret", &self.hubspot_client_secret.as_ref().map(|_| "set"))
             .field("mailerlite_api_key", &self.mailerlite_api_key.as_ref().map(|_| "set"))
@@ -82,7 +85,9 @@ pub async fn load_credentials(secrets: &dyn SecretStore, connection_id: &str) ->
     match secrets.get_secret(&credentials_secret_name(connection_id)).await? {
         None => Ok(Credentials::default()),
         Some(json) => serde_json::from_str(&json).map_err(|_| {
-            EngineError::Permanent(format!("the stored credentials of connection {connection_id} are unreadable; save them again"))
+            EngineError::Permanent(format!(
+                "the stored credentials of connection {connection_id} are unreadable; save them again"
+            ))
         }),
     }
 }
@@ -214,7 +219,9 @@ impl ApiFactory for CredentialApis {
                     let t = t.clone();
                     tokio::spawn(async move {
                         let Ok(mut c) = load_credentials(&*secrets, &conn_id).await else { return };
-                        if let Some(HubSpotAuth::OAuth { refresh_token, access_token, expires_at_ms, .. }) = c.hubspot.as_mut() {
+                        if let Some(HubSpotAuth::OAuth { refresh_token, access_token, expires_at_ms, .. }) =
+                            c.hubspot.as_mut()
+                        {
                             *refresh_token = t.refresh_token.clone();
                             *access_token = Some(t.access_token.clone());
                             *expires_at_ms = Some(t.expires_at_ms);

@@ -1,0 +1,213 @@
+//! The end-to-end harness: both simulators, the engine on the embedded store and local queue,
+//! the HTTP webhook receivers on 127.0.0.1, and a worker that drains the queue. Tests drive it
+//! like a user would (seed data, edit records in the apps, activate a connection) and check the
+//! result through the APIs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use hmsync_core::ConnectionConfig;
+use hmsync_engine::adapters::{ApiSettings, CredentialApis, Credentials, HubSpotAuth, save_credentials};
+use hmsync_engine::failpoint::Failpoints;
+use hmsync_engine::worker::{Worker, WorkerSettings};
+use hmsync_engine::{Engine, EngineSettings, SystemClock};
+use hmsync_sandbox::hubspot::{HubSpotConfig, HubSpotSim, WebhookSettings, WebhookSubscription};
+use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
+use hmsync_store::{ConnectionStore, MemorySecrets, SqliteQueue, SqliteStore, WorkQueue};
+
+/// How a harness starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Divides every rate-limit window of both simulators and clients.
+    pub time_scale: f64,
+    pub hubspot: HubSpotConfig,
+    pub mailerlite: MailerLiteConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { time_scale: 20.0, hubspot: HubSpotConfig::default(), mailerlite: MailerLiteConfig::default() }
+    }
+}
+
+pub struct Harness {
+    pub hubspot: HubSpotSim,
+    pub mailerlite: MailerLiteSim,
+    pub store: Arc<SqliteStore>,
+    pub queue: Arc<SqliteQueue>,
+    pub secrets: Arc<MemorySecrets>,
+    pub engine: Arc<Engine>,
+    pub worker: Worker,
+    pub failpoints: Failpoints,
+    /// Where our HTTP API (the webhook receivers) listens.
+    pub api_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+/// The engine over the given ports, as the local runner builds it.
+pub fn engine(
+    store: Arc<SqliteStore>,
+    queue: Arc<SqliteQueue>,
+    secrets: Arc<MemorySecrets>,
+    settings: ApiSettings,
+    failpoints: Failpoints,
+) -> Arc<Engine> {
+    let apis = Arc::new(CredentialApis::new(secrets.clone(), settings));
+    Arc::new(Engine {
+        store,
+        queue,
+        secrets,
+        apis,
+        clock: Arc::new(SystemClock),
+        settings: EngineSettings::default(),
+        failpoints,
+    })
+}
+
+pub fn worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        visibility: Duration::from_secs(30),
+        batch: 10,
+        idle_poll: Duration::from_millis(20),
+        retry_delay: Duration::from_millis(50),
+        max_retry_delay: Duration::from_millis(400),
+    }
+}
+
+impl Harness {
+    pub async fn start(options: Options) -> Harness {
+        let mut hs_config = options.hubspot.clone();
+        hs_config.time_scale = options.time_scale;
+        let mut ml_config = options.mailerlite.clone();
+        ml_config.time_scale = options.time_scale;
+        let hubspot = HubSpotSim::start(hs_config, localhost()).await.expect("HubSpot sandbox");
+        let mailerlite = MailerLiteSim::start(ml_config, localhost()).await.expect("MailerLite sandbox");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
+        let queue = Arc::new(SqliteQueue::open(dir.path().join("queue.db")).expect("queue"));
+        let secrets = Arc::new(MemorySecrets::new());
+        let failpoints = Failpoints::default();
+        let settings = ApiSettings {
+            hubspot_base_url: hubspot.base_url().to_string(),
+            mailerlite_base_url: mailerlite.base_url().to_string(),
+            time_scale: options.time_scale,
+            hubspot_burst_limit: options.hubspot.burst_limit,
+            fast_retries: true,
+        };
+        let engine = engine(store.clone(), queue.clone(), secrets.clone(), settings, failpoints.clone());
+        let listener = tokio::net::TcpListener::bind(localhost()).await.expect("bind");
+        let api_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = hmsync_api::router(hmsync_api::AppState { engine: engine.clone(), public_base_url: api_url.clone() });
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("API server") });
+        let worker = Worker::new(engine.clone(), queue.clone(), worker_settings());
+        Harness { hubspot, mailerlite, store, queue, secrets, engine, worker, failpoints, api_url, dir }
+    }
+
+    /// A MailerLite client on the sandbox (for test setup and the independent checks).
+    pub fn ml_client(&self) -> hmsync_mailerlite::Client {
+        let mut config = hmsync_mailerlite::Config::new(self.mailerlite.config().token)
+            .with_base_url(self.mailerlite.base_url().to_string());
+        config.time_scale = self.mailerlite.config().time_scale;
+        hmsync_mailerlite::Client::new(config).expect("client")
+    }
+
+    /// A HubSpot client on the sandbox (for test setup and the independent checks).
+    pub fn hs_client(&self) -> hmsync_hubspot::HubSpotClient {
+        let c = self.hubspot.config();
+        hmsync_hubspot::HubSpotClient::new(
+            hmsync_hubspot::Auth::StaticToken(c.token.clone()),
+            hmsync_hubspot::HubSpotConfig {
+                base_url: self.hubspot.base_url().to_string(),
+                time_scale: c.time_scale,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Creates a connection with the sandbox credentials and registers both apps' webhooks.
+    pub async fn connect(&self, id: &str, config: ConnectionConfig) -> String {
+        self.store.create_connection(id, &config).await.expect("create connection");
+        let hs = self.hubspot.config();
+        // One batchable webhook carries every event (MailerLite then uses the batched envelope
+        // for all of them), so one secret signs everything the connection receives.
+        let hook = self
+            .ml_client()
+            .create_webhook(&hmsync_mailerlite::NewWebhook {
+                name: Some("hmsync".into()),
+                url: format!("{}/webhooks/mailerlite/{id}", self.api_url),
+                events: hmsync_engine::webhook::MAILERLITE_EVENTS.iter().map(|s| s.to_string()).collect(),
+                enabled: Some(true),
+                batchable: Some(true),
+            })
+            .await
+            .expect("MailerLite webhook");
+        let credentials = Credentials {
+            hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
+            hubspot_app_id: Some(hs.app_id),
+            hubspot_client_secret: Some(hs.client_secret.clone()),
+            mailerlite_api_key: Some(self.mailerlite.config().token),
+            mailerlite_webhook_secret: Some(hook.secret.clone()),
+        };
+        save_credentials(&*self.secrets, id, &credentials).await.expect("credentials");
+        let subscriptions =
+            ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"]
+                .iter()
+                .map(|t| WebhookSubscription { id: 0, event_type: t.to_string(), property_name: None, active: true })
+                .chain(std::iter::once(WebhookSubscription {
+                    id: 0,
+                    event_type: "contact.propertyChange".into(),
+                    property_name: Some("*".into()),
+                    active: true,
+                }))
+                .collect();
+        self.hubspot.set_webhook_settings(Some(
+            WebhookSettings { target_url: format!("{}/webhooks/hubspot", self.api_url), subscriptions }.with_ids(),
+        ));
+        id.to_string()
+    }
+
+    /// Activates a connection and waits until everything it set off is done.
+    pub async fn activate(&self, id: &str) {
+        self.engine.activate(id).await.expect("activate");
+        self.settle().await;
+    }
+
+    /// Runs the worker and lets webhooks arrive until nothing moves any more.
+    pub async fn settle(&self) {
+        for _ in 0..200 {
+            let round = self.worker.drain(Duration::from_millis(300)).await.expect("worker");
+            self.hubspot.dispatcher().wait_idle().await;
+            self.mailerlite.dispatcher().wait_idle().await;
+            let again = self.worker.drain(Duration::from_millis(300)).await.expect("worker");
+            if round.received == 0 && again.received == 0 {
+                return;
+            }
+        }
+        panic!("the sync did not settle");
+    }
+
+    /// Every subscriber of the MailerLite sandbox, through the API.
+    pub async fn all_subscribers(&self) -> Vec<hmsync_mailerlite::Subscriber> {
+        self.ml_client().subscribers(hmsync_mailerlite::Statuses::All).try_collect().await.expect("subscribers")
+    }
+
+    /// Every contact of the HubSpot sandbox, through the API.
+    pub async fn all_contacts(&self, properties: &[&str]) -> Vec<hmsync_hubspot::Contact> {
+        let options = hmsync_hubspot::ListOptions {
+            properties: properties.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        };
+        self.hs_client().list_contacts(options).try_collect().await.expect("contacts")
+    }
+
+    /// The dead letters of the local queue (none expected in a healthy run).
+    pub async fn dead_letters(&self) -> usize {
+        self.queue.dead_letters(100).await.expect("dead letters").len()
+    }
+}
