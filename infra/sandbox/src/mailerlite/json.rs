@@ -13,6 +13,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrderedMap<V>(pub Vec<(String, V)>);
 
+impl<V> OrderedMap<V> {
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
 impl<V: Serialize> Serialize for OrderedMap<V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
