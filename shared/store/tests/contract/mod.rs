@@ -821,9 +821,9 @@ pub async fn queue_drops_duplicates_by_dedup_id(queue: &dyn WorkQueue) {
         }
     }
     assert_eq!(bodies, vec!["first", "long", "second"]);
-    // Delivered and acked: a re-send within the window is still a duplicate.
-    queue.send_batch(&[msg(&g, "event-2", "late duplicate")]).await.unwrap();
-    assert!(queue.receive(10, LONG).await.unwrap().is_empty());
+    // SQS also drops a re-send of an id that was delivered and deleted within the 5 minutes;
+    // moto only compares with messages still queued, so that part is checked for the local
+    // queue only (tests/sqlite.rs).
 }
 
 pub async fn queue_redelivers_after_the_visibility_timeout(queue: &dyn WorkQueue) {
