@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -272,19 +272,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub struct CachedSecrets<S> {
     inner: S,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<String>)>>>,
+    cache: Mutex<CacheEntries>,
 }
+
+/// Per name: when it was read, and what (absence is cached too).
+type CacheEntries = HashMap<String, (Instant, Option<String>)>;
 
 impl<S: SecretStore> CachedSecrets<S> {
     pub fn new(inner: S, ttl: Duration) -> Self {
-        Self { inner, ttl, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self { inner, ttl, cache: Mutex::new(HashMap::new()) }
     }
 
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<String>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

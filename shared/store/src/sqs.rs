@@ -208,7 +208,7 @@ fn visibility_secs(d: Duration) -> i32 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)) as i32
 }
 
-fn system_attribute<'a>(message: &'a Message, name: MessageSystemAttributeName) -> Option<&'a str> {
+fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
     message.attributes.as_ref().and_then(|a| a.get(&name)).map(String::as_str)
 }
 
