@@ -285,6 +285,7 @@ impl LinkStore for DynamoStore {
     }
 
     async fn list_links(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<Link>> {
+        let limit = limit.max(1);
         let from = link_sk(after.unwrap_or_default());
         let result = self
             .query(&conn_pk(conn), SkRange::Between(&from, "LINK$"), true, limit.saturating_add(1), false, |item| {

@@ -394,6 +394,7 @@ impl ErrorStore for DynamoStore {
     }
 
     async fn list_errors(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<ContactError>> {
+        let limit = limit.max(1);
         let from = error_sk(after.unwrap_or_default());
         let result = self
             .query(&conn_pk(conn), SkRange::Between(&from, "ERR$"), true, limit.saturating_add(1), false, |item| {
