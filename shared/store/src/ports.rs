@@ -56,7 +56,7 @@ pub trait LinkStore: Send + Sync {
     /// Removes a link and its index entries; true if it existed.
     async fn delete_link(&self, conn: &str, link_id: &str) -> Result<bool>;
 
-    /// Links ordered by id, starting after the cursor `after`.
+    /// Links ordered by id, starting after the cursor `after` (`limit` 0 counts as 1).
     async fn list_links(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<Link>>;
 
     async fn count_links(&self, conn: &str) -> Result<u64>;
@@ -101,7 +101,7 @@ pub trait ErrorStore: Send + Sync {
 
     async fn get_error(&self, conn: &str, key: &str) -> Result<Option<ContactError>>;
 
-    /// Errors ordered by key, starting after the cursor `after`.
+    /// Errors ordered by key, starting after the cursor `after` (`limit` 0 counts as 1).
     async fn list_errors(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<ContactError>>;
 
     async fn count_errors(&self, conn: &str) -> Result<u64>;

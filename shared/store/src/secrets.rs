@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -272,19 +273,30 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub struct CachedSecrets<S> {
     inner: S,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<String>)>>>,
+    cache: Mutex<CacheEntries>,
+    /// Bumped by every write, so a read that raced with a write does not cache the old value.
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// Per name: when it was read, and what (absence is cached too).
+type CacheEntries = HashMap<String, (Instant, Option<String>)>;
 
 impl<S: SecretStore> CachedSecrets<S> {
     pub fn new(inner: S, ttl: Duration) -> Self {
-        Self { inner, ttl, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self { inner, ttl, cache: Mutex::new(HashMap::new()), generation: Default::default() }
     }
 
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<String>)>> {
+    fn invalidate(&self, name: &str) {
+        let mut cache = self.cache();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        cache.remove(name);
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -308,22 +320,24 @@ impl<S: SecretStore> SecretStore for CachedSecrets<S> {
         {
             return Ok(value.clone());
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let value = self.inner.get_secret(name).await?;
-        self.cache().insert(name.to_string(), (Instant::now(), value.clone()));
+        let mut cache = self.cache();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            cache.insert(name.to_string(), (Instant::now(), value.clone()));
+        }
         Ok(value)
     }
 
     async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
-        self.cache().remove(name);
         let result = self.inner.put_secret(name, value).await;
-        self.cache().remove(name);
+        self.invalidate(name);
         result
     }
 
     async fn delete_secret(&self, name: &str) -> Result<()> {
-        self.cache().remove(name);
         let result = self.inner.delete_secret(name).await;
-        self.cache().remove(name);
+        self.invalidate(name);
         result
     }
 }

@@ -133,7 +133,7 @@ impl SqsQueue {
         }
     }
 
-    async fn receive_from(&self, url: &str, max: usize, visibility_secs: i32) -> Result<Vec<Message>> {
+    async fn receive_from(&self, url: &str, max: usize, visibility_secs: i32, wait: Duration) -> Result<Vec<Message>> {
         let mut received = Vec::new();
         while received.len() < max {
             let want = (max - received.len()).min(BATCH_MAX);
@@ -143,7 +143,7 @@ impl SqsQueue {
                 .queue_url(url)
                 .max_number_of_messages(want as i32)
                 .visibility_timeout(visibility_secs)
-                .wait_time_seconds(self.receive_wait.as_secs() as i32)
+                .wait_time_seconds(wait.as_secs() as i32)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send()
                 .await
@@ -191,6 +191,12 @@ pub(crate) fn check_messages(messages: &[QueueMessage]) -> Result<()> {
                 m.group_id
             )));
         }
+        if let Some(c) = m.body.chars().find(|c| !is_sqs_body_char(*c)) {
+            return Err(StoreError::invalid(format!(
+                "queue message {} for group {} contains the character U+{:04X}, which SQS does not accept",
+                m.dedup_id, m.group_id, c as u32
+            )));
+        }
         if m.body.is_empty() || m.body.len() > MESSAGE_MAX_BYTES {
             return Err(StoreError::invalid(format!(
                 "queue message {} for group {} is {} bytes; a message must hold 1 to {MESSAGE_MAX_BYTES} bytes",
@@ -203,12 +209,18 @@ pub(crate) fn check_messages(messages: &[QueueMessage]) -> Result<()> {
     Ok(())
 }
 
+/// SQS message bodies: `#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF`
+/// (a Rust `char` is never a surrogate).
+fn is_sqs_body_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
 fn visibility_secs(d: Duration) -> i32 {
     let d = d.min(MAX_VISIBILITY);
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)) as i32
 }
 
-fn system_attribute<'a>(message: &'a Message, name: MessageSystemAttributeName) -> Option<&'a str> {
+fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
     message.attributes.as_ref().and_then(|a| a.get(&name)).map(String::as_str)
 }
 
@@ -260,7 +272,7 @@ impl SyncQueue for SqsQueue {
 #[async_trait]
 impl WorkQueue for SqsQueue {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
-        let messages = self.receive_from(&self.queue_url, max, visibility_secs(visibility)).await?;
+        let messages = self.receive_from(&self.queue_url, max, visibility_secs(visibility), self.receive_wait).await?;
         Ok(messages
             .into_iter()
             .map(|m| ReceivedMessage {
@@ -313,7 +325,8 @@ impl WorkQueue for SqsQueue {
         let Some(url) = self.dead_letter_url() else {
             return Ok(Vec::new());
         };
-        let messages = self.receive_from(url, limit, PEEK_VISIBILITY_SECS).await?;
+        // No long polling: the status page should not wait on an empty dead-letter queue.
+        let messages = self.receive_from(url, limit, PEEK_VISIBILITY_SECS, Duration::ZERO).await?;
         let mut release = Vec::with_capacity(messages.len());
         let mut letters = Vec::with_capacity(messages.len());
         for (i, m) in messages.into_iter().enumerate() {
@@ -352,7 +365,7 @@ impl WorkQueue for SqsQueue {
         let Some(url) = self.dead_letter_url() else {
             return Ok(0);
         };
-        let messages = self.receive_from(url, limit, 60).await?;
+        let messages = self.receive_from(url, limit, 60, Duration::ZERO).await?;
         let mut moved = 0;
         for chunk in messages.chunks(BATCH_MAX) {
             let resend: Vec<QueueMessage> = chunk
@@ -431,6 +444,12 @@ mod tests {
         bad_group.group_id = "has space".into();
         assert!(matches!(check_messages(&[bad_group]), Err(StoreError::Invalid { .. })));
         assert!(check_messages(&[message(MESSAGE_MAX_BYTES)]).is_ok());
+        let mut control = message(1);
+        control.body = "bad \u{1} byte".into();
+        assert!(matches!(check_messages(&[control]), Err(StoreError::Invalid { .. })));
+        let mut fine = message(1);
+        fine.body = "{\"x\": \"tab\t, newline\n, ünïcode, 🙂\"}".into();
+        assert!(check_messages(&[fine]).is_ok());
     }
 
     #[test]

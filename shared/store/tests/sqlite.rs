@@ -191,3 +191,21 @@ async fn queue_instances_on_one_file_deliver_each_message_once_in_group_order() 
     }
     assert!(queues[0].is_empty().await.unwrap());
 }
+
+#[tokio::test]
+async fn the_local_queue_remembers_dedup_ids_for_the_window_even_after_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SqliteQueueConfig { dedup_window: Duration::from_millis(300), ..SqliteQueueConfig::default() };
+    let queue = SqliteQueue::open_with(dir.path().join("queue.db"), config).unwrap();
+    queue.send_batch(&[message("c1", 0)]).await.unwrap();
+    let got = queue.receive(10, Duration::from_secs(60)).await.unwrap();
+    queue.ack(&got[0].receipt).await.unwrap();
+
+    // Delivered and acked: a re-send within the window is still a duplicate (as in SQS).
+    queue.send_batch(&[message("c1", 0)]).await.unwrap();
+    assert!(queue.is_empty().await.unwrap());
+    // After the window it is new work again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    queue.send_batch(&[message("c1", 0)]).await.unwrap();
+    assert_eq!(queue.receive(10, Duration::from_secs(60)).await.unwrap().len(), 1);
+}

@@ -165,7 +165,41 @@ impl LinkStore for DynamoStore {
         let mut stored = link.clone();
         stored.version = previous.map_or(1, |p| p.version + 1);
 
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(&stored, &pk, &link_sk(&link.id))?));
+        let item = to_item(&stored, &pk, &link_sk(&link.id))?;
+        let new_keys = LinkKey::of(link);
+        let old_keys = previous.map(LinkKey::of).unwrap_or_default();
+        let added: Vec<&LinkKey> = new_keys.iter().filter(|k| !old_keys.contains(k)).collect();
+        let removed: Vec<&LinkKey> = old_keys.iter().filter(|k| !new_keys.contains(k)).collect();
+
+        if let Some(prev) = previous
+            && added.is_empty()
+            && removed.is_empty()
+        {
+            // Same keys as the version read, whose index entries were written with it: the
+            // common update (new bases, scope flags) is one conditional put, not a transaction.
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(prev.version))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(stored),
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    Err(StoreError::VersionConflict {
+                        entity: format!("link {}", link.id),
+                        current: self.current_link_version(conn, &link.id).await?,
+                    })
+                }
+                Err(err) => Err(self.err("PutItem", err)),
+            };
+        }
+
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         put = match previous {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(prev) => put
@@ -176,16 +210,13 @@ impl LinkStore for DynamoStore {
         let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(build_err)?).build()];
         // Item i + 1 of the transaction guards ops[i].
         let mut ops: Vec<LinkKey> = Vec::new();
-        let new_keys = LinkKey::of(link);
-        for k in &new_keys {
+        for k in added {
             items.push(self.index_put(&pk, k, &link.id)?);
             ops.push(k.clone());
         }
-        for k in previous.map(LinkKey::of).unwrap_or_default() {
-            if !new_keys.contains(&k) {
-                items.push(self.index_delete(&pk, &k, &link.id)?);
-                ops.push(k);
-            }
+        for k in removed {
+            items.push(self.index_delete(&pk, k, &link.id)?);
+            ops.push(k.clone());
         }
         if previous.is_none() {
             items.push(self.stats_add(&pk, "links", 1)?);
@@ -254,6 +285,7 @@ impl LinkStore for DynamoStore {
     }
 
     async fn list_links(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<Link>> {
+        let limit = limit.max(1);
         let from = link_sk(after.unwrap_or_default());
         let result = self
             .query(&conn_pk(conn), SkRange::Between(&from, "LINK$"), true, limit.saturating_add(1), false, |item| {

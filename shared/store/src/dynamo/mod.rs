@@ -13,7 +13,7 @@
 //! | `LOG#<link>#<at ms, 15 digits>#<batch uuid v7>#<n>` | a [`HistoryEntry`](crate::HistoryEntry) + `expires_at` |
 //! | `METER#<yyyy-mm>`                      | `count` of unique contacts of the month                 |
 //! | `METER#<yyyy-mm>#<link>`               | the link was counted that month                         |
-//! | `SEEN#<event key>`                     | an engagement event seen (+ `expires_at`)               |
+//! | `SEEN#<event key>`                     | an engagement event seen (+ `expires_at`); keys over 512 bytes as `SEEN#sha256:<hex>` |
 //! | `PENDING#<email>#<uuid v7>#<n>`        | an event of a contact not linked yet (`event`, JSON, + `expires_at`) |
 //! | `ROUTE#<portal id>`                    | back-reference to the routing entry, so deleting the connection removes it |
 //!
@@ -458,7 +458,7 @@ pub(crate) fn index_sk(key: &LinkKey) -> String {
     key.index_key()
 }
 
-/// The epoch second of an expiring item, if it has one.
+/// Whether an item has not expired yet (items without `expires_at` never do).
 pub(crate) fn is_live(item: &Item, now_secs: u64) -> bool {
     num_attr::<u64>(item, TTL_ATTRIBUTE).is_none_or(|at| now_secs < at)
 }

@@ -114,7 +114,7 @@ impl DynamoStore {
     /// Updates an existing error in place: keeps `first_seen_ms`, counts the attempt. `None`
     /// if it does not exist (any more).
     async fn update_existing_error(&self, conn: &str, error: &ContactError, now: u64) -> Result<Option<ContactError>> {
-        let mut sets = vec!["#problems = :problems", "#last = :now"];
+        let mut sets = vec!["#problems = :problems".to_string(), "#last = :now".to_string()];
         let mut removes = Vec::new();
         let mut request = self
             .client
@@ -129,23 +129,17 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
-        for (name, placeholder, value) in [
-            ("email", "#email", &error.email),
-            ("hubspot_id", "#hs", &error.hubspot_id),
-            ("mailerlite_id", "#ml", &error.mailerlite_id),
-        ] {
-            request = request.expression_attribute_names(placeholder, name);
+        // Optional attributes are set when present and removed when absent (never NULL).
+        let optional =
+            [("email", &error.email), ("hubspot_id", &error.hubspot_id), ("mailerlite_id", &error.mailerlite_id)];
+        for (i, (attribute, value)) in optional.into_iter().enumerate() {
+            request = request.expression_attribute_names(format!("#o{i}"), attribute);
             match value {
                 Some(v) => {
-                    let value_name = format!(":{}", &placeholder[1..]);
-                    sets.push(match placeholder {
-                        "#email" => "#email = :email",
-                        "#hs" => "#hs = :hs",
-                        _ => "#ml = :ml",
-                    });
-                    request = request.expression_attribute_values(value_name, s(v));
+                    sets.push(format!("#o{i} = :o{i}"));
+                    request = request.expression_attribute_values(format!(":o{i}"), s(v));
                 }
-                None => removes.push(placeholder),
+                None => removes.push(format!("#o{i}")),
             }
         }
         let mut expression = format!("SET {} ADD #attempts :one", sets.join(", "));
@@ -400,6 +394,7 @@ impl ErrorStore for DynamoStore {
     }
 
     async fn list_errors(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<ContactError>> {
+        let limit = limit.max(1);
         let from = error_sk(after.unwrap_or_default());
         let result = self
             .query(&conn_pk(conn), SkRange::Between(&from, "ERR$"), true, limit.saturating_add(1), false, |item| {

@@ -154,6 +154,8 @@ impl WorkQueue for SqliteQueue {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
         let visibility = millis(visibility);
         let max_receives = self.config.max_receives;
+        // Room for some dead letters to be moved aside on the way; the rest wait for the next call.
+        let candidate_limit = i64::try_from(max.saturating_add(32)).unwrap_or(i64::MAX);
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -166,9 +168,9 @@ impl WorkQueue for SqliteQueue {
                          WHERE visible_at_ms <= ?1
                            AND NOT EXISTS (SELECT 1 FROM queue_messages f
                                            WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
-                         ORDER BY seq",
+                         ORDER BY seq LIMIT ?2",
                     )?;
-                    stmt.query_map(params![now], |r| {
+                    stmt.query_map(params![now, candidate_limit], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?

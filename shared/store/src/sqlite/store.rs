@@ -365,6 +365,7 @@ impl LinkStore for SqliteStore {
     }
 
     async fn list_links(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<Link>> {
+        let limit = limit.max(1);
         let (conn, after) = (conn.to_string(), after.unwrap_or_default().to_string());
         let links = self
             .db
@@ -501,6 +502,7 @@ impl ErrorStore for SqliteStore {
     }
 
     async fn list_errors(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<ContactError>> {
+        let limit = limit.max(1);
         let (conn, after) = (conn.to_string(), after.unwrap_or_default().to_string());
         let errors = self
             .db

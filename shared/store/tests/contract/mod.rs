@@ -253,7 +253,7 @@ pub async fn delete_connection_removes_everything(store: &dyn Store) {
         store.add_counters(c, &[("synced", 3)]).await.unwrap();
         store.set_error(c, &ContactError::new("l1", vec![problem("bad")])).await.unwrap();
         store.append_history(c, &[history("l1", 1, "name")], DAY).await.unwrap();
-        store.record_synced(c, "2026-11", &[l.id.clone()]).await.unwrap();
+        store.record_synced(c, "2026-11", std::slice::from_ref(&l.id)).await.unwrap();
         store.add_route(portal, c).await.unwrap();
         store.mark_events_seen(c, &["open:1".into()], DAY).await.unwrap();
         store.put_pending_events(c, "b@example.com", &[json!({"type": "open"})], DAY).await.unwrap();
@@ -637,12 +637,12 @@ pub async fn meter_counts_each_link_once_per_month(store: &dyn Store) {
     let conn = &conn;
     let results = join_all((0..4).map(|k| {
         let batch = ids(300 + k * 5..320 + k * 5);
-        async move { store.record_synced(&conn, "2027-02", &batch).await }
+        async move { store.record_synced(conn, "2027-02", &batch).await }
     }))
     .await;
     let added: u64 = results.into_iter().map(Result::unwrap).sum();
     assert_eq!(added, 35);
-    assert_eq!(store.unique_contacts(&conn, "2027-02").await.unwrap(), 35);
+    assert_eq!(store.unique_contacts(conn, "2027-02").await.unwrap(), 35);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -821,9 +821,9 @@ pub async fn queue_drops_duplicates_by_dedup_id(queue: &dyn WorkQueue) {
         }
     }
     assert_eq!(bodies, vec!["first", "long", "second"]);
-    // Delivered and acked: a re-send within the window is still a duplicate.
-    queue.send_batch(&[msg(&g, "event-2", "late duplicate")]).await.unwrap();
-    assert!(queue.receive(10, LONG).await.unwrap().is_empty());
+    // SQS also drops a re-send of an id that was delivered and deleted within the 5 minutes;
+    // moto only compares with messages still queued, so that part is checked for the local
+    // queue only (tests/sqlite.rs).
 }
 
 pub async fn queue_redelivers_after_the_visibility_timeout(queue: &dyn WorkQueue) {
