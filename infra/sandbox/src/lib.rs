@@ -1,7 +1,19 @@
 //! Simulated HubSpot and MailerLite APIs, faithful to `../shared/reference/*.md`: paths,
 //! payloads, status codes, error bodies, rate-limit headers and quirks. Used by the tests, the
-//! demo and the benchmark, and runnable on its own (`hmsync-sandbox`).
+//! demo and the benchmark, and runnable on its own (`hmsync-sandbox`, see [`cli`]).
+//!
+//! [`Sandbox`] runs both simulators together; [`PeopleSeed`] seeds one population of generated
+//! people across both, with an exact overlap.
 
+pub mod cli;
+pub mod combined;
 pub mod common;
 pub mod hubspot;
 pub mod mailerlite;
+pub mod people_seed;
+
+pub use combined::{PEOPLE_SEED_PATH, Sandbox, SandboxConfig, SandboxError};
+pub use people_seed::{
+    HubSpotSeedCounts, MailerLiteSeedCounts, MembershipSeed, PeopleSeed, PeopleSeedError, PeopleSeedSummary,
+    PeopleSeeder, seed_people,
+};

@@ -114,6 +114,12 @@ pub fn conflicting(p: &Person) -> Person {
     q
 }
 
+/// A seeding run's salt for one trait: `seed` 0 keeps `salt` as it is, so seeding without a seed
+/// picks the same people as before; another seed picks an independent share.
+pub fn salted(salt: u64, seed: u64) -> u64 {
+    salt.wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// A deterministic "random" choice for person `index` under salt `salt`: true with probability `rate`.
 pub fn chosen(index: u64, salt: u64, rate: f64) -> bool {
     if rate <= 0.0 {
@@ -138,5 +144,13 @@ mod tests {
     fn chosen_is_close_to_the_rate() {
         let n = (0..10_000).filter(|i| chosen(*i, 3, 0.2)).count();
         assert!((1700..2300).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn a_seed_picks_another_share() {
+        assert_eq!(salted(7, 0), 7);
+        let a: Vec<u64> = (0..1000).filter(|i| chosen(*i, salted(7, 0), 0.5)).collect();
+        let b: Vec<u64> = (0..1000).filter(|i| chosen(*i, salted(7, 1), 0.5)).collect();
+        assert_ne!(a, b);
     }
 }

@@ -461,10 +461,19 @@ impl HubSpotSim {
     /// Binds `addr` (use `127.0.0.1:0` in tests) and serves the API in a spawned task.
     pub async fn start(config: HubSpotConfig, addr: SocketAddr) -> std::io::Result<HubSpotSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        Self::serve(HubSpotState::new(config), listener, Router::new())
+    }
+
+    /// Serves `state` on a bound listener, with `extra` routes on the same server (the combined
+    /// sandbox adds its cross-side admin routes this way).
+    pub fn serve(
+        state: Arc<HubSpotState>,
+        listener: tokio::net::TcpListener,
+        extra: Router,
+    ) -> std::io::Result<HubSpotSim> {
         let addr = listener.local_addr()?;
-        let state = HubSpotState::new(config);
         state.set_base_url(format!("http://{addr}"));
-        let app = router(state.clone());
+        let app = router(state.clone()).merge(extra);
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HubSpot sandbox server stopped");

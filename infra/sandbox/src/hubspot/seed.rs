@@ -8,7 +8,7 @@ use super::HubSpotState;
 use super::errors::HsError;
 use super::model::ObjectType;
 use super::time_fmt::iso_ms;
-use crate::common::people::{INDUSTRY_OPTIONS, INTEREST_OPTIONS, chosen, conflicting, person};
+use crate::common::people::{INDUSTRY_OPTIONS, INTEREST_OPTIONS, chosen, conflicting, person, salted};
 
 /// Salts for [`chosen`], so each trait picks an independent share of people.
 const SALT_CONFLICT: u64 = 11;
@@ -38,6 +38,8 @@ pub struct SeedRequest {
     pub lists: Vec<SeedListMembership>,
     /// Associate each contact with a company named after `Person::company` (created once per name).
     pub with_companies: bool,
+    /// Varies which people get each trait (see `people::salted`); 0 keeps the default choice.
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +47,10 @@ pub struct SeedResult {
     /// Contact ids in person order; a person whose email already exists keeps its contact's id.
     pub ids: Vec<u64>,
     pub company_ids: Vec<u64>,
+    /// Contacts this call created without an email.
+    pub without_email: u64,
+    /// Contacts this call created opted out of all email.
+    pub opted_out: u64,
 }
 
 pub fn seed(st: &HubSpotState, req: &SeedRequest) -> Result<SeedResult, HsError> {
@@ -61,8 +67,9 @@ pub fn seed(st: &HubSpotState, req: &SeedRequest) -> Result<SeedResult, HsError>
     let mut result = SeedResult::default();
     for index in req.start_index..req.start_index + req.count {
         let base = person(index);
-        let p = if chosen(index, SALT_CONFLICT, req.conflict_rate) { conflicting(&base) } else { base };
-        let with_email = !chosen(index, SALT_NO_EMAIL, req.no_email_rate);
+        let p =
+            if chosen(index, salted(SALT_CONFLICT, req.seed), req.conflict_rate) { conflicting(&base) } else { base };
+        let with_email = !chosen(index, salted(SALT_NO_EMAIL, req.seed), req.no_email_rate);
         if with_email && let Some(existing) = db.contact_by_email(&p.email) {
             result.ids.push(existing);
             continue;
@@ -85,7 +92,7 @@ pub fn seed(st: &HubSpotState, req: &SeedRequest) -> Result<SeedResult, HsError>
             let v: Vec<&str> = p.interests.iter().map(|i| INTEREST_OPTIONS[*i].0).collect();
             changes.push(("interests".into(), Some(v.join(";"))));
         }
-        let opted_out = chosen(index, SALT_OPTED_OUT, req.opted_out_rate);
+        let opted_out = chosen(index, salted(SALT_OPTED_OUT, req.seed), req.opted_out_rate);
         if opted_out {
             changes.push(("hs_email_optout".into(), Some("true".into())));
         }
@@ -128,8 +135,10 @@ pub fn seed(st: &HubSpotState, req: &SeedRequest) -> Result<SeedResult, HsError>
         if opted_out && with_email {
             db.unsubscribed_all.insert(p.email.to_lowercase(), now);
         }
+        result.without_email += u64::from(!with_email);
+        result.opted_out += u64::from(opted_out);
         for m in &req.lists {
-            if chosen(index, SALT_LIST + m.list_id, m.rate)
+            if chosen(index, salted(SALT_LIST + m.list_id, req.seed), m.rate)
                 && let Some(list) = db.lists.get_mut(&m.list_id)
             {
                 list.add(id, now);

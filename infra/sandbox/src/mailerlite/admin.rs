@@ -40,9 +40,20 @@ pub struct SeedSpec {
     pub unconfirmed_rate: f64,
     /// Groups every seeded subscriber joins.
     pub group_ids: Vec<String>,
+    /// Groups a deterministic share of the seeded subscribers joins (chosen per person).
+    pub group_memberships: Vec<SeedGroupMembership>,
     /// Fill the custom fields `industry`, `interests`, `employees`, `signup_date` (created on
     /// first use).
     pub custom_fields: bool,
+    /// Varies which people get each trait (see `people::salted`); 0 keeps the default choice.
+    pub seed: u64,
+}
+
+/// A group that a share of the seeded subscribers joins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedGroupMembership {
+    pub group_id: String,
+    pub rate: f64,
 }
 
 impl Default for SeedSpec {
@@ -56,7 +67,9 @@ impl Default for SeedSpec {
             junk_rate: 0.0,
             unconfirmed_rate: 0.0,
             group_ids: Vec::new(),
+            group_memberships: Vec::new(),
             custom_fields: true,
+            seed: 0,
         }
     }
 }
@@ -67,6 +80,8 @@ pub struct SeedSummary {
     pub updated: u64,
     /// Seeded subscribers by status.
     pub by_status: BTreeMap<String, u64>,
+    /// Seeded with `people::conflicting` data.
+    pub conflicting: u64,
 }
 
 /// A change made by a person in the MailerLite app: may set any status (including
@@ -101,14 +116,20 @@ const SALT_UNSUBSCRIBED: u64 = 12;
 const SALT_BOUNCED: u64 = 13;
 const SALT_JUNK: u64 = 14;
 const SALT_UNCONFIRMED: u64 = 15;
+const SALT_GROUP: u64 = 1000;
 
 impl Store {
     /// Inserts generated subscribers directly: no webhooks, no rate limits.
     pub fn seed(&mut self, spec: &SeedSpec) -> Result<SeedSummary, ApiError> {
-        let mut groups = Vec::new();
+        let mut all_join = Vec::new();
         for g in &spec.group_ids {
-            groups.push(self.group_id(g)?);
+            all_join.push(self.group_id(g)?);
         }
+        let mut shares = Vec::new();
+        for share in &spec.group_memberships {
+            shares.push((self.group_id(&share.group_id)?, share.rate));
+        }
+        let salt = |base: u64| people::salted(base, spec.seed);
         if spec.custom_fields {
             self.ensure_field("industry", FieldType::Text);
             self.ensure_field("interests", FieldType::Text);
@@ -119,18 +140,16 @@ impl Store {
         let mut summary = SeedSummary::default();
         for index in spec.start_index..spec.start_index + spec.count {
             let base = people::person(index);
-            let p = if people::chosen(index, SALT_CONFLICT, spec.conflict_rate) {
-                people::conflicting(&base)
-            } else {
-                base
-            };
-            let status = if people::chosen(index, SALT_UNSUBSCRIBED, spec.unsubscribed_rate) {
+            let conflict = people::chosen(index, salt(SALT_CONFLICT), spec.conflict_rate);
+            let p = if conflict { people::conflicting(&base) } else { base };
+            summary.conflicting += u64::from(conflict);
+            let status = if people::chosen(index, salt(SALT_UNSUBSCRIBED), spec.unsubscribed_rate) {
                 Status::Unsubscribed
-            } else if people::chosen(index, SALT_BOUNCED, spec.bounced_rate) {
+            } else if people::chosen(index, salt(SALT_BOUNCED), spec.bounced_rate) {
                 Status::Bounced
-            } else if people::chosen(index, SALT_JUNK, spec.junk_rate) {
+            } else if people::chosen(index, salt(SALT_JUNK), spec.junk_rate) {
                 Status::Junk
-            } else if people::chosen(index, SALT_UNCONFIRMED, spec.unconfirmed_rate) {
+            } else if people::chosen(index, salt(SALT_UNCONFIRMED), spec.unconfirmed_rate) {
                 Status::Unconfirmed
             } else {
                 Status::Active
@@ -181,6 +200,13 @@ impl Store {
                     sid
                 }
             };
+            let mut groups = all_join.clone();
+            groups.extend(
+                shares
+                    .iter()
+                    .filter(|(gid, rate)| people::chosen(index, salt(SALT_GROUP.wrapping_add(*gid)), *rate))
+                    .map(|(gid, _)| *gid),
+            );
             self.overwrite_seeded(sid, status, fields, &groups, at);
             *summary.by_status.entry(status.as_str().to_string()).or_default() += 1;
         }

@@ -26,7 +26,9 @@ mod paging;
 mod store;
 mod time_fmt;
 
-pub use admin::{DeliverySettings, FaultSettings, RateLimitSettings, SeedSpec, SeedSummary, UserEdit};
+pub use admin::{
+    DeliverySettings, FaultSettings, RateLimitSettings, SeedGroupMembership, SeedSpec, SeedSummary, UserEdit,
+};
 pub use campaigns::{CampaignSpec, CampaignSummary, Recipients};
 pub use error::ApiError;
 pub use hooks::sign as sign_webhook;
@@ -413,8 +415,19 @@ impl MailerLiteSim {
     pub async fn start(config: MailerLiteConfig, addr: SocketAddr) -> std::io::Result<MailerLiteSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let account = MailerLite::new(config, format!("http://{addr}/api"));
-        let app = account.router();
+        Self::serve(MailerLite::new(config, format!("http://{addr}/api")), listener, Router::new())
+    }
+
+    /// Serves `account` on a bound listener (its base URL must be `http://<listener address>/api`),
+    /// with `extra` routes on the same server (the combined sandbox adds its cross-side admin
+    /// routes this way).
+    pub fn serve(
+        account: MailerLite,
+        listener: tokio::net::TcpListener,
+        extra: Router,
+    ) -> std::io::Result<MailerLiteSim> {
+        let addr = listener.local_addr()?;
+        let app = account.router().merge(extra);
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "mailerlite sandbox stopped");
