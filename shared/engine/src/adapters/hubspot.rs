@@ -111,7 +111,7 @@ fn item_error(e: hs::HubSpotError) -> Result<ItemError, ApiError> {
     })
 }
 
-fn props<'a>(properties: &'a [String]) -> Vec<&'a str> {
+fn props(properties: &[String]) -> Vec<&str> {
     properties.iter().map(String::as_str).collect()
 }
 
