@@ -10,7 +10,6 @@ use hmsync_sandbox::common::people::person;
 use hmsync_sandbox::common::webhooks::DeliveryOptions;
 use hmsync_sandbox::hubspot::SeedRequest;
 use hmsync_sandbox::mailerlite::{SeedSpec, UserEdit};
-use hmsync_store::{LinkStore, WorkQueue};
 use serde_json::{Map, Value, json};
 
 fn config(target_group: Option<String>) -> ConnectionConfig {

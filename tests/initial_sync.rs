@@ -8,7 +8,6 @@ use hmsync_e2e::{Harness, Options};
 use hmsync_sandbox::common::people::{INDUSTRY_OPTIONS, person};
 use hmsync_sandbox::hubspot::SeedRequest;
 use hmsync_sandbox::mailerlite::SeedSpec;
-use hmsync_store::{ErrorStore, LinkStore};
 
 fn config(target_group: Option<String>) -> ConnectionConfig {
     let mut c = ConnectionConfig::new("e2e");

@@ -15,7 +15,16 @@ use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_engine::{Engine, EngineSettings, SystemClock};
 use hmsync_sandbox::hubspot::{HubSpotConfig, HubSpotSim, WebhookSettings, WebhookSubscription};
 use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
-use hmsync_store::{ConnectionStore, MemorySecrets, SqliteQueue, SqliteStore, WorkQueue};
+use hmsync_store::{DynamoStore, MemorySecrets, SqliteQueue, SqliteStore, SqsQueue, Store, WorkQueue};
+
+/// Which adapters the engine runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded store and durable local queue (the local default).
+    Sqlite,
+    /// DynamoDB and SQS FIFO, on the moto server `./scripts/test` starts.
+    Aws,
+}
 
 /// How a harness starts.
 #[derive(Debug, Clone)]
@@ -24,19 +33,25 @@ pub struct Options {
     pub time_scale: f64,
     pub hubspot: HubSpotConfig,
     pub mailerlite: MailerLiteConfig,
+    pub backend: Backend,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { time_scale: 20.0, hubspot: HubSpotConfig::default(), mailerlite: MailerLiteConfig::default() }
+        Self {
+            time_scale: 20.0,
+            hubspot: HubSpotConfig::default(),
+            mailerlite: MailerLiteConfig::default(),
+            backend: Backend::Sqlite,
+        }
     }
 }
 
 pub struct Harness {
     pub hubspot: HubSpotSim,
     pub mailerlite: MailerLiteSim,
-    pub store: Arc<SqliteStore>,
-    pub queue: Arc<SqliteQueue>,
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn WorkQueue>,
     pub secrets: Arc<MemorySecrets>,
     pub engine: Arc<Engine>,
     pub worker: Worker,
@@ -52,8 +67,8 @@ fn localhost() -> SocketAddr {
 
 /// The engine over the given ports, as the local runner builds it.
 pub fn engine(
-    store: Arc<SqliteStore>,
-    queue: Arc<SqliteQueue>,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn WorkQueue>,
     secrets: Arc<MemorySecrets>,
     settings: ApiSettings,
     failpoints: Failpoints,
@@ -89,8 +104,23 @@ impl Harness {
         let hubspot = HubSpotSim::start(hs_config, localhost()).await.expect("HubSpot sandbox");
         let mailerlite = MailerLiteSim::start(ml_config, localhost()).await.expect("MailerLite sandbox");
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
-        let queue = Arc::new(SqliteQueue::open(dir.path().join("queue.db")).expect("queue"));
+        let (store, queue): (Arc<dyn Store>, Arc<dyn WorkQueue>) = match options.backend {
+            Backend::Sqlite => (
+                Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store")),
+                Arc::new(SqliteQueue::open(dir.path().join("queue.db")).expect("queue")),
+            ),
+            Backend::Aws => {
+                let sdk = hmsync_store::testing::moto_sdk_config(&hmsync_store::testing::moto_endpoint()).await;
+                let table = hmsync_store::testing::unique_name("e2e");
+                let store = DynamoStore::new(&sdk, table);
+                store.create_table_if_missing().await.expect("table");
+                let name = hmsync_store::testing::unique_name("e2e");
+                let (queue_url, dlq_url) =
+                    hmsync_store::testing::create_fifo_queue_pair(&sdk, &name, 5).await.expect("queues");
+                let queue = SqsQueue::new(&sdk, queue_url, Some(dlq_url)).with_receive_wait(Duration::from_millis(0));
+                (Arc::new(store), Arc::new(queue))
+            }
+        };
         let secrets = Arc::new(MemorySecrets::new());
         let failpoints = Failpoints::default();
         let settings = ApiSettings {

@@ -32,6 +32,9 @@ pub enum ContactRef {
         /// groups/segments.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         member: Option<bool>,
+        /// A group event: the subscriber joined (`true`) or left (`false`) this group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<(String, bool)>,
         #[serde(default)]
         structural: bool,
     },
@@ -43,7 +46,7 @@ impl ContactRef {
     }
 
     pub fn mailerlite(id: &str) -> Self {
-        ContactRef::MailerLite { id: id.to_string(), snapshot: None, member: None, structural: true }
+        ContactRef::MailerLite { id: id.to_string(), snapshot: None, member: None, group: None, structural: true }
     }
 
     pub fn side(&self) -> Side {

@@ -131,7 +131,13 @@ impl Engine {
                 let refs = page
                     .records
                     .iter()
-                    .map(|r| ContactRef::MailerLite { id: r.id.clone(), snapshot: None, member, structural: false })
+                    .map(|r| ContactRef::MailerLite {
+                        id: r.id.clone(),
+                        snapshot: None,
+                        member,
+                        group: None,
+                        structural: false,
+                    })
                     .collect();
                 let pre = Preloaded { mailerlite: page.records, skip_unchanged: true, ..Preloaded::default() };
                 report = self.sync_contacts(conn_id, refs, origin(initial), pre, message).await?;

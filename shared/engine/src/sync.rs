@@ -101,14 +101,24 @@ pub(crate) fn coalesce(refs: Vec<ContactRef>) -> Vec<ContactRef> {
                     *structural |= s;
                 }
                 (
-                    ContactRef::MailerLite { snapshot, member, structural, .. },
-                    ContactRef::MailerLite { snapshot: snap, member: mem, structural: s, .. },
+                    ContactRef::MailerLite { snapshot, member, group, structural, .. },
+                    ContactRef::MailerLite { snapshot: snap, member: mem, group: grp, structural: s, .. },
                 ) => {
+                    // Two different hints about one subscriber (reordered deliveries) cannot both
+                    // be checked against the link; looking at it is the safe choice.
+                    if (snap.is_some() && snapshot.is_some() && snap != *snapshot)
+                        || (grp.is_some() && group.is_some() && grp != *group)
+                    {
+                        *structural = true;
+                    }
                     if snap.is_some() {
                         *snapshot = snap;
                     }
                     if mem.is_some() {
                         *member = mem;
+                    }
+                    if grp.is_some() {
+                        *group = grp;
                     }
                     *structural |= s;
                 }
@@ -180,6 +190,18 @@ fn mailerlite_echo(planner: &Planner, link: &Link, snapshot: &Value) -> bool {
         }
     });
     email_same && status_same && fields_same
+}
+
+/// Whether a group event only says what the link already holds: the target group membership
+/// the sync itself maintains, and no change of the rule's scope.
+fn group_echo(config: &hmsync_core::ConnectionConfig, link: &Link, group: &str, added: bool) -> bool {
+    let target = config.target_group.as_deref() == Some(group);
+    let rule_group =
+        matches!(&config.mailerlite_rule, MailerLiteRule::Groups { group_ids } if group_ids.iter().any(|g| g == group));
+    if !target && !rule_group {
+        return true;
+    }
+    (!target || added == link.in_target_group) && (!rule_group || added == link.ml_in_scope)
 }
 
 fn month_of(now_ms: i64) -> String {
@@ -336,8 +358,11 @@ impl Engine {
                     ContactRef::HubSpot { changes, structural, .. } => {
                         !structural && hubspot_echo(&planner, link, changes)
                     }
-                    ContactRef::MailerLite { snapshot: Some(s), structural, member, .. } => {
-                        !structural && member.is_none() && mailerlite_echo(&planner, link, s)
+                    ContactRef::MailerLite { snapshot, group, structural: false, member: None, .. }
+                        if snapshot.is_some() || group.is_some() =>
+                    {
+                        snapshot.as_ref().is_none_or(|s| mailerlite_echo(&planner, link, s))
+                            && group.as_ref().is_none_or(|(g, added)| group_echo(&config, link, g, *added))
                     }
                     ContactRef::MailerLite { .. } => false,
                 };

@@ -214,12 +214,25 @@ impl Engine {
                     id: subscriber.id.clone(),
                     snapshot: (*kind != ml::SubscriberEventKind::Deleted).then(|| snapshot(subscriber)),
                     member: None,
-                    structural: matches!(kind, ml::SubscriberEventKind::Created | ml::SubscriberEventKind::Deleted),
+                    group: None,
+                    // A deletion must always be looked at; a creation that matches its link is
+                    // the echo of our own create.
+                    structural: *kind == ml::SubscriberEventKind::Deleted,
                 }),
-                ml::WebhookEvent::AddedToGroup { subscriber, .. }
-                | ml::WebhookEvent::RemovedFromGroup { subscriber, .. } => {
-                    refs.push(ContactRef::mailerlite(&subscriber.id))
-                }
+                ml::WebhookEvent::AddedToGroup { subscriber, group } => refs.push(ContactRef::MailerLite {
+                    id: subscriber.id.clone(),
+                    snapshot: None,
+                    member: None,
+                    group: Some((group.id.clone(), true)),
+                    structural: false,
+                }),
+                ml::WebhookEvent::RemovedFromGroup { subscriber, group } => refs.push(ContactRef::MailerLite {
+                    id: subscriber.id.clone(),
+                    snapshot: None,
+                    member: None,
+                    group: Some((group.id.clone(), false)),
+                    structural: false,
+                }),
                 other => {
                     tracing::debug!(connection = conn_id, event = %other.name(), "MailerLite event not used by the contact sync")
                 }
