@@ -56,6 +56,8 @@ pub struct EngineSettings {
     pub approval_window: Duration,
     /// Engagement event keys are remembered this long (duplicate deliveries are ignored).
     pub event_key_ttl: Duration,
+    /// How often the schedule scans (the deployment's schedule; shown as "next scan").
+    pub scan_interval: Duration,
 }
 
 impl Default for EngineSettings {
@@ -67,6 +69,7 @@ impl Default for EngineSettings {
             refs_per_message: 200,
             approval_window: Duration::from_secs(24 * 3600),
             event_key_ttl: Duration::from_secs(30 * 24 * 3600),
+            scan_interval: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -118,6 +121,8 @@ pub struct Report {
     pub unchanged: usize,
     /// Contacts recorded with an error.
     pub errors: usize,
+    /// Records without a usable email (excluded, not errors).
+    pub excluded: usize,
     /// The message was set aside because the connection is paused.
     pub parked: bool,
     /// Messages this one led to (next scan pages, retries).

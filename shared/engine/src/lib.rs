@@ -12,6 +12,7 @@ pub mod message;
 pub mod scan;
 pub mod state;
 pub mod sync;
+pub mod views;
 pub mod webhook;
 pub mod worker;
 

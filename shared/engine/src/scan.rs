@@ -11,7 +11,7 @@ use crate::api::MlSource;
 use crate::engine::{Engine, EngineError, Report};
 use crate::failpoint;
 use crate::message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};
-use crate::state::{Lifecycle, ScanRun, ScanSummary, SideProgress, counters};
+use crate::state::{Lifecycle, LinkCounts, ScanRun, ScanSummary, SideProgress, counters};
 use crate::sync::{Preloaded, hubspot_properties};
 
 const STATUSES: [MlStatus; 5] =
@@ -87,6 +87,7 @@ impl Engine {
                 destructive: Default::default(),
                 approved: false,
                 expected,
+                excluded_no_email: 0,
             });
         })
         .await?;
@@ -154,6 +155,18 @@ impl Engine {
                     hs.scan_modified(since, cursor, &props).await?
                 };
                 records = page.records.len() as u64;
+                if initial
+                    && cursor.is_none()
+                    && let Some(total) = page.total
+                {
+                    // The HubSpot total is known from the first page: progress can show it.
+                    self.update_state(conn_id, |s| {
+                        if let Some(r) = s.scan.as_mut().filter(|r| r.run_id == run_id) {
+                            r.expected = Some(r.expected.unwrap_or(0) + total);
+                        }
+                    })
+                    .await?;
+                }
                 let refs = page
                     .records
                     .iter()
@@ -244,6 +257,7 @@ impl Engine {
         if initial && records > 0 && !matches!(part, ScanPart::HubSpotLinks) {
             self.store.add_counters(conn_id, &[(counters::INITIAL_DONE, records as i64)]).await?;
         }
+        let excluded = report.excluded as u64;
         match next {
             Some((part, cursor)) => {
                 let msg = SyncMessage::ScanPage {
@@ -257,6 +271,7 @@ impl Engine {
                 self.update_state(conn_id, |s| {
                     if let Some(r) = s.scan.as_mut().filter(|r| r.run_id == run_id) {
                         r.last_page_at_ms = now;
+                        r.excluded_no_email += excluded;
                         let side = if hubspot_part { &mut r.hubspot } else { &mut r.mailerlite };
                         side.pages += 1;
                         side.records += records;
@@ -266,6 +281,7 @@ impl Engine {
             }
             None => {
                 let lag = self.settings.search_lag.as_millis() as i64;
+                let links = self.count_link_states(conn_id).await?;
                 self.update_state(conn_id, |s| {
                     let Some(r) = s.scan.take().filter(|r| r.run_id == run_id) else { return };
                     let total = r.hubspot.records + r.mailerlite.records + records;
@@ -275,6 +291,8 @@ impl Engine {
                         started_at_ms: r.started_at_ms,
                         finished_at_ms: now,
                         records: total,
+                        excluded_no_email: r.excluded_no_email + excluded,
+                        links,
                     });
                     s.hubspot_watermark_ms = Some(r.started_at_ms - lag);
                     if r.kind == ScanKind::Initial {
@@ -287,6 +305,29 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// Counts the links by state (the status page's counts, refreshed by every scan).
+    pub async fn count_link_states(&self, conn_id: &str) -> Result<LinkCounts, EngineError> {
+        let mut counts = LinkCounts::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list_links(conn_id, after.as_deref(), 1000).await?;
+            for l in &page.items {
+                counts.total += 1;
+                counts.complete += l.is_complete() as u64;
+                counts.hubspot_in_scope += (l.hs_in_scope && !l.hs_deleted) as u64;
+                counts.mailerlite_in_scope += (l.ml_in_scope && !l.ml_deleted) as u64;
+                counts.deleted_in_hubspot += l.hs_deleted as u64;
+                counts.deleted_in_mailerlite += l.ml_deleted as u64;
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(counts),
+            }
+        }
     }
 }
 

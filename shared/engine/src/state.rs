@@ -68,6 +68,9 @@ pub struct ScanRun {
     /// Records expected in total (initial sync), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<u64>,
+    /// Records without a usable email seen so far.
+    #[serde(default)]
+    pub excluded_no_email: u64,
 }
 
 /// A finished scan, for the status page.
@@ -78,6 +81,24 @@ pub struct ScanSummary {
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
     pub records: u64,
+    /// Records without a usable email the scan saw (excluded, not errors).
+    #[serde(default)]
+    pub excluded_no_email: u64,
+    /// The links as the scan left them.
+    #[serde(default)]
+    pub links: LinkCounts,
+}
+
+/// How many links are in which state (counted at the end of each scan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkCounts {
+    pub total: u64,
+    /// Linked on both sides, neither deleted.
+    pub complete: u64,
+    pub hubspot_in_scope: u64,
+    pub mailerlite_in_scope: u64,
+    pub deleted_in_hubspot: u64,
+    pub deleted_in_mailerlite: u64,
 }
 
 /// The whole state document.

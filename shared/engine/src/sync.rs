@@ -31,24 +31,27 @@ pub struct Preloaded {
 
 /// One contact being synced: its link (if any) and both records as read.
 #[derive(Debug, Clone, Default)]
-struct Unit {
-    link: Option<Link>,
-    hs_id: Option<String>,
-    ml_id: Option<String>,
-    hs: Option<HsRecord>,
-    ml: Option<MlRecord>,
+pub(crate) struct Unit {
+    pub(crate) link: Option<Link>,
+    pub(crate) hs_id: Option<String>,
+    pub(crate) ml_id: Option<String>,
+    pub(crate) hs: Option<HsRecord>,
+    pub(crate) ml: Option<MlRecord>,
     /// Membership of the rule's groups/segments as a scan listed it.
-    ml_member: Option<bool>,
+    pub(crate) ml_member: Option<bool>,
     /// A reference said the record was created, deleted, restored or merged.
-    structural: bool,
-    plan: Option<Plan>,
-    problems: Vec<ContactProblem>,
+    pub(crate) structural: bool,
+    pub(crate) plan: Option<Plan>,
+    pub(crate) problems: Vec<ContactProblem>,
     /// Some write failed: nothing is stored for this contact (it is planned again next time).
-    failed: bool,
+    pub(crate) failed: bool,
     /// Come back to this contact in a later message.
-    retry: bool,
-    written_hs: Option<HsRecord>,
-    written_ml: Option<MlRecord>,
+    pub(crate) retry: bool,
+    pub(crate) written_hs: Option<HsRecord>,
+    pub(crate) written_ml: Option<MlRecord>,
+    /// The records as the planner sees them (with rule scope and company).
+    pub(crate) hs_contact: Option<HubSpotContact>,
+    pub(crate) ml_subscriber: Option<MailerLiteSubscriber>,
 }
 
 impl Unit {
@@ -65,7 +68,7 @@ impl Unit {
         }
     }
 
-    fn email(&self) -> Option<String> {
+    pub(crate) fn email(&self) -> Option<String> {
         self.hs
             .as_ref()
             .and_then(|h| h.property("email").and_then(normalize_email))
@@ -204,7 +207,7 @@ fn group_echo(config: &hmsync_core::ConnectionConfig, link: &Link, group: &str, 
     (!target || added == link.in_target_group) && (!rule_group || added == link.ml_in_scope)
 }
 
-fn month_of(now_ms: i64) -> String {
+pub(crate) fn month_of(now_ms: i64) -> String {
     let dt = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!("{:04}-{:02}", dt.year(), u8::from(dt.month()))
 }
@@ -314,26 +317,20 @@ impl Engine {
     }
 
     /// Syncs the contacts `refs` name (plus the records of `pre`, already read by a scan).
-    pub(crate) async fn sync_contacts(
+    /// Reads what a batch of references needs, in bulk: the links, both records of every
+    /// contact (preloaded ones are not read again), counterparts by email, rule scope and the
+    /// primary companies. Echoes and unchanged records drop out before any API call.
+    pub(crate) async fn load_units(
         &self,
-        conn_id: &str,
+        conn: &hmsync_store::Connection,
+        planner: &Planner,
         refs: Vec<ContactRef>,
-        origin: Origin,
         pre: Preloaded,
-        message: &SyncMessage,
-    ) -> Result<Report, EngineError> {
-        let conn = self.connection(conn_id).await?;
-        let (state, _) = self.state(conn_id).await?;
-        if let Some(report) = self.gate(conn_id, &state, message).await? {
-            return Ok(report);
-        }
-        let schemas = conn.schemas.clone().unwrap_or_default();
-        let config = conn.config.clone();
-        let planner = Planner::new(&config, &schemas);
-        let phase = if state.lifecycle == Lifecycle::InitialSync { Phase::Initial } else { Phase::Continuous };
-        let now = self.now_ms();
-        let mut report = Report::default();
-
+        report: &mut Report,
+        retry_refs: &mut Vec<ContactRef>,
+    ) -> Result<Vec<Unit>, EngineError> {
+        let conn_id = conn.id.as_str();
+        let config = planner.config();
         // 1. Coalesce and find the links.
         let refs = coalesce(refs);
         let keys: Vec<LinkKey> = refs
@@ -418,11 +415,8 @@ impl Engine {
                 }
             }
         }
-        if report.echoes > 0 {
-            self.store.add_counters(conn_id, &[(counters::ECHOES_SKIPPED, report.echoes as i64)]).await?;
-        }
         if units.is_empty() {
-            return Ok(report);
+            return Ok(units);
         }
 
         let hs_api = self.apis.hubspot(&conn).await?;
@@ -441,8 +435,7 @@ impl Engine {
 
         // 4. Unlinked records: pair them by email, with a link held under that email, or with the
         //    counterpart the other app has.
-        let mut retry_refs: Vec<ContactRef> = Vec::new();
-        let (more_hs, more_ml) = self.pair_unlinked(conn_id, &mut units, &mut retry_refs).await?;
+        let (more_hs, more_ml) = self.pair_unlinked(conn_id, &mut units, retry_refs).await?;
         if !more_hs.is_empty() {
             for r in hs_api.read_contacts(&more_hs, &hs_props).await? {
                 hs_records.insert(r.id.clone(), r);
@@ -491,24 +484,20 @@ impl Engine {
             }
         }
         // A counterpart found by email may already be linked to someone else.
-        self.check_counterparts(conn_id, &mut units, &mut retry_refs).await?;
+        self.check_counterparts(conn_id, &mut units, retry_refs).await?;
 
         // 5. Rules: which records are in scope.
         let hs_scope = self.hubspot_scope(&config.hubspot_rule, &units, &*hs_api).await?;
         let companies = self.companies(&planner, &units, &*hs_api).await?;
 
-        // 6. Plan.
-        let mut destructive = SafetyCounters::default();
         for u in units.iter_mut() {
-            if u.failed {
-                continue;
-            }
-            let hs = u.hs.as_ref().map(|h| {
-                let company =
-                    h.property("associatedcompanyid").and_then(|c| companies.get(c).cloned()).unwrap_or_default();
-                to_contact(h, hs_scope.get(&h.id).copied().unwrap_or(false), company)
-            });
-            let ml = u.ml.as_ref().map(|m| {
+            let company =
+                u.hs.as_ref()
+                    .and_then(|h| h.property("associatedcompanyid"))
+                    .and_then(|c| companies.get(c).cloned())
+                    .unwrap_or_default();
+            u.hs_contact = u.hs.as_ref().map(|h| to_contact(h, hs_scope.get(&h.id).copied().unwrap_or(false), company));
+            u.ml_subscriber = u.ml.as_ref().map(|m| {
                 let in_scope = match &config.mailerlite_rule {
                     MailerLiteRule::All => true,
                     MailerLiteRule::Groups { .. } => config.mailerlite_rule.matches(m.status, &m.groups, &[]),
@@ -519,31 +508,40 @@ impl Engine {
                 };
                 to_subscriber(m, in_scope)
             });
-            let plan = planner.plan(phase, u.link.as_ref(), hs.as_ref(), ml.as_ref());
-            destructive.add(&plan.safety);
-            if plan.exclusion.is_some() {
-                self.store.add_counters(conn_id, &[(counters::EXCLUDED_NO_EMAIL, 1)]).await?;
-            }
-            for e in &plan.errors {
-                u.problems.push(problem(
-                    e.target,
-                    Some(match e.target {
-                        Side::HubSpot => e.hubspot_property.clone(),
-                        Side::MailerLite => e.mailerlite_field.clone(),
-                    }),
-                    e.error.to_string(),
-                    match &e.error {
-                        hmsync_core::ValueError::NotAnOption { .. } => {
-                            "Add the option in HubSpot (Settings › Properties), or correct the value in MailerLite; the contact syncs again on its next change or on retry.".into()
-                        }
-                        _ => "Correct the value in the app it comes from; the contact syncs again on its next change or on retry.".into(),
-                    },
-                    None,
-                ));
-            }
-            u.plan = Some(plan);
         }
-        report.contacts = units.iter().filter(|u| u.plan.is_some()).count();
+        Ok(units)
+    }
+
+    pub(crate) async fn sync_contacts(
+        &self,
+        conn_id: &str,
+        refs: Vec<ContactRef>,
+        origin: Origin,
+        pre: Preloaded,
+        message: &SyncMessage,
+    ) -> Result<Report, EngineError> {
+        let conn = self.connection(conn_id).await?;
+        let (state, _) = self.state(conn_id).await?;
+        if let Some(report) = self.gate(conn_id, &state, message).await? {
+            return Ok(report);
+        }
+        let schemas = conn.schemas.clone().unwrap_or_default();
+        let config = conn.config.clone();
+        let planner = Planner::new(&config, &schemas);
+        let phase = if state.lifecycle == Lifecycle::InitialSync { Phase::Initial } else { Phase::Continuous };
+        let now = self.now_ms();
+        let mut report = Report::default();
+        let mut retry_refs: Vec<ContactRef> = Vec::new();
+        let mut units = self.load_units(&conn, &planner, refs, pre, &mut report, &mut retry_refs).await?;
+        if report.echoes > 0 {
+            self.store.add_counters(conn_id, &[(counters::ECHOES_SKIPPED, report.echoes as i64)]).await?;
+        }
+        if units.is_empty() {
+            return Ok(report);
+        }
+        let destructive = plan_units(&planner, phase, &mut units, &mut report);
+        let hs_api = self.apis.hubspot(&conn).await?;
+        let ml_api = self.apis.mailerlite(&conn).await?;
 
         // 7. The safety valve: too many destructive changes pause the connection for approval.
         if !destructive.is_zero() {
@@ -602,6 +600,9 @@ impl Engine {
         let created_hs = units.iter().filter(|u| !u.failed && u.written_hs.is_some() && u.hs.is_none()).count();
         let created_ml = units.iter().filter(|u| !u.failed && u.written_ml.is_some() && u.ml.is_none()).count();
         let mut deltas: Vec<(&str, i64)> = vec![(counters::SYNCED, report.written as i64)];
+        if report.excluded > 0 {
+            deltas.push((counters::EXCLUDED_NO_EMAIL, report.excluded as i64));
+        }
         if created_hs > 0 {
             deltas.push((counters::CREATED_HUBSPOT, created_hs as i64));
         }
@@ -1195,6 +1196,41 @@ impl Engine {
         self.store.set_error(conn_id, &e).await?;
         Ok(())
     }
+}
+
+/// Plans every loaded contact; returns the destructive changes planned in total.
+pub(crate) fn plan_units(planner: &Planner, phase: Phase, units: &mut [Unit], report: &mut Report) -> SafetyCounters {
+    let mut destructive = SafetyCounters::default();
+    for u in units.iter_mut() {
+        if u.failed {
+            continue;
+        }
+        let plan = planner.plan(phase, u.link.as_ref(), u.hs_contact.as_ref(), u.ml_subscriber.as_ref());
+        destructive.add(&plan.safety);
+        if plan.exclusion.is_some() {
+            report.excluded += 1;
+        }
+        for e in &plan.errors {
+            u.problems.push(problem(
+                e.target,
+                Some(match e.target {
+                    Side::HubSpot => e.hubspot_property.clone(),
+                    Side::MailerLite => e.mailerlite_field.clone(),
+                }),
+                e.error.to_string(),
+                match &e.error {
+                    hmsync_core::ValueError::NotAnOption { .. } => {
+                        "Add the option in HubSpot (Settings › Properties), or correct the value in MailerLite; the contact syncs again on its next change or on retry.".into()
+                    }
+                    _ => "Correct the value in the app it comes from; the contact syncs again on its next change or on retry.".into(),
+                },
+                None,
+            ));
+        }
+        u.plan = Some(plan);
+    }
+    report.contacts = units.iter().filter(|u| u.plan.is_some()).count();
+    destructive
 }
 
 #[cfg(test)]
