@@ -353,13 +353,13 @@ impl Engine {
             if let Some(link) = link {
                 let echo = match r {
                     ContactRef::HubSpot { changes, structural, .. } => {
-                        !structural && hubspot_echo(&planner, link, changes)
+                        !structural && hubspot_echo(planner, link, changes)
                     }
                     ContactRef::MailerLite { snapshot, group, structural: false, member: None, .. }
                         if snapshot.is_some() || group.is_some() =>
                     {
-                        snapshot.as_ref().is_none_or(|s| mailerlite_echo(&planner, link, s))
-                            && group.as_ref().is_none_or(|(g, added)| group_echo(&config, link, g, *added))
+                        snapshot.as_ref().is_none_or(|s| mailerlite_echo(planner, link, s))
+                            && group.as_ref().is_none_or(|(g, added)| group_echo(config, link, g, *added))
                     }
                     ContactRef::MailerLite { .. } => false,
                 };
@@ -419,9 +419,9 @@ impl Engine {
             return Ok(units);
         }
 
-        let hs_api = self.apis.hubspot(&conn).await?;
-        let ml_api = self.apis.mailerlite(&conn).await?;
-        let hs_props = hubspot_properties(&planner);
+        let hs_api = self.apis.hubspot(conn).await?;
+        let ml_api = self.apis.mailerlite(conn).await?;
+        let hs_props = hubspot_properties(planner);
 
         // 3. Read both sides in bulk.
         let mut hs_records: HashMap<String, HsRecord> = HashMap::new();
@@ -488,7 +488,7 @@ impl Engine {
 
         // 5. Rules: which records are in scope.
         let hs_scope = self.hubspot_scope(&config.hubspot_rule, &units, &*hs_api).await?;
-        let companies = self.companies(&planner, &units, &*hs_api).await?;
+        let companies = self.companies(planner, &units, &*hs_api).await?;
 
         for u in units.iter_mut() {
             let company =
