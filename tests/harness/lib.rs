@@ -164,27 +164,15 @@ impl Harness {
     pub async fn connect(&self, id: &str, config: ConnectionConfig) -> String {
         self.store.create_connection(id, &config).await.expect("create connection");
         let hs = self.hubspot.config();
-        // One batchable webhook carries every event (MailerLite then uses the batched envelope
-        // for all of them), so one secret signs everything the connection receives.
-        let hook = self
-            .ml_client()
-            .create_webhook(&hmsync_mailerlite::NewWebhook {
-                name: Some("hmsync".into()),
-                url: format!("{}/webhooks/mailerlite/{id}", self.api_url),
-                events: hmsync_engine::webhook::MAILERLITE_EVENTS.iter().map(|s| s.to_string()).collect(),
-                enabled: Some(true),
-                batchable: Some(true),
-            })
-            .await
-            .expect("MailerLite webhook");
         let credentials = Credentials {
             hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
             hubspot_app_id: Some(hs.app_id),
             hubspot_client_secret: Some(hs.client_secret.clone()),
             mailerlite_api_key: Some(self.mailerlite.config().token),
-            mailerlite_webhook_secret: Some(hook.secret.clone()),
+            mailerlite_webhook_secret: None,
         };
         save_credentials(&*self.secrets, id, &credentials).await.expect("credentials");
+        self.engine.register_mailerlite_webhook(id, &self.api_url).await.expect("MailerLite webhook");
         let subscriptions =
             ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"]
                 .iter()

@@ -229,4 +229,7 @@ pub trait MailerLiteApi: Send + Sync {
     /// subscriber as written when the API returns it).
     async fn apply(&self, ops: &[MlOp]) -> ApiResult<Vec<Result<Option<MlRecord>, ItemError>>>;
     async fn fields(&self) -> ApiResult<Vec<MlField>>;
+    /// Points a webhook carrying `events` at `url` (replacing an earlier one with that URL) and
+    /// returns its signing secret.
+    async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String>;
 }

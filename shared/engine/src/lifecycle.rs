@@ -76,6 +76,19 @@ impl Engine {
         Ok((conn, problems))
     }
 
+    /// Points the connection's MailerLite webhook at this deployment (`public_base_url`) and
+    /// stores its signing secret, so MailerLite changes arrive within seconds.
+    pub async fn register_mailerlite_webhook(&self, conn_id: &str, public_base_url: &str) -> Result<(), LifecycleError> {
+        let conn = self.connection(conn_id).await?;
+        let ml = self.apis.mailerlite(&conn).await?;
+        let url = format!("{}/webhooks/mailerlite/{conn_id}", public_base_url.trim_end_matches('/'));
+        let secret = ml.register_webhook(&url, &crate::webhook::MAILERLITE_EVENTS).await?;
+        let mut creds = crate::adapters::load_credentials(&*self.secrets, conn_id).await?;
+        creds.mailerlite_webhook_secret = Some(secret);
+        crate::adapters::save_credentials(&*self.secrets, conn_id, &creds).await?;
+        Ok(())
+    }
+
     /// Activates a connection: validates it against fresh schemas and starts the initial sync.
     pub async fn activate(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
         let (_, problems) = self.refresh_fields(conn_id).await?;

@@ -207,6 +207,27 @@ impl MailerLiteApi for MailerLiteAdapter {
         Ok(out)
     }
 
+    async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String> {
+        for old in self.client.webhooks().await.map_err(api_error)? {
+            if old.url == url {
+                self.client.delete_webhook(&old.id).await.map_err(api_error)?;
+            }
+        }
+        let hook = self
+            .client
+            .create_webhook(&ml::NewWebhook {
+                name: Some("hmsync".into()),
+                url: url.to_string(),
+                events: events.iter().map(|e| e.to_string()).collect(),
+                enabled: Some(true),
+                // The batch-only events make MailerLite send every event in the batched envelope.
+                batchable: Some(true),
+            })
+            .await
+            .map_err(api_error)?;
+        Ok(hook.secret)
+    }
+
     async fn fields(&self) -> ApiResult<Vec<MlField>> {
         let fields = self.client.fields().await.map_err(api_error)?;
         Ok(fields
