@@ -78,7 +78,11 @@ impl Engine {
 
     /// Points the connection's MailerLite webhook at this deployment (`public_base_url`) and
     /// stores its signing secret, so MailerLite changes arrive within seconds.
-    pub async fn register_mailerlite_webhook(&self, conn_id: &str, public_base_url: &str) -> Result<(), LifecycleError> {
+    pub async fn register_mailerlite_webhook(
+        &self,
+        conn_id: &str,
+        public_base_url: &str,
+    ) -> Result<(), LifecycleError> {
         let conn = self.connection(conn_id).await?;
         let ml = self.apis.mailerlite(&conn).await?;
         let url = format!("{}/webhooks/mailerlite/{conn_id}", public_base_url.trim_end_matches('/'));

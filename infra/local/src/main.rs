@@ -1,0 +1,29 @@
+//! The `hmsync` command. `hmsync demo` is the quickest way to watch a sync happen.
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "hmsync", version, about = "Two-way contact sync between HubSpot and MailerLite")]
+enum Command {
+    /// Simulated HubSpot and MailerLite with generated contacts, a demo connection synced at once,
+    /// and the status page.
+    Demo(hmsync::demo::DemoArgs),
+    /// The config API, status page, webhooks, worker and schedule against real HubSpot and
+    /// MailerLite (or `hmsync sandbox`).
+    Serve(hmsync::serve::ServeArgs),
+    /// Only the two simulators, for testing your own integrations.
+    Sandbox(hmsync_sandbox::cli::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Command::parse() {
+        Command::Demo(args) => hmsync::demo::run(args).await,
+        Command::Serve(args) => hmsync::serve::run(args).await,
+        Command::Sandbox(args) => hmsync_sandbox::cli::run(args).await.map_err(Into::into),
+    }
+}
