@@ -122,6 +122,9 @@ pub struct Link {
     /// Base value per mapping key ([`crate::FieldMapping::key`]).
     #[serde(default)]
     pub bases: BTreeMap<String, FieldBase>,
+    /// What was recorded in HubSpot of the subscriber's engagement.
+    #[serde(default, skip_serializing_if = "crate::engagement::EngagementState::is_empty")]
+    pub engagement: crate::engagement::EngagementState,
     /// Optimistic-locking version, managed by the store.
     #[serde(default)]
     pub version: u64,
@@ -144,6 +147,7 @@ impl Link {
             hs_last_modified: None,
             ml_updated_at: None,
             bases: BTreeMap::new(),
+            engagement: crate::engagement::EngagementState::default(),
             version: 0,
         }
     }

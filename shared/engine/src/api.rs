@@ -33,6 +33,11 @@ pub struct MlRecord {
     pub groups: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// MailerLite's totals of the subscriber's opens and clicks.
+    #[serde(default)]
+    pub opens_count: u64,
+    #[serde(default)]
+    pub clicks_count: u64,
 }
 
 /// One page of a HubSpot scan.
@@ -229,6 +234,13 @@ pub trait MailerLiteApi: Send + Sync {
     /// subscriber as written when the API returns it).
     async fn apply(&self, ops: &[MlOp]) -> ApiResult<Vec<Result<Option<MlRecord>, ItemError>>>;
     async fn fields(&self) -> ApiResult<Vec<MlField>>;
+    /// The subscriber's engagement events from the activity log (newest first, up to `limit`).
+    async fn activity(
+        &self,
+        subscriber_id: &str,
+        email: &str,
+        limit: usize,
+    ) -> ApiResult<Vec<hmsync_core::EngagementEvent>>;
     /// Points a webhook carrying `events` at `url` (replacing an earlier one with that URL) and
     /// returns its signing secret.
     async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String>;

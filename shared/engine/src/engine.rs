@@ -159,6 +159,9 @@ impl Engine {
             SyncMessage::HubSpotMerge { connection_id, survivor_id, merged_ids } => {
                 self.merge(connection_id, survivor_id, merged_ids, message).await
             }
+            SyncMessage::Engagement { connection_id, events } => {
+                self.record_engagement(connection_id, events, message).await
+            }
         }
     }
 

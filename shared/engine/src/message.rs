@@ -124,6 +124,11 @@ pub enum SyncMessage {
         survivor_id: String,
         merged_ids: Vec<String>,
     },
+    /// MailerLite engagement to record in HubSpot.
+    Engagement {
+        connection_id: String,
+        events: Vec<hmsync_core::EngagementEvent>,
+    },
 }
 
 impl SyncMessage {
@@ -132,7 +137,8 @@ impl SyncMessage {
             SyncMessage::Contacts { connection_id, .. }
             | SyncMessage::ScanStart { connection_id, .. }
             | SyncMessage::ScanPage { connection_id, .. }
-            | SyncMessage::HubSpotMerge { connection_id, .. } => connection_id,
+            | SyncMessage::HubSpotMerge { connection_id, .. }
+            | SyncMessage::Engagement { connection_id, .. } => connection_id,
         }
     }
 

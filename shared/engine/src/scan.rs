@@ -140,8 +140,13 @@ impl Engine {
                         structural: false,
                     })
                     .collect();
+                let records_seen = page.records.clone();
                 let pre = Preloaded { mailerlite: page.records, skip_unchanged: true, ..Preloaded::default() };
                 report = self.sync_contacts(conn_id, refs, origin(initial), pre, message).await?;
+                if !report.parked && !initial {
+                    // Opens and clicks whose webhooks were lost show up as moved counts.
+                    report.enqueued += self.engagement_from_scan(&conn, &records_seen).await?.min(1);
+                }
                 next_cursor = page.next;
             }
             ScanPart::HubSpot => {

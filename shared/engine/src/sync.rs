@@ -585,7 +585,8 @@ impl Engine {
         self.write_hubspot(&mut units, &*hs_api, &config).await?;
 
         // 9. Store links, errors, history, meter and counters.
-        let stored = self.store_results(conn_id, &mut units, origin, now, &mut report).await?;
+        let stored =
+            self.store_results(conn_id, &mut units, origin, now, config.engagement.enabled, &mut report).await?;
         for u in &units {
             if u.retry
                 && let Some(r) = u.retry_ref()
@@ -1075,9 +1076,11 @@ impl Engine {
         units: &mut [Unit],
         origin: Origin,
         now: i64,
+        engagement: bool,
         report: &mut Report,
     ) -> Result<usize, EngineError> {
         let mut stored = 0usize;
+        let mut new_links: Vec<String> = Vec::new();
         let mut history: Vec<HistoryEntry> = Vec::new();
         let mut metered: Vec<String> = Vec::new();
         let had_errors = self.store.count_errors(conn_id).await? > 0;
@@ -1119,6 +1122,9 @@ impl Engine {
             if previous.as_ref() != Some(&link) {
                 match self.store.put_link(conn_id, &link, previous.as_ref()).await {
                     Ok(saved) => {
+                        if previous.is_none() {
+                            new_links.push(saved.email.clone());
+                        }
                         link = saved;
                         stored += 1;
                     }
@@ -1184,6 +1190,9 @@ impl Engine {
         }
         if !metered.is_empty() {
             self.store.record_synced(conn_id, &month_of(now), &metered).await?;
+        }
+        if engagement && !new_links.is_empty() && self.release_pending_events(conn_id, &new_links).await? > 0 {
+            report.enqueued += 1;
         }
         Ok(stored)
     }

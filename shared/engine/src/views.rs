@@ -60,6 +60,9 @@ pub struct Status {
     /// The calendar month (UTC) and its unique synced contacts: the billing figure.
     pub month: String,
     pub unique_contacts_this_month: u64,
+    /// Engagement events recorded in HubSpot today (UTC) and in total.
+    pub engagement_events_today: u64,
+    pub engagement_events_total: u64,
     /// Messages held while the connection is paused.
     pub parked_messages: usize,
     /// Every counter the sync keeps (synced, created per side, echoes skipped, webhook events, …).
@@ -184,6 +187,9 @@ impl Engine {
             month,
             unique_contacts_this_month: unique,
             parked_messages: state.parked.len(),
+            engagement_events_today: counters.get(&crate::engagement::day_counter(now)).copied().unwrap_or(0).max(0)
+                as u64,
+            engagement_events_total: counters.get(counters::ENGAGEMENT_EVENTS).copied().unwrap_or(0).max(0) as u64,
             counters,
         })
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use hmsync_core::{EngagementEvent, EventKind};
 use hmsync_hubspot as hs;
 use hmsync_mailerlite as ml;
 use serde_json::{Value, json};
@@ -208,7 +209,12 @@ impl Engine {
             return Ok(accepted);
         }
         let mut refs: Vec<ContactRef> = Vec::new();
+        let mut engagement: Vec<EngagementEvent> = Vec::new();
+        let now = self.now_ms();
         for event in &delivery.events {
+            if let Some(e) = engagement_event(event, now) {
+                engagement.push(e);
+            }
             match event {
                 ml::WebhookEvent::Subscriber { kind, subscriber } => refs.push(ContactRef::MailerLite {
                     id: subscriber.id.clone(),
@@ -238,7 +244,7 @@ impl Engine {
                 }
             }
         }
-        let messages: Vec<SyncMessage> = refs
+        let mut messages: Vec<SyncMessage> = refs
             .chunks(self.settings.refs_per_message.max(1))
             .map(|c| SyncMessage::Contacts {
                 connection_id: conn_id.to_string(),
@@ -246,6 +252,9 @@ impl Engine {
                 origin: Origin::Webhook,
             })
             .collect();
+        for chunk in engagement.chunks(self.settings.refs_per_message.max(1)) {
+            messages.push(SyncMessage::Engagement { connection_id: conn_id.to_string(), events: chunk.to_vec() });
+        }
         accepted.messages = messages.len();
         self.store
             .add_counters(conn_id, &[(counters::WEBHOOK_EVENTS, accepted.events as i64)])
@@ -254,6 +263,38 @@ impl Engine {
         self.enqueue(&messages).await?;
         Ok(accepted)
     }
+}
+
+/// The engagement a MailerLite event reports (webhook items carry no time: the receipt time is
+/// used).
+fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementEvent> {
+    let (kind, subscriber, campaign, url) = match event {
+        ml::WebhookEvent::CampaignOpen { subscriber, campaign } => (EventKind::Open, subscriber, Some(campaign), None),
+        ml::WebhookEvent::CampaignClick { subscriber, campaign, url } => {
+            (EventKind::Click, subscriber, Some(campaign), url.clone())
+        }
+        ml::WebhookEvent::Subscriber { kind: ml::SubscriberEventKind::Unsubscribed, subscriber } => {
+            (EventKind::Unsubscribe, subscriber, None, None)
+        }
+        ml::WebhookEvent::Subscriber { kind: ml::SubscriberEventKind::Bounced, subscriber } => {
+            (EventKind::Bounce, subscriber, None, None)
+        }
+        ml::WebhookEvent::Subscriber { kind: ml::SubscriberEventKind::SpamReported, subscriber } => {
+            (EventKind::SpamReport, subscriber, None, None)
+        }
+        _ => return None,
+    };
+    Some(EngagementEvent {
+        kind,
+        subscriber_id: subscriber.id.clone(),
+        email: subscriber.email.clone(),
+        at_ms: now_ms,
+        campaign_id: campaign.map(|c| c.id.clone()),
+        campaign_name: campaign.map(|c| c.name.clone()).filter(|n| !n.is_empty()),
+        url,
+        opens_count: Some(subscriber.opens_count),
+        clicks_count: Some(subscriber.clicks_count),
+    })
 }
 
 /// What the echo check compares: the subscriber's email, status and fields.

@@ -49,7 +49,34 @@ pub fn record(s: ml::Subscriber) -> MlRecord {
         groups: s.groups.unwrap_or_default().into_iter().map(|g| g.id).collect(),
         created_at: s.created_at.map(|t| t.to_rest()).unwrap_or_default(),
         updated_at: s.updated_at.map(|t| t.to_rest()).unwrap_or_default(),
+        opens_count: s.opens_count,
+        clicks_count: s.clicks_count,
     }
+}
+
+/// An activity-log entry as an engagement event (`None` for entries that are not engagement).
+fn engagement_event(subscriber_id: &str, email: &str, e: &ml::LogEntry) -> Option<hmsync_core::EngagementEvent> {
+    use hmsync_core::EventKind;
+    let kind = match e.log_name.as_str() {
+        "email_open" => EventKind::Open,
+        "link_click" => EventKind::Click,
+        "unsubscribed" => EventKind::Unsubscribe,
+        "email_bounce" => EventKind::Bounce,
+        "spam_complaint" => EventKind::SpamReport,
+        _ => return None,
+    };
+    let at_ms = e.created_at.as_ref().map(|t| (t.0.unix_timestamp_nanos() / 1_000_000) as i64)?;
+    Some(hmsync_core::EngagementEvent {
+        kind,
+        subscriber_id: subscriber_id.to_string(),
+        email: email.to_string(),
+        at_ms,
+        campaign_id: e.property("campaign_id").map(str::to_string),
+        campaign_name: e.property("campaign_name").map(str::to_string),
+        url: e.property("url").map(str::to_string),
+        opens_count: None,
+        clicks_count: None,
+    })
 }
 
 /// A failure of a whole call.
@@ -205,6 +232,26 @@ impl MailerLiteApi for MailerLiteAdapter {
             });
         }
         Ok(out)
+    }
+
+    async fn activity(
+        &self,
+        subscriber_id: &str,
+        email: &str,
+        limit: usize,
+    ) -> ApiResult<Vec<hmsync_core::EngagementEvent>> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let entries = self.client.activity_log(subscriber_id, None, page).await.map_err(api_error)?;
+            let last = !entries.has_next() || entries.data.is_empty();
+            out.extend(entries.data.iter().filter_map(|e| engagement_event(subscriber_id, email, e)));
+            if last || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+            page += 1;
+        }
     }
 
     async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String> {

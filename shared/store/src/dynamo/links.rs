@@ -29,7 +29,7 @@ impl DynamoStore {
         let link_id = str_attr(&entry, "link_id")
             .ok_or_else(|| StoreError::corrupt("link index entry", format!("{key} has no link_id")))?;
         match self.get_link(conn, link_id).await? {
-            Some(link) if key.matches(&link) => Ok(Lookup::Found(link)),
+            Some(link) if key.matches(&link) => Ok(Lookup::Found(Box::new(link))),
             _ => Ok(Lookup::Stale),
         }
     }
@@ -88,7 +88,7 @@ impl DynamoStore {
 }
 
 enum Lookup {
-    Found(Link),
+    Found(Box<Link>),
     Missing,
     /// The entry pointed to a link that no longer claims the key: it was rewritten between the
     /// two reads.
@@ -107,7 +107,7 @@ impl LinkStore for DynamoStore {
     async fn find_link(&self, conn: &str, key: &LinkKey) -> Result<Option<Link>> {
         for _ in 0..LOOKUP_ATTEMPTS {
             match self.lookup_once(conn, key).await? {
-                Lookup::Found(link) => return Ok(Some(link)),
+                Lookup::Found(link) => return Ok(Some(*link)),
                 Lookup::Missing => return Ok(None),
                 Lookup::Stale => continue,
             }
