@@ -229,3 +229,51 @@ impl Harness {
         self.queue.dead_letters(100).await.expect("dead letters").len()
     }
 }
+
+impl Harness {
+    /// A fresh engine and worker on the same store, queue and secrets, as a restarted process
+    /// would build them (the SQLite files are opened again; on AWS the same table and queue).
+    pub fn restarted(&self, settings: EngineSettings) -> (Arc<Engine>, Worker) {
+        let (store, queue): (Arc<dyn Store>, Arc<dyn WorkQueue>) = if self.dir.path().join("store.db").exists() {
+            (
+                Arc::new(SqliteStore::open(self.dir.path().join("store.db")).expect("store")),
+                Arc::new(SqliteQueue::open(self.dir.path().join("queue.db")).expect("queue")),
+            )
+        } else {
+            (self.store.clone(), self.queue.clone())
+        };
+        let settings_api = ApiSettings {
+            hubspot_base_url: self.hubspot.base_url().to_string(),
+            mailerlite_base_url: self.mailerlite.base_url().to_string(),
+            time_scale: self.hubspot.config().time_scale,
+            hubspot_burst_limit: self.hubspot.config().burst_limit,
+            fast_retries: true,
+        };
+        let apis = Arc::new(CredentialApis::new(self.secrets.clone(), settings_api));
+        let engine = Arc::new(Engine {
+            store,
+            queue: queue.clone(),
+            secrets: self.secrets.clone(),
+            apis,
+            clock: Arc::new(SystemClock),
+            settings,
+            failpoints: Failpoints::default(),
+        });
+        let worker = Worker::new(engine.clone(), queue, worker_settings());
+        (engine, worker)
+    }
+
+    /// Like [`Harness::settle`], with another worker (e.g. a restarted one).
+    pub async fn settle_with(&self, worker: &Worker) {
+        for _ in 0..200 {
+            let round = worker.drain(Duration::from_millis(300)).await.expect("worker");
+            self.hubspot.dispatcher().wait_idle().await;
+            self.mailerlite.dispatcher().wait_idle().await;
+            let again = worker.drain(Duration::from_millis(300)).await.expect("worker");
+            if round.received == 0 && again.received == 0 {
+                return;
+            }
+        }
+        panic!("the sync did not settle");
+    }
+}

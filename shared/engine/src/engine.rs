@@ -58,6 +58,9 @@ pub struct EngineSettings {
     pub event_key_ttl: Duration,
     /// How often the schedule scans (the deployment's schedule; shown as "next scan").
     pub scan_interval: Duration,
+    /// After HubSpot's daily limit is used up, work is tried again this often (HubSpot resets
+    /// the limit at midnight in the account's time zone, which the API does not tell).
+    pub daily_limit_probe: Duration,
 }
 
 impl Default for EngineSettings {
@@ -70,6 +73,7 @@ impl Default for EngineSettings {
             approval_window: Duration::from_secs(24 * 3600),
             event_key_ttl: Duration::from_secs(30 * 24 * 3600),
             scan_interval: Duration::from_secs(2 * 3600),
+            daily_limit_probe: Duration::from_secs(15 * 60),
         }
     }
 }

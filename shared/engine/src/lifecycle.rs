@@ -268,7 +268,8 @@ impl Engine {
                 tracing::warn!(connection = conn_id, %side, "credentials refused; connection paused until they are replaced");
                 self.park(conn_id, message).await
             }
-            Err(EngineError::Api(ApiError::DailyLimit { retry_after })) => {
+            Err(EngineError::Api(ApiError::DailyLimit { .. })) => {
+                let retry_after = self.settings.daily_limit_probe;
                 let now = self.now_ms();
                 let until = now + retry_after.as_millis() as i64;
                 self.update_state(message.connection_id(), |s| {
