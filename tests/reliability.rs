@@ -33,7 +33,7 @@ fn config() -> ConnectionConfig {
 async fn run_until_crash(h: &Harness, name: &str) {
     for _ in 0..500 {
         let _ = h.worker.run_once().await;
-        if h.failpoints.fired().iter().any(|f| *f == name) {
+        if h.failpoints.fired().contains(&name) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
