@@ -310,3 +310,35 @@ async fn duplicated_reordered_webhooks_and_faults_on_both_apis_still_converge() 
     assert_eq!(ml[&person(12).email].status.as_str(), "unsubscribed", "nobody resubscribed");
     assert_eq!(h.dead_letters().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_change_reaches_the_subscribers_of_its_contacts() {
+    let h = Harness::start(Options::default()).await;
+    let seeded = h.hubspot.seed(&SeedRequest { count: 12, with_companies: true, ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 0, ..Default::default() }).unwrap();
+    let mut c = config(None);
+    c.mappings.push(FieldMapping::new("name", "company").company());
+    let id = h.connect("c1", c).await;
+    h.activate(&id).await;
+    let contact = h.hubspot.contact(seeded.ids[0]).unwrap();
+    let company: u64 = contact["properties"]["associatedcompanyid"].as_str().unwrap().parse().unwrap();
+    let old_name = h.mailerlite.subscriber(&person(0).email).unwrap().fields.get("company").cloned();
+    assert!(old_name.as_ref().is_some_and(|v| v.is_string()), "the company name synced: {old_name:?}");
+    h.hubspot.user_edit_company(company, &props(&[("name", "Renamed Inc")]), 7).unwrap();
+    h.settle().await;
+    let members: Vec<u64> = (0..12u64)
+        .filter(|i| {
+            h.hubspot.contact(seeded.ids[*i as usize]).unwrap()["properties"]["associatedcompanyid"]
+                .as_str()
+                .is_some_and(|c| c == company.to_string())
+        })
+        .collect();
+    assert!(!members.is_empty());
+    for i in members {
+        assert_eq!(
+            h.mailerlite.subscriber(&person(i).email).unwrap().fields.get("company"),
+            Some(&json!("Renamed Inc")),
+            "person {i}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use hmsync_engine::adapters::{ApiSettings, CredentialApis, Credentials, HubSpotA
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_engine::{Engine, EngineSettings, SystemClock};
-use hmsync_sandbox::hubspot::{HubSpotConfig, HubSpotSim, WebhookSettings, WebhookSubscription};
+use hmsync_sandbox::hubspot::{HubSpotConfig, HubSpotSim, WebhookSettings};
 use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
 use hmsync_store::{DynamoStore, MemorySecrets, SqliteQueue, SqliteStore, SqsQueue, Store, WorkQueue};
 
@@ -173,20 +173,8 @@ impl Harness {
         };
         save_credentials(&*self.secrets, id, &credentials).await.expect("credentials");
         self.engine.register_mailerlite_webhook(id, &self.api_url).await.expect("MailerLite webhook");
-        let subscriptions =
-            ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"]
-                .iter()
-                .map(|t| WebhookSubscription { id: 0, event_type: t.to_string(), property_name: None, active: true })
-                .chain(std::iter::once(WebhookSubscription {
-                    id: 0,
-                    event_type: "contact.propertyChange".into(),
-                    property_name: Some("*".into()),
-                    active: true,
-                }))
-                .collect();
-        self.hubspot.set_webhook_settings(Some(
-            WebhookSettings { target_url: format!("{}/webhooks/hubspot", self.api_url), subscriptions }.with_ids(),
-        ));
+        self.hubspot
+            .set_webhook_settings(Some(WebhookSettings::for_sync(format!("{}/webhooks/hubspot", self.api_url))));
         id.to_string()
     }
 

@@ -12,7 +12,7 @@ use hmsync_core::{ConnectionConfig, FieldMapping, Side};
 use hmsync_engine::adapters::{ApiSettings, Credentials, HubSpotAuth, save_credentials};
 use hmsync_engine::worker::WorkerSettings;
 use hmsync_engine::{Lifecycle, LifecycleError};
-use hmsync_sandbox::hubspot::{WebhookSettings, WebhookSubscription};
+use hmsync_sandbox::hubspot::WebhookSettings;
 use hmsync_sandbox::mailerlite::UserEdit;
 use hmsync_sandbox::{MembershipSeed, PeopleSeed, PeopleSeedSummary, Sandbox, SandboxConfig};
 use hmsync_store::{ConnectionStore, ErrorStore, LinkStore};
@@ -89,20 +89,7 @@ fn seed(args: &DemoArgs) -> PeopleSeed {
 
 /// Points the sandbox HubSpot app's webhooks at the runtime (a real app declares them).
 fn hubspot_webhooks(sandbox: &Sandbox, public_url: &str) {
-    let subscriptions =
-        ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"]
-            .iter()
-            .map(|t| WebhookSubscription { id: 0, event_type: t.to_string(), property_name: None, active: true })
-            .chain(std::iter::once(WebhookSubscription {
-                id: 0,
-                event_type: "contact.propertyChange".into(),
-                property_name: Some("*".into()),
-                active: true,
-            }))
-            .collect();
-    sandbox.hubspot().set_webhook_settings(Some(
-        WebhookSettings { target_url: format!("{public_url}/webhooks/hubspot"), subscriptions }.with_ids(),
-    ));
+    sandbox.hubspot().set_webhook_settings(Some(WebhookSettings::for_sync(format!("{public_url}/webhooks/hubspot"))));
 }
 
 /// The one-line result of `--until-synced`.

@@ -198,6 +198,8 @@ pub trait HubSpotApi: Send + Sync {
     async fn scan_modified(&self, since_ms: i64, after: Option<&str>, properties: &[String]) -> ApiResult<HsPage>;
     /// A page of the record ids in a list.
     async fn list_members(&self, list_id: &str, after: Option<&str>) -> ApiResult<(Vec<String>, Option<String>)>;
+    /// The contacts whose primary company is `company_id`.
+    async fn contacts_of_company(&self, company_id: &str) -> ApiResult<Vec<String>>;
     /// The list ids each contact is a member of.
     async fn memberships(&self, contact_ids: &[String]) -> ApiResult<BTreeMap<String, Vec<String>>>;
     /// Properties of companies by id.

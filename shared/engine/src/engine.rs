@@ -163,6 +163,9 @@ impl Engine {
             SyncMessage::HubSpotMerge { connection_id, survivor_id, merged_ids } => {
                 self.merge(connection_id, survivor_id, merged_ids, message).await
             }
+            SyncMessage::CompanyChanged { connection_id, company_id } => {
+                self.company_changed(connection_id, company_id, message).await
+            }
             SyncMessage::Engagement { connection_id, events } => {
                 self.record_engagement(connection_id, events, message).await
             }

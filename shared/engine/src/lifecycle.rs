@@ -310,6 +310,31 @@ impl Engine {
         Ok(())
     }
 
+    /// A company's mapped property changed (company fields flow HubSpot → MailerLite): every
+    /// contact whose primary company it is syncs again.
+    pub(crate) async fn company_changed(
+        &self,
+        conn_id: &str,
+        company_id: &str,
+        message: &SyncMessage,
+    ) -> Result<Report, EngineError> {
+        let conn = self.connection(conn_id).await?;
+        let (state, _) = self.state(conn_id).await?;
+        if let Some(report) = self.gate(conn_id, &state, message).await? {
+            return Ok(report);
+        }
+        let hs = self.apis.hubspot(&conn).await?;
+        let contacts = hs.contacts_of_company(company_id).await?;
+        let mut report = Report::default();
+        for chunk in contacts.chunks(self.settings.refs_per_message.max(1)) {
+            let refs = chunk.iter().map(|id| ContactRef::hubspot(id)).collect();
+            let r = self.sync_contacts(conn_id, refs, Origin::Webhook, Preloaded::default(), message).await?;
+            report.contacts += r.contacts;
+            report.written += r.written;
+        }
+        Ok(report)
+    }
+
     /// A HubSpot merge: the links of the merged contacts move to the survivor (one link is kept,
     /// no duplicate is made), then the survivor is synced.
     pub(crate) async fn merge(

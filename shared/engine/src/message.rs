@@ -124,6 +124,11 @@ pub enum SyncMessage {
         survivor_id: String,
         merged_ids: Vec<String>,
     },
+    /// A mapped property of a HubSpot company changed: its contacts sync again.
+    CompanyChanged {
+        connection_id: String,
+        company_id: String,
+    },
     /// MailerLite engagement to record in HubSpot.
     Engagement {
         connection_id: String,
@@ -138,6 +143,7 @@ impl SyncMessage {
             | SyncMessage::ScanStart { connection_id, .. }
             | SyncMessage::ScanPage { connection_id, .. }
             | SyncMessage::HubSpotMerge { connection_id, .. }
+            | SyncMessage::CompanyChanged { connection_id, .. }
             | SyncMessage::Engagement { connection_id, .. } => connection_id,
         }
     }

@@ -115,6 +115,17 @@ impl Engine {
             if state.lifecycle == Lifecycle::Draft {
                 continue;
             }
+            let company_properties: std::collections::BTreeSet<String> =
+                match self.store.get_connection(&conn_id).await.map_err(EngineError::from)? {
+                    Some(c) => c
+                        .config
+                        .mappings
+                        .iter()
+                        .filter(|m| m.hubspot_object == hmsync_core::HubSpotObject::Company)
+                        .map(|m| m.hubspot_property.clone())
+                        .collect(),
+                    None => Default::default(),
+                };
             let mut refs: Vec<ContactRef> = Vec::new();
             for e in events.iter().filter(|e| e.portal_id == portal) {
                 accepted.events += 1;
@@ -149,6 +160,12 @@ impl Engine {
                             survivor_id: survivor,
                             merged_ids: merged,
                         });
+                    }
+                    hs::SubscriptionType::CompanyPropertyChange => {
+                        if e.property_name.as_deref().is_some_and(|p| company_properties.contains(p)) {
+                            messages
+                                .push(SyncMessage::CompanyChanged { connection_id: conn_id.clone(), company_id: id });
+                        }
                     }
                     other => {
                         tracing::debug!(connection = %conn_id, event = other.as_str(), "HubSpot event not used by the sync")

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::HubSpotState;
 use super::errors::{HsError, HsResult};
-use super::events::{Actor, Event};
+use super::events::{Actor, Event, EventKind};
 use super::lists::{List, compile};
 use super::model::{Db, ObjectType, PropSelection, Record, SUBSCRIPTION_TYPES, SubscriptionStatus};
 use super::properties::{Change, PropertyGroup, def_from_create, validate};
@@ -294,6 +294,40 @@ pub fn create_company_in(st: &HubSpotState, props: &Map<String, Value>) -> HsRes
         .map_err(|p| HsError::properties(&p, portal))?;
     let now = db.stamp();
     Ok(insert_plain(&mut db, ObjectType::Companies, changes, BTreeSet::new(), now))
+}
+
+/// Changes a company's properties; returns its `company.propertyChange` events.
+pub fn edit_company_in(st: &HubSpotState, id: u64, props: &Map<String, Value>) -> HsResult<Vec<Event>> {
+    let portal = portal(st);
+    let mut db = st.db();
+    let changes = validate(db.schema(ObjectType::Companies), props, &|_| None, false)
+        .map_err(|p| HsError::properties(&p, portal))?;
+    let now = db.stamp();
+    let record = db
+        .store_mut(ObjectType::Companies)
+        .get_mut(&id)
+        .filter(|r| !r.archived)
+        .ok_or_else(|| HsError::not_found(&id.to_string()))?;
+    let mut events = Vec::new();
+    for (name, value) in changes {
+        let before = record.props.get(&name).cloned();
+        match &value {
+            Some(v) => record.props.insert(name.clone(), v.clone()),
+            None => record.props.remove(&name),
+        };
+        if before != value {
+            events.push(Event::new(
+                EventKind::CompanyPropertyChange { name, value: value.unwrap_or_default() },
+                id,
+                now,
+            ));
+        }
+    }
+    if !events.is_empty() {
+        record.updated_ms = now;
+        record.props.insert(ObjectType::Companies.modified_property().into(), iso_ms(now));
+    }
+    Ok(events)
 }
 
 fn insert_plain(db: &mut Db, t: ObjectType, changes: Vec<Change>, assoc: BTreeSet<u64>, now: i64) -> u64 {

@@ -15,10 +15,22 @@ use crate::common::{Delivery, Dispatcher, now_ms};
 pub enum EventKind {
     Creation,
     Deletion,
-    PropertyChange { name: String, value: String },
-    Merge { primary: u64, merged: Vec<u64>, moved: u32 },
+    PropertyChange {
+        name: String,
+        value: String,
+    },
+    Merge {
+        primary: u64,
+        merged: Vec<u64>,
+        moved: u32,
+    },
     Restore,
     PrivacyDeletion,
+    /// A company's property changed (the object id is the company's).
+    CompanyPropertyChange {
+        name: String,
+        value: String,
+    },
 }
 
 impl EventKind {
@@ -30,6 +42,7 @@ impl EventKind {
             Self::Merge { .. } => "contact.merge",
             Self::Restore => "contact.restore",
             Self::PrivacyDeletion => "contact.privacyDeletion",
+            Self::CompanyPropertyChange { .. } => "company.propertyChange",
         }
     }
 }
@@ -82,6 +95,26 @@ pub struct WebhookSettings {
 }
 
 impl WebhookSettings {
+    /// The subscriptions a contact sync wants (what an app declares in its webhooks config):
+    /// contact creation, deletion, merge, restore, privacy deletion, every contact property
+    /// change and every company property change.
+    pub fn for_sync(target_url: impl Into<String>) -> Self {
+        let plain =
+            ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"];
+        let properties = ["contact.propertyChange", "company.propertyChange"];
+        let subscriptions = plain
+            .iter()
+            .map(|t| WebhookSubscription { id: 0, event_type: t.to_string(), property_name: None, active: true })
+            .chain(properties.iter().map(|t| WebhookSubscription {
+                id: 0,
+                event_type: t.to_string(),
+                property_name: Some("*".into()),
+                active: true,
+            }))
+            .collect();
+        WebhookSettings { target_url: target_url.into(), subscriptions }.with_ids()
+    }
+
     /// Gives every subscription an id (kept if set).
     pub fn with_ids(mut self) -> Self {
         for (i, s) in self.subscriptions.iter_mut().enumerate() {
@@ -95,7 +128,7 @@ impl WebhookSettings {
     fn subscription_for(&self, kind: &EventKind) -> Option<&WebhookSubscription> {
         self.subscriptions.iter().filter(|s| s.active && s.event_type == kind.subscription_type()).find(
             |s| match kind {
-                EventKind::PropertyChange { name, .. } => {
+                EventKind::PropertyChange { name, .. } | EventKind::CompanyPropertyChange { name, .. } => {
                     s.property_name.as_deref().is_some_and(|p| p == "*" || p == name)
                 }
                 _ => true,
@@ -140,7 +173,7 @@ pub fn event_payloads(
         });
         match &e.kind {
             EventKind::Creation => v["changeFlag"] = json!("CREATED"),
-            EventKind::PropertyChange { name, value } => {
+            EventKind::PropertyChange { name, value } | EventKind::CompanyPropertyChange { name, value } => {
                 v["propertyName"] = json!(name);
                 v["propertyValue"] = json!(value);
             }

@@ -391,6 +391,18 @@ impl HubSpotState {
         api::create_company_in(self, properties)
     }
 
+    /// A user edits a company in the CRM UI: `company.propertyChange` webhooks (as `CRM_UI`).
+    pub fn user_edit_company(
+        &self,
+        id: u64,
+        properties: &serde_json::Map<String, Value>,
+        user_id: u64,
+    ) -> HsResult<()> {
+        let events = api::edit_company_in(self, id, properties)?;
+        self.emit(&events, Actor::User(user_id));
+        Ok(())
+    }
+
     /// Revokes an OAuth refresh token (already issued access tokens keep working until they expire).
     pub fn revoke_refresh_token(&self, refresh_token: &str) -> bool {
         self.auth.lock().expect("auth lock").revoke(refresh_token)

@@ -225,6 +225,30 @@ impl HubSpotApi for HubSpotAdapter {
         Ok((members.into_iter().map(|m| m.record_id).collect(), next))
     }
 
+    async fn contacts_of_company(&self, company_id: &str) -> ApiResult<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            // Keyset paging by id: no query nears the 10,000-result cap.
+            let mut filters = vec![hs::Filter::eq("associatedcompanyid", company_id)];
+            if let Some(a) = &after {
+                filters.push(hs::Filter::gt("hs_object_id", a.clone()));
+            }
+            let req = hs::SearchRequest::new()
+                .group(filters)
+                .sort_ascending("hs_object_id")
+                .properties(&["hs_object_id"])
+                .limit(SEARCH_PAGE);
+            let page = self.client.search_contacts(&req).await.map_err(api_error)?;
+            let full = page.next_after.is_some();
+            after = page.results.last().map(|o| o.id.clone());
+            ids.extend(page.results.into_iter().map(|o| o.id));
+            if !full {
+                return Ok(ids);
+            }
+        }
+    }
+
     async fn memberships(&self, contact_ids: &[String]) -> ApiResult<BTreeMap<String, Vec<String>>> {
         let m = self.client.contact_list_memberships(contact_ids).await.map_err(api_error)?;
         Ok(m.into_iter().map(|(id, lists)| (id, lists.into_iter().map(|l| l.list_id).collect())).collect())
