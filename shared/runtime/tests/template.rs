@@ -79,7 +79,7 @@ fn environment(t: &Value, function: &Value) -> BTreeMap<String, Value> {
     vars
 }
 
-fn events<'a>(function: &'a Value) -> Vec<(String, &'a Value)> {
+fn events(function: &Value) -> Vec<(String, &Value)> {
     at(function, &["Properties", "Events"])
         .and_then(Value::as_mapping)
         .map(|m| m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v)).collect())
