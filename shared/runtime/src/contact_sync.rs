@@ -13,9 +13,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use hmsync_engine::{Engine, EngineError, SyncMessage};
 use hmsync_store::{StoreError, WorkQueue};
 
-/// Time kept free at the end of an invocation: no message is started later than this before the
-/// deadline. A batch that runs out of time is retried whole, so the messages done so far would
-/// be redone and the rest could never finish; stopping early reports them failed instead.
+/// Time kept free at the end of an invocation (at most a third of the time the invocation has):
+/// no message is started later than this before the deadline. A batch that runs out of time is
+/// retried whole, so the messages done so far would be redone and the rest could never finish;
+/// stopping early reports them failed instead.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(90);
 
 /// Makes a received message visible again after `delay` (SQS `ChangeMessageVisibility`), so a
@@ -206,8 +207,9 @@ async fn redeliver(redelivery: &dyn Redelivery, record: &Record, comeback: Comeb
     }
 }
 
-/// The instant after which no message is started, from the invocation's deadline.
+/// The instant after which no message is started: `reserve` before the invocation's deadline,
+/// but never more than a third of the time left, so a function with a short timeout still works.
 pub fn stop_starting_at(deadline: SystemTime, reserve: Duration) -> Instant {
     let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now() + left.saturating_sub(reserve)
+    Instant::now() + left.saturating_sub(reserve.min(left / 3))
 }

@@ -19,7 +19,7 @@ pub async fn handle(engine: &Engine, event: EventBridgeEvent) -> Result<Tick, En
     let scans_enqueued = engine.schedule_tick().await?;
     tracing::info!(
         event_id = event.id.as_deref().unwrap_or_default(),
-        scheduled_at = ?event.time,
+        scheduled_at = event.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
         scans_enqueued,
         "schedule tick"
     );

@@ -159,12 +159,18 @@ async fn failures_are_reported_even_when_the_visibility_cannot_be_changed() {
 }
 
 #[test]
-fn the_last_start_keeps_the_reserve_free_before_the_deadline() {
+fn the_last_start_keeps_the_reserve_free_before_the_deadline_but_at_most_a_third() {
     let reserve = Duration::from_secs(90);
     let before = Instant::now();
     let stop = contact_sync::stop_starting_at(SystemTime::now() + Duration::from_secs(300), reserve);
     let after = Instant::now();
     assert!(stop >= before + Duration::from_secs(209) && stop <= after + Duration::from_secs(210), "{stop:?}");
+
+    // A short timeout keeps two thirds of its time for work.
+    let before = Instant::now();
+    let short = contact_sync::stop_starting_at(SystemTime::now() + Duration::from_secs(30), reserve);
+    let after = Instant::now();
+    assert!(short >= before + Duration::from_secs(19) && short <= after + Duration::from_secs(20), "{short:?}");
 
     let past = contact_sync::stop_starting_at(SystemTime::now() - Duration::from_secs(5), reserve);
     assert!(past <= Instant::now());
