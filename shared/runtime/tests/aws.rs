@@ -1,0 +1,237 @@
+//! The functions' AWS wiring against moto (DynamoDB, SQS FIFO, Secrets Manager on 127.0.0.1;
+//! `./scripts/test` starts it and sets `HMSYNC_MOTO_ENDPOINT`): settings from the environment's
+//! variable names, the engine of `aws_ports`, and real SQS receipts in contact-sync.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
+use hmac::{Hmac, KeyInit, Mac};
+use hmsync_engine::adapters::{Credentials, credentials_secret_name, save_credentials};
+use hmsync_engine::{ConnectionState, ContactRef, Lifecycle, Origin, ScanKind, SyncMessage};
+use hmsync_runtime::http::HttpApp;
+use hmsync_runtime::{AdminTokenError, AwsPorts, Settings, admin_token, aws_ports, contact_sync, scheduled_scan};
+use hmsync_store::testing::{create_fifo_queue_pair, moto_endpoint, moto_sdk_config, unique_name};
+use hmsync_store::{DynamoStore, QueueMessage, ReceivedMessage, SyncQueue, WorkQueue};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tower::ServiceExt;
+
+use common::{connection, fixture, now_ms};
+
+struct Aws {
+    config: SdkConfig,
+    settings: Settings,
+    ports: AwsPorts,
+}
+
+/// A fresh table, FIFO queue pair and secret prefix (moto's state is shared by every test), and
+/// the settings a function would read for them.
+async fn aws() -> Aws {
+    let config = moto_sdk_config(&moto_endpoint()).await;
+    let table = unique_name("hmsync-runtime");
+    DynamoStore::new(&config, table.clone()).create_table_if_missing().await.expect("table");
+    let (queue_url, dlq_url) =
+        create_fifo_queue_pair(&config, &unique_name("hmsync-runtime"), 5).await.expect("queues");
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("HMSYNC_TABLE", table),
+        ("HMSYNC_QUEUE_URL", queue_url),
+        ("HMSYNC_DLQ_URL", dlq_url),
+        ("HMSYNC_SECRET_PREFIX", format!("hmsync/{}/", unique_name("stack"))),
+        ("HUBSPOT_API_URL", "http://127.0.0.1:9".to_string()),
+        ("MAILERLITE_API_URL", "http://127.0.0.1:9".to_string()),
+    ]);
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("settings");
+    let ports = aws_ports(&settings, &config);
+    Aws { config, settings, ports }
+}
+
+fn message(m: &SyncMessage) -> QueueMessage {
+    QueueMessage { group_id: m.connection_id().to_string(), dedup_id: m.content_dedup_id(), body: m.to_body() }
+}
+
+fn contacts(connection_id: &str, hubspot_id: &str) -> SyncMessage {
+    SyncMessage::Contacts {
+        connection_id: connection_id.into(),
+        refs: vec![ContactRef::hubspot(hubspot_id)],
+        origin: Origin::Webhook,
+    }
+}
+
+/// Receives until `n` messages are in hand or a receive comes back empty.
+async fn receive(queue: &dyn WorkQueue, n: usize) -> Vec<ReceivedMessage> {
+    let mut received = Vec::new();
+    while received.len() < n {
+        let got = queue.receive(n - received.len(), Duration::from_secs(120)).await.expect("receive");
+        if got.is_empty() {
+            break;
+        }
+        received.extend(got);
+    }
+    received
+}
+
+/// The event Lambda's SQS event source would deliver for these messages.
+fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt,
+                "body": m.body,
+                "attributes": {
+                    "ApproximateReceiveCount": m.receive_count.to_string(),
+                    "MessageGroupId": m.group_id,
+                },
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:hmsync-runtime.fifo",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("SQS event")
+}
+
+#[tokio::test]
+async fn failed_messages_come_back_through_their_sqs_receipts() {
+    let aws = aws().await;
+    let engine = &aws.ports.engine;
+    connection(&*engine.store, "conn-draft", &ConnectionState::default()).await;
+    let waiting = ConnectionState {
+        lifecycle: Lifecycle::Continuous,
+        wait_until_ms: Some(now_ms() + 3_600_000),
+        ..Default::default()
+    };
+    connection(&*engine.store, "conn-waiting", &waiting).await;
+    let not_a_message = QueueMessage {
+        group_id: "conn-draft".into(),
+        dedup_id: "not-a-message".into(),
+        body: r#"{"type":"resync_everything","connection_id":"conn-draft"}"#.into(),
+    };
+    aws.ports
+        .queue
+        .send_batch(&[
+            message(&contacts("conn-draft", "1")),
+            not_a_message,
+            message(&contacts("conn-draft", "2")),
+            message(&contacts("conn-waiting", "3")),
+        ])
+        .await
+        .expect("send");
+    let received = receive(&*aws.ports.queue, 4).await;
+    assert_eq!(received.len(), 4, "{received:?}");
+    let id_of = |body_part: &str| {
+        received.iter().find(|m| m.body.contains(body_part)).map(|m| m.message_id.clone()).expect(body_part)
+    };
+    let (ok, bad, after_bad, waiting) =
+        (id_of(r#""id":"1""#), id_of("resync_everything"), id_of(r#""id":"2""#), id_of(r#""id":"3""#));
+
+    let response = contact_sync::handle(engine, &*aws.ports.queue, sqs_event(&received)).await;
+
+    let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    failed.sort();
+    let mut expected = vec![bad.clone(), after_bad.clone(), waiting.clone()];
+    expected.sort();
+    assert_eq!(failed, expected);
+
+    // The event source mapping deletes what succeeded.
+    let done = received.iter().find(|m| m.message_id == ok).unwrap();
+    aws.ports.queue.ack(&done.receipt).await.expect("delete the handled message");
+    // The permanent failure and the message behind it are visible again at once, in order; the
+    // rate-limited message stays away until its limit resets.
+    let again = receive(&*aws.ports.queue, 3).await;
+    let ids: Vec<&str> = again.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, [bad.as_str(), after_bad.as_str()]);
+    assert!(again.iter().all(|m| m.receive_count == 2), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_schedule_tick_reads_dynamodb_and_enqueues_onto_sqs() {
+    let aws = aws().await;
+    let engine = &aws.ports.engine;
+    let active = ConnectionState { lifecycle: Lifecycle::Continuous, ..Default::default() };
+    connection(&*engine.store, "conn-active", &active).await;
+    connection(&*engine.store, "conn-draft", &ConnectionState::default()).await;
+    let event: EventBridgeEvent = serde_json::from_str(&fixture("eventbridge-scheduled-event.json")).unwrap();
+
+    let tick = scheduled_scan::handle(engine, event).await.expect("tick");
+
+    assert_eq!(tick.scans_enqueued, 1);
+    let queued = receive(&*aws.ports.queue, 2).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].group_id, "conn-active");
+    assert_eq!(
+        SyncMessage::from_body(&queued[0].body).unwrap(),
+        SyncMessage::ScanStart { connection_id: "conn-active".into(), kind: ScanKind::Scheduled }
+    );
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_checked_with_secrets_manager_and_queued_on_sqs() {
+    let aws = aws().await;
+    let engine = &aws.ports.engine;
+    let active = ConnectionState { lifecycle: Lifecycle::Continuous, ..Default::default() };
+    connection(&*engine.store, "conn-1", &active).await;
+    let secret = "ml-webhook-secret-on-moto";
+    let credentials = Credentials { mailerlite_webhook_secret: Some(secret.into()), ..Credentials::default() };
+    save_credentials(&*engine.secrets, "conn-1", &credentials).await.expect("credentials");
+    // The credentials live under the prefix the template's IAM policies name.
+    let stored = aws_sdk_secretsmanager::Client::new(&aws.config)
+        .get_secret_value()
+        .secret_id(format!("{}{}", aws.settings.secret_prefix, credentials_secret_name("conn-1")))
+        .send()
+        .await
+        .expect("the credentials secret under the prefix");
+    assert!(stored.secret_string.unwrap().contains(secret));
+
+    let mut raw: Value = serde_json::from_str(&fixture("apigw-v2-mailerlite-webhook.json")).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(raw["body"].as_str().unwrap().as_bytes());
+    raw["headers"]["signature"] = Value::from(hex::encode(mac.finalize().into_bytes()));
+    let request = lambda_http::request::from_str(&raw.to_string()).unwrap();
+    let app = HttpApp::new(engine.clone(), None, hmsync_api::webhook_routes);
+
+    let response = app.oneshot(request).await.expect("infallible");
+
+    assert_eq!(response.status(), 200);
+    let queued = receive(&*aws.ports.queue, 1).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].group_id, "conn-1");
+    let SyncMessage::Contacts { refs, .. } = SyncMessage::from_body(&queued[0].body).unwrap() else {
+        panic!("{}", queued[0].body)
+    };
+    assert_eq!(refs.iter().map(ContactRef::id).collect::<Vec<_>>(), ["112375610569918142"]);
+}
+
+#[tokio::test]
+async fn the_admin_token_is_read_from_its_secret() {
+    let aws = aws().await;
+    let name = format!("hmsync-admin-token/{}", unique_name("stack"));
+    aws_sdk_secretsmanager::Client::new(&aws.config)
+        .create_secret()
+        .name(&name)
+        .secret_string("generated-admin-token\n")
+        .send()
+        .await
+        .expect("create the admin token secret");
+
+    let configured = Settings { admin_token_secret: Some(name.clone()), ..aws.settings.clone() };
+    assert_eq!(admin_token(&configured, &aws.config).await.expect("token"), "generated-admin-token");
+
+    let missing = Settings { admin_token_secret: Some(format!("{name}-missing")), ..aws.settings.clone() };
+    let err = admin_token(&missing, &aws.config).await.unwrap_err();
+    assert!(
+        matches!(&err, AdminTokenError::Unreadable { secret, .. } if *secret == format!("{name}-missing")),
+        "{err}"
+    );
+
+    let err = admin_token(&aws.settings, &aws.config).await.unwrap_err();
+    assert!(matches!(err, AdminTokenError::NotConfigured));
+    assert!(err.to_string().contains("HMSYNC_ADMIN_TOKEN_SECRET"), "{err}");
+}
