@@ -194,11 +194,14 @@ async fn an_exhausted_daily_limit_makes_the_connection_wait_and_resume_by_itself
         let _ = worker.run_once().await;
     }
     let status = engine.status(&id).await.unwrap();
+    assert!(status.parked_messages >= 1, "the work waits parked, not bouncing through the queue");
     let problem = status.problem.expect("the status says why it waits");
     assert!(problem.message.contains("daily"), "{problem:?}");
     assert!(problem.action.contains("resumes by itself"), "{problem:?}");
     h.hubspot.set_daily_limit_exhausted(false);
     tokio::time::sleep(Duration::from_millis(400)).await;
+    // The schedule's tick releases waits that are over.
+    engine.schedule_tick().await.unwrap();
     h.settle_with(&worker).await;
     let c = h.hubspot.contact_by_email(&person(20).email).unwrap();
     assert_eq!(c["properties"]["city"], json!("Accra"), "the change arrived after the reset");

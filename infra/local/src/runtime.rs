@@ -118,6 +118,21 @@ impl Runtime {
             }
         }));
 
+        // Waits for API limits end between scans too.
+        let waits_engine = engine.clone();
+        let mut stop = signal.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                if let Err(e) = waits_engine.release_waits().await {
+                    tracing::error!(error = %e, "could not release waiting work; tried again in a minute");
+                }
+            }
+        }));
+
         Ok(Runtime { engine, store, queue, api_url, public_url, admin_token, shutdown, tasks })
     }
 

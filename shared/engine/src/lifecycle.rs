@@ -193,8 +193,10 @@ impl Engine {
         Ok(())
     }
 
-    /// The schedule's tick: a scan for every active connection without one running.
+    /// The schedule's tick: waits that are over are released, and every active connection
+    /// without a scan running gets one.
     pub async fn schedule_tick(&self) -> Result<usize, EngineError> {
+        self.release_waits().await?;
         let now = self.now_ms();
         let stale = self.settings.scan_stale_after.as_millis() as i64;
         let mut started = 0;
@@ -282,7 +284,8 @@ impl Engine {
                     });
                 })
                 .await?;
-                Err(EngineError::Retry { message: "HubSpot daily limit".into(), after: Some(retry_after) })
+                tracing::warn!(connection = message.connection_id(), "HubSpot daily limit used up; work waits parked");
+                self.park(message.connection_id(), message).await
             }
             Ok(report) => {
                 if !report.parked {
@@ -294,14 +297,37 @@ impl Engine {
         }
     }
 
+    /// Ends the waits for API limits whose time is up: the parked work is replayed (and, if the
+    /// limit is still used up, waits again). Runs with every schedule tick.
+    pub async fn release_waits(&self) -> Result<usize, EngineError> {
+        let now = self.now_ms();
+        let mut released = 0;
+        for conn in self.store.list_connections().await? {
+            let (state, _) = self.state(&conn.id).await?;
+            if state.pause.is_some() || !state.wait_until_ms.is_some_and(|t| t <= now) {
+                continue;
+            }
+            let (_, parked) = self
+                .update_state(&conn.id, |s| {
+                    if s.pause.is_none() && s.wait_until_ms.is_some_and(|t| t <= now) {
+                        s.wait_until_ms = None;
+                        return std::mem::take(&mut s.parked);
+                    }
+                    Vec::new()
+                })
+                .await?;
+            released += parked.len();
+            self.replay(parked).await?;
+        }
+        Ok(released)
+    }
+
     /// A wait for an API limit is over once work succeeds again.
     async fn clear_transient_problem(&self, conn_id: &str) -> Result<(), EngineError> {
         let (state, _) = self.state(conn_id).await?;
-        if state.wait_until_ms.is_some() && state.pause.is_none() {
-            let now = self.now_ms();
+        if state.problem.is_some() && state.pause.is_none() && state.wait_until_ms.is_none() {
             self.update_state(conn_id, |s| {
-                if s.wait_until_ms.is_some_and(|t| t <= now) {
-                    s.wait_until_ms = None;
+                if s.pause.is_none() && s.wait_until_ms.is_none() {
                     s.problem = None;
                 }
             })

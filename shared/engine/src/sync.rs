@@ -304,14 +304,10 @@ impl Engine {
         if state.pause.is_some() {
             return self.park(conn_id, message).await.map(Some);
         }
-        let now = self.now_ms();
-        if let Some(until) = state.wait_until_ms
-            && until > now
-        {
-            return Err(EngineError::Retry {
-                message: format!("connection {conn_id} waits for an API limit to reset"),
-                after: Some(std::time::Duration::from_millis((until - now) as u64)),
-            });
+        // Waiting for an API limit (HubSpot's daily limit): the work waits parked, not bouncing
+        // through the queue (each return would count towards the dead-letter limit).
+        if state.wait_until_ms.is_some() {
+            return self.park(conn_id, message).await.map(Some);
         }
         Ok(None)
     }

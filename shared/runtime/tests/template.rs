@@ -259,7 +259,7 @@ fn the_sync_queue_is_fifo_with_a_dead_letter_queue() {
     );
 
     let redrive = at(props, &["RedrivePolicy"]).expect("RedrivePolicy");
-    assert_eq!(at(redrive, &["maxReceiveCount"]).and_then(Value::as_u64), Some(5));
+    assert_eq!(at(redrive, &["maxReceiveCount"]).and_then(Value::as_u64), Some(10));
     let dlq_name = str_at(redrive, &["deadLetterTargetArn"])
         .and_then(|a| a.strip_suffix(".Arn"))
         .expect("deadLetterTargetArn: !GetAtt <dlq>.Arn");

@@ -141,8 +141,18 @@ pub struct WebhookKeys {
 pub struct CredentialApis {
     secrets: Arc<dyn SecretStore>,
     settings: ApiSettings,
-    hubspot: Mutex<HashMap<String, Arc<HubSpotAdapter>>>,
-    mailerlite: Mutex<HashMap<String, Arc<MailerLiteAdapter>>>,
+    /// Clients by connection, with a fingerprint of the credentials they were built from: new
+    /// credentials (saved by another process) replace the client on its next use.
+    hubspot: Mutex<HashMap<String, (u64, Arc<HubSpotAdapter>)>>,
+    mailerlite: Mutex<HashMap<String, (u64, Arc<MailerLiteAdapter>)>>,
+}
+
+/// A fingerprint of the parts of a credential that identify it (not of tokens a refresh renews).
+fn fingerprint(parts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
 }
 
 impl CredentialApis {
@@ -202,10 +212,19 @@ impl CredentialApis {
 #[async_trait]
 impl ApiFactory for CredentialApis {
     async fn hubspot(&self, connection: &Connection) -> Result<Arc<dyn HubSpotApi>, EngineError> {
-        if let Some(a) = self.hubspot.lock().expect("clients lock").get(&connection.id) {
+        let creds = load_credentials(&*self.secrets, &connection.id).await?;
+        let print = match &creds.hubspot {
+            None => 0,
+            Some(HubSpotAuth::Token { access_token }) => fingerprint(&["token", access_token]),
+            Some(HubSpotAuth::OAuth { client_id, client_secret, refresh_token, .. }) => {
+                fingerprint(&["oauth", client_id, client_secret, refresh_token])
+            }
+        };
+        if let Some((p, a)) = self.hubspot.lock().expect("clients lock").get(&connection.id)
+            && *p == print
+        {
             return Ok(a.clone());
         }
-        let creds = load_credentials(&*self.secrets, &connection.id).await?;
         let auth = match creds.hubspot.clone() {
             None => return Err(Self::missing(hmsync_core::Side::HubSpot, "HubSpot token")),
             Some(HubSpotAuth::Token { access_token }) => hs::Auth::StaticToken(access_token),
@@ -242,22 +261,25 @@ impl ApiFactory for CredentialApis {
             }
         };
         let adapter = Arc::new(HubSpotAdapter::new(hs::HubSpotClient::new(auth, self.hubspot_config())));
-        self.hubspot.lock().expect("clients lock").insert(connection.id.clone(), adapter.clone());
+        self.hubspot.lock().expect("clients lock").insert(connection.id.clone(), (print, adapter.clone()));
         Ok(adapter)
     }
 
     async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError> {
-        if let Some(a) = self.mailerlite.lock().expect("clients lock").get(&connection.id) {
-            return Ok(a.clone());
-        }
         let creds = load_credentials(&*self.secrets, &connection.id).await?;
         let Some(key) = creds.mailerlite_api_key else {
             return Err(Self::missing(hmsync_core::Side::MailerLite, "MailerLite API key"));
         };
+        let print = fingerprint(&[&key]);
+        if let Some((p, a)) = self.mailerlite.lock().expect("clients lock").get(&connection.id)
+            && *p == print
+        {
+            return Ok(a.clone());
+        }
         let client = ml::Client::new(self.mailerlite_config(&key))
             .map_err(|e| EngineError::Permanent(format!("MailerLite client: {e}")))?;
         let adapter = Arc::new(MailerLiteAdapter::new(client));
-        self.mailerlite.lock().expect("clients lock").insert(connection.id.clone(), adapter.clone());
+        self.mailerlite.lock().expect("clients lock").insert(connection.id.clone(), (print, adapter.clone()));
         Ok(adapter)
     }
 
