@@ -137,9 +137,24 @@ impl WebhookEvent {
     }
 }
 
-/// Parses the JSON array HubSpot posts.
+/// Parses the JSON array HubSpot posts. Generic `object.*` events (the developer platform's
+/// `crmObjects` subscriptions, reference §6.2) of contacts (`0-1`) and companies (`0-2`) become
+/// their `contact.*` / `company.*` equivalents, so an app may subscribe either way.
 pub fn parse_events(raw_body: &[u8]) -> Result<Vec<WebhookEvent>, serde_json::Error> {
-    serde_json::from_slice(raw_body)
+    let mut events: Vec<WebhookEvent> = serde_json::from_slice(raw_body)?;
+    for e in &mut events {
+        if let SubscriptionType::Other(kind) = &e.subscription_type
+            && let Some(action) = kind.strip_prefix("object.")
+        {
+            let object = match e.object_type_id.as_deref() {
+                Some("0-1") => "contact",
+                Some("0-2") => "company",
+                _ => continue,
+            };
+            e.subscription_type = SubscriptionType::from(format!("{object}.{action}").as_str());
+        }
+    }
+    Ok(events)
 }
 
 /// Why a signature check failed.
@@ -348,7 +363,25 @@ mod tests {
         assert_eq!(events[1].attempt_number, 7);
         assert_eq!(events[2].merged_object_ids, vec![11, 12]);
         assert_eq!(events[2].merge_survivor(), Some(13));
-        assert_eq!(events[3].subscription_type, SubscriptionType::Other("object.creation".into()));
+        assert_eq!(events[3].subscription_type, SubscriptionType::ContactCreation);
         assert_eq!(events[3].object_id, Some(14));
+    }
+
+    #[test]
+    fn generic_object_events_of_contacts_and_companies_read_as_their_legacy_types() {
+        let body = r#"[{"portalId":1,"occurredAt":1,"subscriptionType":"object.propertyChange","objectTypeId":"0-1","objectId":1,"propertyName":"lastname","propertyValue":"Ng"},
+ {"portalId":1,"occurredAt":1,"subscriptionType":"object.merge","objectTypeId":"0-1","objectId":2,"primaryObjectId":2,"mergedObjectIds":[3]},
+ {"portalId":1,"occurredAt":1,"subscriptionType":"object.propertyChange","objectTypeId":"0-2","objectId":4,"propertyName":"industry"},
+ {"portalId":1,"occurredAt":1,"subscriptionType":"object.creation","objectTypeId":"0-3","objectId":5}]"#;
+        let kinds: Vec<_> = parse_events(body.as_bytes()).unwrap().into_iter().map(|e| e.subscription_type).collect();
+        assert_eq!(
+            kinds,
+            [
+                SubscriptionType::ContactPropertyChange,
+                SubscriptionType::ContactMerge,
+                SubscriptionType::CompanyPropertyChange,
+                SubscriptionType::Other("object.creation".into()),
+            ]
+        );
     }
 }
