@@ -71,18 +71,20 @@
     badges.push(el("span", { class: "badge lifecycle " + (phase ? phase[1] : "muted"), "data-lifecycle": s.lifecycle }, phase ? phase[0] : s.lifecycle));
     if (s.pause) {
       const why = { user: "Paused", safety_valve: "Held for approval", credentials: "Paused: credentials refused" }[s.pause.reason] || "Paused";
-      badges.push(el("span", { class: "badge bad pause", "data-pause": s.pause.reason }, why));
+      badges.push(el("span", { class: "badge bad pause-reason", "data-pause": s.pause.reason }, why));
     }
     if (s.waiting_until_ms) badges.push(el("span", { class: "badge warn" }, "Waiting for an API limit until " + fmtTime(s.waiting_until_ms)));
     if (s.scan) badges.push(el("span", { class: "badge warn scan-running" }, scanKind(s.scan.kind) + " running"));
     return el("div", { class: "badges" }, badges);
   }
 
+  const plural = (n, one, many) => `${fmtNumber(n)} ${n === 1 ? one : many}`;
+
   function tripText(t) {
     switch (t.kind) {
-      case "group_removals": return `would remove ${t.count} contacts from the target group (limit ${t.limit})`;
-      case "unsubscribes": return `would unsubscribe ${t.count} MailerLite subscribers (limit ${t.limit})`;
-      case "field_clears": return `would clear ${t.count} field values (limit ${t.limit})`;
+      case "group_removals": return `would remove ${plural(t.count, "contact", "contacts")} from the target group (limit ${t.limit})`;
+      case "unsubscribes": return `would unsubscribe ${plural(t.count, "MailerLite subscriber", "MailerLite subscribers")} (limit ${t.limit})`;
+      case "field_clears": return `would clear ${plural(t.count, "field value", "field values")} (limit ${t.limit})`;
       default: return `${t.kind}: ${t.count} (limit ${t.limit})`;
     }
   }
