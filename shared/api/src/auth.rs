@@ -18,18 +18,23 @@ use crate::error::HttpError;
 #[derive(Clone)]
 pub struct AdminToken {
     /// SHA-256 of the token: comparing digests in constant time reveals neither the token's
-    /// bytes nor its length.
-    digest: [u8; 32],
+    /// bytes nor its length. `None` when no token is configured: nothing matches then.
+    digest: Option<[u8; 32]>,
 }
 
 impl AdminToken {
     pub fn new(token: &str) -> Self {
-        Self { digest: Sha256::digest(token.as_bytes()).into() }
+        if token.trim().is_empty() {
+            tracing::warn!("no admin token is configured: every config API route refuses every request");
+            return Self { digest: None };
+        }
+        Self { digest: Some(Sha256::digest(token.as_bytes()).into()) }
     }
 
     pub fn matches(&self, candidate: &str) -> bool {
+        let Some(digest) = &self.digest else { return false };
         let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        self.digest.ct_eq(&candidate).into()
+        digest.ct_eq(&candidate).into()
     }
 }
 
@@ -84,6 +89,14 @@ pub struct StateSigner {
 
 impl StateSigner {
     pub fn new(admin_token: &str) -> Self {
+        if admin_token.trim().is_empty() {
+            // A key derived from an empty token would be public: states could be forged for the
+            // public callback. Without a token, a random key makes every state unverifiable.
+            let mut key = [0u8; 32];
+            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            return Self { key };
+        }
         let mut mac = Hmac::<Sha256>::new_from_slice(admin_token.as_bytes()).expect("HMAC takes any key length");
         mac.update(b"hmsync/oauth-state/v1");
         Self { key: mac.finalize().into_bytes().into() }
@@ -129,6 +142,8 @@ mod tests {
         assert!(!t.matches("s3cret-admiN"));
         assert!(!t.matches(""));
         assert!(!t.matches("s3cret-admin "));
+        let unset = AdminToken::new("");
+        assert!(!unset.matches("") && !unset.matches(" "), "an empty admin token opens nothing");
     }
 
     #[test]
@@ -154,5 +169,16 @@ mod tests {
         );
         assert_eq!(signer.verify(&forged, 0), Err(StateError::BadSignature));
         assert_eq!(signer.verify("garbage", 0), Err(StateError::Malformed));
+    }
+
+    #[test]
+    fn without_an_admin_token_no_state_can_be_forged() {
+        let public = {
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"").unwrap();
+            mac.update(b"hmsync/oauth-state/v1");
+            StateSigner { key: mac.finalize().into_bytes().into() }
+        };
+        let forged = public.sign(&state(i64::MAX));
+        assert_eq!(StateSigner::new("").verify(&forged, 0), Err(StateError::BadSignature));
     }
 }

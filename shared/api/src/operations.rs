@@ -19,8 +19,9 @@ use crate::body::OptionalJsonBody;
 use crate::connections::connection;
 use crate::error::{ErrorBody, FieldProblem, HttpError};
 
-/// How many dead letters the status reads at most to count a connection's.
-pub const DEAD_LETTER_PEEK: usize = 1000;
+/// How many of the oldest dead letters the status reads to count a connection's (each status
+/// read peeks at the queue; SQS returns 10 per call).
+pub const DEAD_LETTER_PEEK: usize = 100;
 pub const ERRORS_LIMIT: (usize, usize) = (50, 500);
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -46,8 +47,8 @@ pub fn public_routes() -> OpenApiRouter<Api> {
 pub struct StatusView {
     #[serde(flatten)]
     pub status: Status,
-    /// The connection's messages in the dead-letter queue (counted among the oldest
-    /// 1000); absent where this API cannot read the queue.
+    /// The connection's messages among the 100 oldest of the dead-letter queue; absent where
+    /// this API cannot read the queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<usize>,
 }
