@@ -62,6 +62,13 @@ impl ChromeDriver {
         ChromeDriver { child, url: format!("http://127.0.0.1:{port}"), profile }
     }
 
+    /// ChromeDriver's own output, to explain a failure.
+    fn print_log(&self) {
+        if let Ok(log) = std::fs::read_to_string(self.profile.path().join("chromedriver.log")) {
+            eprintln!("--- chromedriver output ---\n{log}");
+        }
+    }
+
     fn chromium_args(&self) -> Vec<String> {
         let mut args: Vec<String> = [
             "--headless",
@@ -84,6 +91,9 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log();
+        }
         // The whole group: ChromeDriver and any Chromium it started.
         let _ = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", self.child.id())).status();
         let _ = self.child.kill();
@@ -122,7 +132,7 @@ impl Browser {
             }
             tokio::time::sleep(POLL_EVERY).await;
         }
-        assert!(ready, "ChromeDriver did not come up; see {}", driver.profile.path().display());
+        assert!(ready, "ChromeDriver did not answer on {}", driver.url);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": driver.chromium_args()},
@@ -317,6 +327,9 @@ async fn the_status_page_shows_a_connection_and_runs_sync_now() {
     let outcome =
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(drive(&browser, &h, &id, &before))).await;
     browser.close().await;
+    if outcome.is_err() {
+        driver.print_log();
+    }
     drop(driver);
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
