@@ -900,6 +900,13 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_the_bearer_sche
             documented.insert((method.to_uppercase(), path.clone()));
             let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{method} {path} has no responses"));
             assert!(responses.keys().any(|s| s.starts_with('2') || s.starts_with('3')), "{method} {path}: no success");
+            // Every `{name}` of the path is a declared path parameter.
+            for name in path.split('{').skip(1).map(|p| p.split('}').next().unwrap()) {
+                let declared = op["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true)
+                });
+                assert!(declared, "{method} {path}: path parameter {name} is not declared");
+            }
             let protected = PROTECTED.contains(&(method.to_uppercase().as_str(), path.as_str()));
             if protected {
                 assert_eq!(op["security"], json!([{"admin_token": []}]), "{method} {path}");
