@@ -56,10 +56,15 @@ pub struct Harness {
     pub engine: Arc<Engine>,
     pub worker: Worker,
     pub failpoints: Failpoints,
-    /// Where our HTTP API (the webhook receivers) listens.
+    /// Where our HTTP API (the webhook receivers, the config API, the status page) listens.
     pub api_url: String,
+    /// The config API's admin token ([`ADMIN_TOKEN`]).
+    pub admin_token: String,
     pub dir: tempfile::TempDir,
 }
+
+/// The admin token of the harness's config API.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().expect("address")
@@ -130,13 +135,25 @@ impl Harness {
             hubspot_burst_limit: options.hubspot.burst_limit,
             fast_retries: true,
         };
-        let engine = engine(store.clone(), queue.clone(), secrets.clone(), settings, failpoints.clone());
+        let engine = engine(store.clone(), queue.clone(), secrets.clone(), settings.clone(), failpoints.clone());
         let listener = tokio::net::TcpListener::bind(localhost()).await.expect("bind");
         let api_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = hmsync_api::router(hmsync_api::AppState { engine: engine.clone(), public_base_url: api_url.clone() });
+        let admin_token = ADMIN_TOKEN.to_string();
+        let app = hmsync_api::router(hmsync_api::AppState {
+            engine: engine.clone(),
+            public_base_url: api_url.clone(),
+            admin_token: admin_token.clone(),
+            api_settings: settings,
+            // The sandbox serves HubSpot's authorize page and token endpoint on its API host.
+            hubspot_oauth: hmsync_api::HubSpotOAuth {
+                app_url: hubspot.base_url().to_string(),
+                api_url: hubspot.base_url().to_string(),
+            },
+            work_queue: Some(queue.clone()),
+        });
         tokio::spawn(async move { axum::serve(listener, app).await.expect("API server") });
         let worker = Worker::new(engine.clone(), queue.clone(), worker_settings());
-        Harness { hubspot, mailerlite, store, queue, secrets, engine, worker, failpoints, api_url, dir }
+        Harness { hubspot, mailerlite, store, queue, secrets, engine, worker, failpoints, api_url, admin_token, dir }
     }
 
     /// A MailerLite client on the sandbox (for test setup and the independent checks).

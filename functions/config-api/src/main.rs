@@ -2,13 +2,17 @@
 //! webhook paths, which have their own functions). The same router serves the local runner.
 
 use hmsync_runtime::http::HttpApp;
-use hmsync_runtime::{Settings, aws_engine, init_tracing, sdk_config};
+use hmsync_runtime::{Settings, admin_token, aws_ports, http_state, init_tracing, sdk_config};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let settings = Settings::from_env()?;
     // Once per cold start: warm invocations reuse the clients and the secrets cache.
-    let engine = aws_engine(&settings, &sdk_config().await);
-    lambda_http::run(HttpApp::new(engine, settings.public_base_url, hmsync_api::router)).await
+    let config = sdk_config().await;
+    let ports = aws_ports(&settings, &config);
+    // Read once per cold start: a rotated token takes effect with the next cold start.
+    let token = admin_token(&settings, &config).await?;
+    let state = http_state(&ports, &settings, Some(token));
+    lambda_http::run(HttpApp::new(state, settings.public_base_url.clone(), hmsync_api::router)).await
 }

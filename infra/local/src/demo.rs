@@ -184,6 +184,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             hubspot_burst_limit: sandbox.hubspot().config().burst_limit,
             fast_retries: false,
         },
+        // The sandbox serves HubSpot's authorize page and token endpoint on its API host.
+        hubspot_oauth: hmsync_api::HubSpotOAuth { app_url: sandbox.hubspot_url(), api_url: sandbox.hubspot_url() },
         scan_interval: Duration::from_secs_f64((2.0 * 3600.0 / args.time_scale).max(60.0)),
         worker: WorkerSettings::default(),
     })

@@ -30,6 +30,8 @@ pub struct RuntimeOptions {
     /// The URL HubSpot and MailerLite call (webhooks); the local address when absent.
     pub public_url: Option<String>,
     pub apis: ApiSettings,
+    /// Where HubSpot's OAuth install pages are (the sandbox serves them in the demo).
+    pub hubspot_oauth: hmsync_api::HubSpotOAuth,
     /// How often every active connection is scanned.
     pub scan_interval: Duration,
     pub worker: WorkerSettings,
@@ -86,7 +88,11 @@ impl Runtime {
         let (shutdown, signal) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let state = hmsync_api::AppState { engine: engine.clone(), public_base_url: public_url.clone() };
+        let state = hmsync_api::AppState {
+            hubspot_oauth: options.hubspot_oauth.clone(),
+            ..hmsync_api::AppState::new(engine.clone(), public_url.clone(), options.apis.clone())
+        }
+        .with_admin(admin_token.clone(), Some(queue.clone() as Arc<dyn hmsync_store::WorkQueue>));
         let app = hmsync_api::router(state);
         let mut stop = signal.clone();
         tasks.push(tokio::spawn(async move {

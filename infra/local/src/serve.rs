@@ -50,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             hubspot_burst_limit: args.hubspot_burst_limit,
             fast_retries: false,
         },
+        hubspot_oauth: oauth_hosts(&args.hubspot_api_url),
         scan_interval: Duration::from_secs(args.scan_minutes.max(1) * 60),
         worker: WorkerSettings::default(),
     })
@@ -61,4 +62,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     rt.stop().await;
     Ok(())
+}
+
+/// HubSpot's own authorize page for the real API; a sandbox (any other API URL) serves its
+/// authorize page and token endpoint on the API host.
+fn oauth_hosts(hubspot_api_url: &str) -> hmsync_api::HubSpotOAuth {
+    if hubspot_api_url.trim_end_matches('/') == hmsync_hubspot::DEFAULT_BASE_URL.trim_end_matches('/') {
+        hmsync_api::HubSpotOAuth::default()
+    } else {
+        hmsync_api::HubSpotOAuth { app_url: hubspot_api_url.to_string(), api_url: hubspot_api_url.to_string() }
+    }
 }

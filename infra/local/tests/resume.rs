@@ -26,6 +26,7 @@ fn options(dir: &std::path::Path, sandbox: &Sandbox, time_scale: f64) -> Runtime
             hubspot_burst_limit: 100,
             fast_retries: true,
         },
+        hubspot_oauth: hmsync_api::HubSpotOAuth::default(),
         scan_interval: Duration::from_secs(3600),
         worker: WorkerSettings {
             idle_poll: Duration::from_millis(20),

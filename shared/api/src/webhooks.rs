@@ -21,11 +21,23 @@ pub fn webhook_routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a webhook receiver answers when the delivery is queued.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct WebhookAccepted {
+    accepted: bool,
+    /// Events in the delivery.
+    events: usize,
+    /// Events dropped as echoes of hmsync's own writes.
+    echoes: usize,
+    /// Queue messages sent.
+    messages: usize,
+}
+
 fn answer(result: Result<Accepted, WebhookError>) -> Response {
     match result {
         Ok(a) => (
             StatusCode::OK,
-            axum::Json(json!({"accepted": true, "events": a.events, "echoes": a.echoes, "messages": a.messages})),
+            axum::Json(WebhookAccepted { accepted: true, events: a.events, echoes: a.echoes, messages: a.messages }),
         )
             .into_response(),
         Err(e) => {
@@ -49,7 +61,26 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn hubspot(
+/// A HubSpot webhook delivery (a JSON array of at most 100 events), signed v3 over the full
+/// URL, body and timestamp with the app's client secret. Public: the signature authenticates.
+#[utoipa::path(
+    post,
+    path = "/webhooks/hubspot",
+    tag = "webhooks",
+    params(
+        ("X-HubSpot-Signature-v3" = String, Header, description = "base64 HMAC-SHA256 of method + URL + body + timestamp"),
+        ("X-HubSpot-Request-Timestamp" = String, Header, description = "Epoch ms; older than 5 minutes is refused"),
+    ),
+    request_body(content = Vec<serde_json::Value>, description = "HubSpot's event array", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Queued", body = WebhookAccepted),
+        (status = 400, description = "Malformed or oversized body", body = crate::ErrorBody),
+        (status = 401, description = "Bad signature or stale timestamp", body = crate::ErrorBody),
+        (status = 404, description = "No connection for the portal", body = crate::ErrorBody),
+        (status = 503, description = "Not queued; HubSpot retries", body = crate::ErrorBody),
+    )
+)]
+pub(crate) async fn hubspot(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -67,7 +98,26 @@ async fn hubspot(
     answer(state.engine.hubspot_webhook(delivery).await)
 }
 
-async fn mailerlite(
+/// A MailerLite webhook delivery (one event, or `{"events": [...]}` when batched), signed with
+/// the connection's webhook secret. Public: the signature authenticates.
+#[utoipa::path(
+    post,
+    path = "/webhooks/mailerlite/{connection_id}",
+    tag = "webhooks",
+    params(
+        ("connection_id" = String, Path, description = "The connection the webhook was created for"),
+        ("Signature" = String, Header, description = "hex HMAC-SHA256 of the raw body with the webhook's secret"),
+    ),
+    request_body(content = serde_json::Value, description = "MailerLite's event or batch", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Queued", body = WebhookAccepted),
+        (status = 400, description = "Malformed or oversized body", body = crate::ErrorBody),
+        (status = 401, description = "Bad signature", body = crate::ErrorBody),
+        (status = 404, description = "No such connection", body = crate::ErrorBody),
+        (status = 503, description = "Not queued; MailerLite retries", body = crate::ErrorBody),
+    )
+)]
+pub(crate) async fn mailerlite(
     State(state): State<AppState>,
     Path(connection_id): Path<String>,
     headers: HeaderMap,

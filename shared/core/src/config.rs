@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One of the two apps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     #[serde(rename = "hubspot")]
@@ -36,6 +37,7 @@ impl std::fmt::Display for Side {
 
 /// Which way data may flow, for the whole connection or for one field mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     #[default]
@@ -68,6 +70,7 @@ impl Direction {
 
 /// Which HubSpot contacts take part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HubSpotRule {
     #[default]
@@ -78,6 +81,7 @@ pub enum HubSpotRule {
 
 /// Which MailerLite subscribers take part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MailerLiteRule {
     /// Every subscriber, every status.
@@ -91,6 +95,7 @@ pub enum MailerLiteRule {
 
 /// The HubSpot object a mapped property belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HubSpotObject {
     #[default]
@@ -101,6 +106,7 @@ pub enum HubSpotObject {
 
 /// One mapped field: a HubSpot property ↔ a MailerLite field key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldMapping {
     #[serde(default)]
     pub hubspot_object: HubSpotObject,
@@ -152,6 +158,7 @@ impl FieldMapping {
 /// Limits on how many destructive changes one run may make before the connection pauses for
 /// approval: bugs and API outages must not become mass changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SafetyValve {
     pub max_group_removals: u32,
@@ -167,6 +174,7 @@ impl Default for SafetyValve {
 
 /// What the connection records in HubSpot about MailerLite engagement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct EngagementSettings {
     /// Record status, opens, clicks, unsubscribes, bounces and spam reports as HubSpot contact
@@ -189,6 +197,7 @@ impl Default for EngagementSettings {
 
 /// Everything a user configures for one HubSpot ↔ MailerLite connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionConfig {
     pub name: String,
     #[serde(default)]

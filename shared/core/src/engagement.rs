@@ -109,6 +109,7 @@ impl EngagementEvent {
 /// What the link remembers of a contact's engagement (so HubSpot is written only on change and
 /// no event counts twice).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct EngagementState {
     pub opens: u64,

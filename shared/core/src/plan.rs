@@ -60,6 +60,7 @@ pub enum GroupChange {
 
 /// Why a change was made, for the contact's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "reason", content = "side", rename_all = "snake_case")]
 pub enum Reason {
     /// Created on the target side from the other side's record.
@@ -92,6 +93,7 @@ pub enum Reason {
 
 /// One planned change, with before/after for history and preview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     /// Where the change is written (or observed, for deletions).
     pub target: Side,

@@ -74,6 +74,7 @@ impl MailerLiteSubscriber {
 /// The value of one mapped field the last time the sync agreed on it, in each side's normal
 /// form. A side whose current value differs from its base has changed since.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldBase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubspot: Option<String>,
@@ -84,6 +85,7 @@ pub struct FieldBase {
 /// The link between one HubSpot contact and one MailerLite subscriber: held by both ids once
 /// made, with what the sync last saw and wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

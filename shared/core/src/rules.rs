@@ -6,6 +6,7 @@ use crate::config::{HubSpotRule, MailerLiteRule};
 
 /// A MailerLite subscriber status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MlStatus {
     Active,

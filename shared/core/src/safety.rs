@@ -7,6 +7,7 @@ use crate::config::SafetyValve;
 
 /// Destructive changes planned by one plan or summed over a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SafetyCounters {
     pub group_removals: u32,
     pub unsubscribes: u32,
@@ -27,6 +28,7 @@ impl SafetyCounters {
 
 /// A threshold a run went over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SafetyTrip {
     #[error(

@@ -34,6 +34,7 @@ impl HsType {
 
 /// One option of a HubSpot enumeration property: the API reads and writes `value`; people see `label`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HsOption {
     pub label: String,
     pub value: String,
@@ -41,10 +42,12 @@ pub struct HsOption {
 
 /// A HubSpot contact or company property definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HsProperty {
     pub name: String,
     pub label: String,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub hs_type: HsType,
     pub field_type: String,
     #[serde(default)]
@@ -92,6 +95,7 @@ impl HsProperty {
 
 /// A MailerLite field type (the API has no option sets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MlType {
     Text,
@@ -101,6 +105,7 @@ pub enum MlType {
 
 /// A MailerLite field definition. `key` never changes on rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlField {
     pub key: String,
     pub name: String,
@@ -116,6 +121,7 @@ impl MlField {
 
 /// Both apps' schemas, as last read by "refresh fields".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldSchemas {
     pub hubspot_contact: Vec<HsProperty>,
     pub hubspot_company: Vec<HsProperty>,

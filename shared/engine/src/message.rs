@@ -75,6 +75,7 @@ pub enum Origin {
 
 /// Why a scan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScanKind {
     /// The historical sync after activation: both sides in full.

@@ -11,6 +11,7 @@ use crate::message::ScanKind;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     /// Configured, not activated: nothing syncs.
@@ -24,6 +25,7 @@ pub enum Lifecycle {
 
 /// Why a connection is paused. Work that arrives while paused is parked, not lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Pause {
     /// The user paused it.
@@ -36,6 +38,7 @@ pub enum Pause {
 
 /// A problem with the whole connection, shown on the status page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     pub side: Option<Side>,
     pub message: String,
@@ -45,6 +48,7 @@ pub struct Problem {
 
 /// Progress of one side of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SideProgress {
     pub done: bool,
     pub pages: u64,
@@ -53,6 +57,7 @@ pub struct SideProgress {
 
 /// The scan that is running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScanRun {
     pub run_id: String,
     pub kind: ScanKind,
@@ -75,6 +80,7 @@ pub struct ScanRun {
 
 /// A finished scan, for the status page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScanSummary {
     pub run_id: String,
     pub kind: ScanKind,
@@ -91,6 +97,7 @@ pub struct ScanSummary {
 
 /// How many links are in which state (counted at the end of each scan).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkCounts {
     pub total: u64,
     /// Linked on both sides, neither deleted.

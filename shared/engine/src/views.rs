@@ -20,6 +20,7 @@ use crate::sync::{Preloaded, plan_units};
 
 /// Progress of the initial sync.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitialProgress {
     pub done: u64,
     /// Records to read in total, once known.
@@ -34,6 +35,7 @@ pub struct InitialProgress {
 
 /// Counts shown on the status page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusCounts {
     /// Links as counted at the end of the last scan.
     pub links: LinkCounts,
@@ -44,6 +46,7 @@ pub struct StatusCounts {
 
 /// Everything the status page shows about one connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Status {
     pub connection_id: String,
     pub name: String,
@@ -71,6 +74,7 @@ pub struct Status {
 
 /// One contact: its link, current error and history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactView {
     pub link: Link,
     pub error: Option<ContactError>,
@@ -79,6 +83,7 @@ pub struct ContactView {
 
 /// What a preview (dry run) found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
     /// Records read from each app for the preview (the first pages).
     pub sampled_hubspot: usize,
@@ -96,6 +101,7 @@ pub struct Preview {
 
 /// Planned changes on one app.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SideCounts {
     pub creates: usize,
     pub updates: usize,
@@ -108,6 +114,7 @@ pub struct SideCounts {
 
 /// One contact of a preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewContact {
     pub email: Option<String>,
     pub changes: Vec<hmsync_core::Change>,
@@ -116,6 +123,7 @@ pub struct PreviewContact {
 
 /// Which credentials a connection has (never their values).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialsStatus {
     /// `token`, `oauth`, or absent.
     pub hubspot: Option<String>,
@@ -143,6 +151,7 @@ impl CredentialsStatus {
 
 /// Why credentials were refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialProblem {
     /// The field of the request, e.g. `hubspot.access_token` or `mailerlite_api_key`.
     pub field: String,

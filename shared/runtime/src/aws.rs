@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use hmsync_api::AppState;
 use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::{Engine, EngineSettings, SystemClock};
-use hmsync_store::{CachedSecrets, DynamoStore, SecretsManagerSecrets, SqsQueue};
+use hmsync_store::{CachedSecrets, DynamoStore, SecretsManagerSecrets, SqsQueue, WorkQueue};
 
 use crate::settings::{ADMIN_TOKEN_SECRET, Settings};
 
@@ -40,14 +41,7 @@ pub fn aws_ports(settings: &Settings, config: &SdkConfig) -> AwsPorts {
         SecretsManagerSecrets::new(config, settings.secret_prefix.clone()),
         SECRETS_CACHE_TTL,
     ));
-    let mut api_settings = ApiSettings::default();
-    if let Some(url) = &settings.hubspot_api_url {
-        api_settings.hubspot_base_url = url.clone();
-    }
-    if let Some(url) = &settings.mailerlite_api_url {
-        api_settings.mailerlite_base_url = url.clone();
-    }
-    let apis = Arc::new(CredentialApis::new(secrets.clone(), api_settings));
+    let apis = Arc::new(CredentialApis::new(secrets.clone(), api_settings(settings)));
     let engine = Arc::new(Engine {
         store,
         queue: queue.clone(),
@@ -58,6 +52,28 @@ pub fn aws_ports(settings: &Settings, config: &SdkConfig) -> AwsPorts {
         failpoints: Failpoints::default(),
     });
     AwsPorts { engine, queue }
+}
+
+/// The real APIs, or the overrides of the settings.
+pub fn api_settings(settings: &Settings) -> ApiSettings {
+    let mut api = ApiSettings::default();
+    if let Some(url) = &settings.hubspot_api_url {
+        api.hubspot_base_url = url.clone();
+    }
+    if let Some(url) = &settings.mailerlite_api_url {
+        api.mailerlite_base_url = url.clone();
+    }
+    api
+}
+
+/// The HTTP functions' state: the webhook functions get no admin token (the protected routes
+/// stay shut), the config API its token and the queue whose dead letters the status page shows.
+pub fn http_state(ports: &AwsPorts, settings: &Settings, admin_token: Option<String>) -> AppState {
+    let state = AppState::new(ports.engine.clone(), String::new(), api_settings(settings));
+    match admin_token {
+        Some(token) => state.with_admin(token, Some(ports.queue.clone() as Arc<dyn WorkQueue>)),
+        None => state,
+    }
 }
 
 /// [`aws_ports`] for the functions that only need the engine.

@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::response::Response;
 use hmsync_api::AppState;
-use hmsync_engine::Engine;
 use lambda_http::Request;
 use lambda_http::http::Uri;
 use tower::{Service, ServiceExt};
@@ -24,7 +23,7 @@ pub type Routes = fn(AppState) -> Router;
 /// The service a Lambda HTTP function hands to `lambda_http::run`.
 #[derive(Clone)]
 pub struct HttpApp {
-    engine: Arc<Engine>,
+    state: AppState,
     routes: Routes,
     /// Built once when the public base URL is configured.
     fixed: Option<Router>,
@@ -34,9 +33,11 @@ pub struct HttpApp {
 }
 
 impl HttpApp {
-    pub fn new(engine: Arc<Engine>, public_base_url: Option<String>, routes: Routes) -> Self {
-        let fixed = public_base_url.map(|public_base_url| routes(AppState { engine: engine.clone(), public_base_url }));
-        Self { engine, routes, fixed, last: Arc::new(Mutex::new(None)) }
+    /// `state.public_base_url` is replaced: by `public_base_url` when one is configured, else by
+    /// each request's own scheme and host.
+    pub fn new(state: AppState, public_base_url: Option<String>, routes: Routes) -> Self {
+        let fixed = public_base_url.map(|public_base_url| routes(AppState { public_base_url, ..state.clone() }));
+        Self { state, routes, fixed, last: Arc::new(Mutex::new(None)) }
     }
 
     fn router_for(&self, uri: &Uri) -> Router {
@@ -50,7 +51,7 @@ impl HttpApp {
         {
             return router.clone();
         }
-        let router = (self.routes)(AppState { engine: self.engine.clone(), public_base_url: base.clone() });
+        let router = (self.routes)(AppState { public_base_url: base.clone(), ..self.state.clone() });
         *last = Some((base, router.clone()));
         router
     }

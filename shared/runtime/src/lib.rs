@@ -11,7 +11,10 @@ mod logging;
 pub mod scheduled_scan;
 mod settings;
 
-pub use aws::{AdminTokenError, AwsPorts, SECRETS_CACHE_TTL, admin_token, aws_engine, aws_ports, sdk_config};
+pub use aws::{
+    AdminTokenError, AwsPorts, SECRETS_CACHE_TTL, admin_token, api_settings, aws_engine, aws_ports, http_state,
+    sdk_config,
+};
 pub use logging::init_tracing;
 pub use settings::{Settings, SettingsError};
 

@@ -11,6 +11,8 @@ use aws_config::SdkConfig;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use hmac::{Hmac, KeyInit, Mac};
+use hmsync_api::AppState;
+use hmsync_engine::adapters::ApiSettings;
 use hmsync_engine::adapters::{Credentials, credentials_secret_name, save_credentials};
 use hmsync_engine::{ConnectionState, ContactRef, Lifecycle, Origin, ScanKind, SyncMessage};
 use hmsync_runtime::http::HttpApp;
@@ -201,7 +203,7 @@ async fn a_signed_webhook_is_checked_with_secrets_manager_and_queued_on_sqs() {
     mac.update(raw["body"].as_str().unwrap().as_bytes());
     raw["headers"]["signature"] = Value::from(hex::encode(mac.finalize().into_bytes()));
     let request = lambda_http::request::from_str(&raw.to_string()).unwrap();
-    let app = HttpApp::new(engine.clone(), None, hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(engine), None, hmsync_api::webhook_routes);
 
     let response = app.oneshot(request).await.expect("infallible");
 
@@ -240,4 +242,9 @@ async fn the_admin_token_is_read_from_its_secret() {
     let err = admin_token(&aws.settings, &aws.config).await.unwrap_err();
     assert!(matches!(err, AdminTokenError::NotConfigured));
     assert!(err.to_string().contains("HMSYNC_ADMIN_TOKEN_SECRET"), "{err}");
+}
+
+/// The webhook functions' state (no admin token; the base URL comes from each request).
+fn state(engine: &std::sync::Arc<hmsync_engine::Engine>) -> AppState {
+    AppState::new(engine.clone(), "", ApiSettings::default())
 }

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use hmsync_engine::adapters::{Credentials, save_credentials};
+use hmsync_api::AppState;
+use hmsync_engine::adapters::{ApiSettings, Credentials, save_credentials};
 use hmsync_engine::{ConnectionState, ContactRef, Lifecycle, Origin, SyncMessage};
 use hmsync_runtime::http::{HttpApp, base_url};
 use hmsync_store::{RoutingStore, WorkQueue};
@@ -87,7 +88,7 @@ fn the_base_url_is_the_scheme_and_host_of_the_request() {
 #[tokio::test]
 async fn a_hubspot_webhook_with_a_bad_signature_is_refused_with_401_and_queues_nothing() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), None, hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(&local.engine), None, hmsync_api::webhook_routes);
 
     let (status, body) = call(&app, hubspot_request(None)).await;
 
@@ -99,7 +100,7 @@ async fn a_hubspot_webhook_with_a_bad_signature_is_refused_with_401_and_queues_n
 #[tokio::test]
 async fn a_hubspot_webhook_signed_for_the_api_url_is_queued() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), None, hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(&local.engine), None, hmsync_api::webhook_routes);
 
     let (status, body) = call(&app, hubspot_request(Some(&format!("{API_HOST_URL}/webhooks/hubspot")))).await;
 
@@ -122,7 +123,7 @@ async fn a_hubspot_webhook_signed_for_the_api_url_is_queued() {
 #[tokio::test]
 async fn a_configured_public_base_url_is_the_url_the_signature_must_cover() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), Some("https://sync.example.com".into()), hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(&local.engine), Some("https://sync.example.com".into()), hmsync_api::webhook_routes);
 
     let (status, body) = call(&app, hubspot_request(Some(&format!("{API_HOST_URL}/webhooks/hubspot")))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -134,7 +135,7 @@ async fn a_configured_public_base_url_is_the_url_the_signature_must_cover() {
 #[tokio::test]
 async fn a_mailerlite_webhook_with_a_bad_signature_is_refused_with_401_and_queues_nothing() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), None, hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(&local.engine), None, hmsync_api::webhook_routes);
 
     let (status, body) = call(&app, mailerlite_request(None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -147,7 +148,7 @@ async fn a_mailerlite_webhook_with_a_bad_signature_is_refused_with_401_and_queue
 #[tokio::test]
 async fn a_signed_mailerlite_webhook_is_queued_for_the_connection_in_its_path() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), None, hmsync_api::webhook_routes);
+    let app = HttpApp::new(state(&local.engine), None, hmsync_api::webhook_routes);
 
     let (status, body) = call(&app, mailerlite_request(Some(MAILERLITE_WEBHOOK_SECRET))).await;
 
@@ -163,7 +164,7 @@ async fn a_signed_mailerlite_webhook_is_queued_for_the_connection_in_its_path() 
 #[tokio::test]
 async fn the_config_api_router_serves_the_webhooks_too_and_404_elsewhere() {
     let local = setup().await;
-    let app = HttpApp::new(local.engine.clone(), None, hmsync_api::router);
+    let app = HttpApp::new(state(&local.engine), None, hmsync_api::router);
 
     let (status, body) = call(&app, mailerlite_request(None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -173,4 +174,9 @@ async fn the_config_api_router_serves_the_webhooks_too_and_404_elsewhere() {
     raw["requestContext"]["http"]["path"] = Value::from("/no-such-route");
     let (status, _) = call(&app, lambda_http::request::from_str(&raw.to_string()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The webhook functions' state (no admin token; the base URL comes from each request).
+fn state(engine: &std::sync::Arc<hmsync_engine::Engine>) -> AppState {
+    AppState::new(engine.clone(), "", ApiSettings::default())
 }

@@ -99,6 +99,7 @@ impl fmt::Display for LinkKey {
 
 /// One thing wrong with a contact, worded for the person who has to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactProblem {
     /// The app that refused or holds the bad value.
     pub side: Side,
@@ -115,6 +116,7 @@ pub struct ContactProblem {
 
 /// The current error of one contact (cleared when the contact syncs again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactError {
     /// The link id, or `hubspot:<id>` / `mailerlite:<id>` before a link exists.
     pub key: String,
@@ -153,6 +155,7 @@ impl ContactError {
 
 /// One field change the sync made, for the contact's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     pub link_id: String,
     pub at_ms: u64,
