@@ -88,9 +88,9 @@ impl Pacer {
         Self { buckets: Mutex::new(buckets) }
     }
 
-    /// Waits until a request counted against `names` fits every bucket, then records it.
-    /// Unknown bucket names are ignored.
-    pub async fn acquire(&self, names: &[&str]) {
+    /// Waits until a request counted against `names` fits every bucket, then records it and
+    /// returns the time it was recorded at (for [`Pacer::settle`]). Unknown bucket names are ignored.
+    pub async fn acquire(&self, names: &[&str]) -> Instant {
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().expect("pacer lock");
@@ -102,13 +102,29 @@ impl Pacer {
                             b.sent.push_back(now);
                         }
                     }
+                    return now;
                 }
                 wait
             };
-            if wait.is_zero() {
-                return;
-            }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Moves the record of a request acquired at `sent` to now, once its answer arrived. The
+    /// server counted the request somewhere between the two, so measuring its window from the
+    /// answer keeps a sliding-window server from seeing one request too many when the network
+    /// (or a busy machine) delays some requests more than others.
+    pub fn settle(&self, names: &[&str], sent: Instant) {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let now = Instant::now();
+        for n in names {
+            if let Some(b) = buckets.get_mut(*n)
+                && let Some(i) = b.sent.iter().rposition(|t| *t == sent)
+            {
+                b.sent.remove(i);
+                let at = b.sent.partition_point(|t| *t <= now);
+                b.sent.insert(at, now);
+            }
         }
     }
 
@@ -119,15 +135,21 @@ impl Pacer {
     }
 
     /// Adopts the server's view of the remaining budget of `name` when it is smaller than ours
-    /// (another client of the same account spent some): the difference counts as spent now.
+    /// (another client of the same account spent some, or the server's limit is lower): from
+    /// now on exactly `remaining` requests fit until a window has passed. Every request we still
+    /// count is restamped to now as well: the server's oldest requests are not ours to know, and
+    /// one we would see leaving our window may long have left the server's, so its expiry must
+    /// not free a slot the server does not have.
     pub fn observe_remaining(&self, name: &str, remaining: u32) {
         let mut buckets = self.buckets.lock().expect("pacer lock");
         let Some(b) = buckets.get_mut(name) else { return };
         let now = Instant::now();
         b.prune(now);
         let ours = b.bucket.limit.saturating_sub(b.sent.len() as u32);
-        for _ in remaining..ours {
-            b.sent.push_back(now);
+        if remaining < ours {
+            let spent = b.bucket.limit - remaining;
+            b.sent.clear();
+            b.sent.extend(std::iter::repeat_n(now, spent as usize));
         }
     }
 
@@ -170,6 +192,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_settled_request_counts_from_its_answer() {
+        let pacer = Pacer::new([Bucket::new("burst", 1, Duration::from_secs(10))]);
+        let start = Instant::now();
+        let sent = pacer.acquire(&["burst"]).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pacer.settle(&["burst"], sent);
+        pacer.acquire(&["burst"]).await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(13), "the window runs from the answer");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_request_waits_for_the_fullest_of_its_buckets() {
         let pacer = Pacer::new([
             Bucket::new("burst", 100, Duration::from_secs(10)),
@@ -191,6 +224,18 @@ mod tests {
             Duration::from_secs(10),
             "a higher server count never frees budget early"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_adopting_the_server_s_count_an_old_request_leaving_frees_nothing() {
+        let pacer = Pacer::new([Bucket::new("burst", 5, Duration::from_secs(10))]);
+        pacer.acquire(&["burst"]).await;
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        pacer.acquire(&["burst"]).await;
+        // The server forgot the first request already and counts its own requests: none left.
+        pacer.observe_remaining("burst", 0);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(9), "nothing frees before a full window");
     }
 
     #[tokio::test(start_paused = true)]

@@ -405,7 +405,7 @@ impl HubSpotClient {
                 }
                 Err(e) => return Err(e),
             };
-            self.inner.pacer.acquire(buckets).await;
+            let sent = self.inner.pacer.acquire(buckets).await;
             attempt += 1;
             let mut req = self.inner.http.request(call.method.clone(), &url).bearer_auth(&token).query(&call.query);
             if let Some(b) = call.body {
@@ -422,6 +422,7 @@ impl HubSpotClient {
                     return Err(HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path)));
                 }
             };
+            self.inner.pacer.settle(buckets, sent);
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             if let Some(remaining) =

@@ -158,7 +158,7 @@ impl Client {
         let mut limited = 0u32;
         loop {
             attempt += 1;
-            self.inner.pacer.acquire(buckets).await;
+            let sent = self.inner.pacer.acquire(buckets).await;
             let mut rb = self
                 .inner
                 .http
@@ -188,6 +188,7 @@ impl Client {
                     return Err(err);
                 }
             };
+            self.inner.pacer.settle(buckets, sent);
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             if let Some(remaining) =
