@@ -304,7 +304,7 @@ impl Engine {
         let mut released = 0;
         for conn in self.store.list_connections().await? {
             let (state, _) = self.state(&conn.id).await?;
-            if state.pause.is_some() || !state.wait_until_ms.is_some_and(|t| t <= now) {
+            if state.pause.is_some() || state.wait_until_ms.is_none_or(|t| t > now) {
                 continue;
             }
             let (_, parked) = self
