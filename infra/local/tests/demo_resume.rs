@@ -194,6 +194,16 @@ fn a_demo_interrupted_with_ctrl_c_resumes_its_initial_sync_without_recreating_an
     for (id, ids) in &before {
         assert_eq!(after.get(id), Some(ids), "link {id} changed");
     }
+
+    // Without its saved sandbox the directory cannot be resumed, and is not seeded over either.
+    std::fs::remove_file(dir.path().join(SANDBOX_SNAPSHOT_FILE)).unwrap();
+    let mut third = Demo::start(dir.path(), true);
+    let status = third.wait(deadline);
+    let output = third.output();
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("belongs to a demo whose sandbox state was lost"), "{output}");
+    assert!(output.contains("pick another --data-dir"), "{output}");
+    assert!(!dir.path().join(SANDBOX_SNAPSHOT_FILE).exists(), "nothing was seeded");
 }
 
 fn options(dir: &Path, sandbox: &Sandbox, time_scale: f64) -> RuntimeOptions {

@@ -57,7 +57,7 @@ pub enum SnapshotError {
     Format { path: PathBuf, source: serde_json::Error },
     #[error(
         "the sandbox snapshot {} has format version {}, but this build reads version {expected} only \
-         (it was written by another version of hmsync; start from a fresh sandbox instead)",
+         (it was written by another version of hmsync)",
         path.display(),
         found.map_or_else(|| "(none)".to_string(), |v| v.to_string())
     )]
