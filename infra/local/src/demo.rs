@@ -1,30 +1,61 @@
 //! `hmsync demo`: the sandbox with generated contacts on both sides, the local runtime, and a
 //! demo connection that is activated at once; a progress bar until the initial sync is done.
+//!
+//! Restarting on the same data directory resumes. The store (links, state, queued work) is on
+//! disk anyway; the sandbox lives in memory, so its data is kept beside the store in
+//! [`SANDBOX_SNAPSHOT_FILE`]: saved right after seeding or restoring, every
+//! [`SAVE_INTERVAL`] while it changes, and when the demo stops (Ctrl-C, or the end of
+//! `--until-synced`). A data directory whose store holds the demo connection is resumed from
+//! that file, never seeded again (a fresh sandbox would hand out the ids the store's links
+//! name to other people). See `docs/demo-resume.md`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use hmsync_core::{ConnectionConfig, FieldMapping, Side};
 use hmsync_engine::adapters::{ApiSettings, Credentials, HubSpotAuth, save_credentials};
 use hmsync_engine::worker::WorkerSettings;
-use hmsync_engine::{Lifecycle, LifecycleError};
+use hmsync_engine::{ContactRef, Lifecycle, LifecycleError, Origin, SyncMessage};
 use hmsync_sandbox::hubspot::WebhookSettings;
 use hmsync_sandbox::mailerlite::UserEdit;
-use hmsync_sandbox::{MembershipSeed, PeopleSeed, PeopleSeedSummary, Sandbox, SandboxConfig};
-use hmsync_store::{ConnectionStore, ErrorStore, LinkStore};
+use hmsync_sandbox::{
+    MembershipSeed, PeopleSeed, PeopleSeedSummary, Sandbox, SandboxConfig, SandboxGeneration, SandboxHandle,
+    SnapshotError,
+};
+use hmsync_store::{ConnectionStore, ErrorStore, LinkStore, SqliteStore};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Runtime, RuntimeOptions, STORE_FILE};
 
 /// The demo connection's id.
 pub const DEMO_CONNECTION: &str = "demo";
 
 /// Subscribers seeded with an industry HubSpot has no option for: the demo's expected errors.
 const BAD_OPTION_SUBSCRIBERS: u64 = 3;
+
+/// The sandbox's data in the data directory (see the module docs).
+pub const SANDBOX_SNAPSHOT_FILE: &str = "sandbox.json";
+
+/// How often the sandbox's data is saved while it changes: the most a crash (no Ctrl-C) loses.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The snapshot attachment holding [`DemoSeed`].
+const SEED_ATTACHMENT: &str = "hmsync_demo_seed";
+
+/// What the demo seeded, kept with the sandbox's data: a resumed demo's summary counts against
+/// it, and it is what a resumed demo is (its `--contacts` may differ).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoSeed {
+    pub people: PeopleSeed,
+    pub seeded: PeopleSeedSummary,
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -133,6 +164,7 @@ pub async fn summary(
     let errors = rt.store.count_errors(DEMO_CONNECTION).await?;
     let both = unique.iter().filter(|e| hs_emails.contains_key(**e) && ml_emails.contains_key(**e)).count();
     Ok(json!({
+        "expected_unique_contacts": seeded.expected_unique_contacts,
         "linked": linked,
         "unique_emails": unique.len(),
         "on_both_sides": both,
@@ -148,19 +180,30 @@ pub async fn summary(
     }))
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let sandbox = Sandbox::start(
-        SandboxConfig::default().with_time_scale(args.time_scale),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, args.hubspot_port)),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, args.mailerlite_port)),
-    )
-    .await
-    .context("starting the sandbox (are the ports free? pick others with --hubspot-port/--mailerlite-port)")?;
+/// Whether the data directory's store already holds the demo connection (then the demo
+/// resumes). Opens the store only if it exists, and closes it again before the runtime opens it.
+async fn holds_demo_connection(data_dir: &Path) -> anyhow::Result<bool> {
+    let path = data_dir.join(STORE_FILE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let store = SqliteStore::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
+    Ok(store.get_connection(DEMO_CONNECTION).await?.is_some())
+}
+
+/// A fresh sandbox with the demo's people, and a few subscribers with an industry HubSpot has
+/// no option for (the status page's errors).
+async fn seeded_sandbox(
+    args: &DemoArgs,
+    config: SandboxConfig,
+    hubspot: SocketAddr,
+    mailerlite: SocketAddr,
+) -> anyhow::Result<(Sandbox, DemoSeed)> {
+    let sandbox = start_error(Sandbox::start(config, hubspot, mailerlite).await)?;
     let seeder = sandbox.seeder();
-    let spec = seed(&args);
+    let people = seed(args);
+    let spec = people.clone();
     let seeded = tokio::task::spawn_blocking(move || seeder.seed(&spec)).await??;
-    // A few subscribers with an industry HubSpot has no option for: the status page's errors.
     let total_ml = seeded.mailerlite.end_index;
     for i in 0..BAD_OPTION_SUBSCRIBERS {
         let email = hmsync_sandbox::common::people::person(total_ml - 1 - i).email;
@@ -171,8 +214,246 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .user_edit(&email, &UserEdit { fields, ..Default::default() })
             .map_err(|e| anyhow::anyhow!("seeding a subscriber with a bad option: {e:?}"))?;
     }
+    Ok((sandbox, DemoSeed { people, seeded }))
+}
 
-    let rt = Runtime::start(RuntimeOptions {
+/// The sandbox of an earlier run on this data directory, from its snapshot.
+async fn restored_sandbox(
+    args: &DemoArgs,
+    path: &Path,
+    config: SandboxConfig,
+    hubspot: SocketAddr,
+    mailerlite: SocketAddr,
+) -> anyhow::Result<(Sandbox, DemoSeed)> {
+    let dir = args.data_dir.display();
+    if !path.exists() {
+        anyhow::bail!(
+            "{dir} belongs to a demo whose sandbox state was lost: its store holds the demo connection, but {} \
+             is missing, so the links in the store would point at records that no longer exist. Delete {dir} to \
+             start a fresh demo, or pick another --data-dir.",
+            path.display()
+        );
+    }
+    let snapshot = tokio::task::spawn_blocking({
+        let path = path.to_path_buf();
+        move || Sandbox::load_snapshot(&path)
+    })
+    .await?
+    .map_err(|e| match e {
+        SnapshotError::Version { .. } => {
+            anyhow::anyhow!("{e}. Delete {dir} to start a fresh demo, or pick another --data-dir.")
+        }
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    let Some(demo) = snapshot.attachment::<DemoSeed>(SEED_ATTACHMENT) else {
+        anyhow::bail!(
+            "{} does not say what the demo seeded (it was not written by `hmsync demo`). Delete {dir} to start a \
+             fresh demo, or pick another --data-dir.",
+            path.display()
+        );
+    };
+    if demo.people.per_side != args.contacts {
+        eprintln!(
+            "This data directory holds a demo of {} contacts per side; --contacts {} does not apply to it.",
+            demo.people.per_side, args.contacts
+        );
+    }
+    let age = (hmsync_sandbox::common::now_ms() - snapshot.taken_at_ms).max(0) as f64 / 1000.0;
+    let sandbox = start_error(Sandbox::start_restored(config, hubspot, mailerlite, snapshot).await)?;
+    eprintln!("Restored the sandbox from {} (saved {age:.0} s ago).", path.display());
+    Ok((sandbox, demo))
+}
+
+fn start_error(started: Result<Sandbox, hmsync_sandbox::SandboxError>) -> anyhow::Result<Sandbox> {
+    started.context("starting the sandbox (are the ports free? pick others with --hubspot-port/--mailerlite-port)")
+}
+
+/// Saves the sandbox's data to one file: at once on request, every interval while it changes,
+/// and a last time when finished. The saves run on a blocking thread (a copy of the data is
+/// serialized), one at a time.
+struct Autosave {
+    handle: SandboxHandle,
+    path: PathBuf,
+    attachments: BTreeMap<String, serde_json::Value>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Autosave {
+    fn new(handle: SandboxHandle, path: PathBuf, seed: &DemoSeed) -> Self {
+        let mut attachments = BTreeMap::new();
+        attachments.insert(SEED_ATTACHMENT.to_string(), serde_json::to_value(seed).expect("the seed serializes"));
+        Self { handle, path, attachments, stop: watch::channel(false).0, task: None }
+    }
+
+    /// Saves now; returns the generation saved.
+    async fn save(&self) -> Result<SandboxGeneration, SnapshotError> {
+        save(self.handle.clone(), self.path.clone(), self.attachments.clone()).await
+    }
+
+    /// Saves every `interval` while the data changes. A failed save is reported and tried again
+    /// at the next tick.
+    fn start(&mut self, interval: Duration, mut saved: SandboxGeneration) {
+        let (handle, path, attachments) = (self.handle.clone(), self.path.clone(), self.attachments.clone());
+        let mut stop = self.stop.subscribe();
+        self.task = Some(tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                if handle.generation() == saved {
+                    continue;
+                }
+                match save(handle.clone(), path.clone(), attachments.clone()).await {
+                    Ok(generation) => {
+                        saved = generation;
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not save the sandbox's data; trying again");
+                    }
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
+
+    /// Stops the periodic saves and saves a last time.
+    async fn finish(mut self) -> Result<(), SnapshotError> {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.save().await.map(|_| ())
+    }
+}
+
+async fn save(
+    handle: SandboxHandle,
+    path: PathBuf,
+    attachments: BTreeMap<String, serde_json::Value>,
+) -> Result<SandboxGeneration, SnapshotError> {
+    tokio::task::spawn_blocking(move || {
+        // Read before copying: a change made while the copy is taken shows at the next check.
+        let generation = handle.generation();
+        let mut snapshot = handle.snapshot();
+        snapshot.attachments = attachments;
+        snapshot.save(&path).map(|_| generation)
+    })
+    .await
+    .expect("the snapshot save does not panic")
+}
+
+/// Turns Ctrl-C into a flag the demo checks between steps, so that it can stop the sync and
+/// save the sandbox before exiting. The handler is installed before this returns (a Ctrl-C
+/// from then on is caught); a second Ctrl-C exits at once.
+fn catch_ctrl_c() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let mut first = Box::pin(tokio::signal::ctrl_c());
+    // The first poll installs the handler.
+    let caught = match (&mut first).now_or_never() {
+        None => false,
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot catch Ctrl-C; it will stop the demo without saving the sandbox");
+            return rx;
+        }
+    };
+    tokio::spawn(async move {
+        if !caught && first.await.is_err() {
+            return;
+        }
+        let _ = tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Interrupted again: exiting without saving the sandbox.");
+            std::process::exit(130);
+        }
+    });
+    rx
+}
+
+/// After a restore, the store may name records the sandbox does not have: a crash (no Ctrl-C)
+/// loses the sandbox changes of the last [`SAVE_INTERVAL`], records the sync created among
+/// them. Asks the sync to look at each such contact again, so the existing rules apply at once
+/// rather than whenever the contact next changes: a linked record that is gone counts as
+/// deleted on its side; during the initial sync it is created again, afterwards it is not
+/// (deletions are observed, never propagated). Returns how many records were missing. Ids are
+/// not reused meanwhile (a restored sandbox moves its id counters ahead).
+pub async fn recheck_missing_records(rt: &Runtime, sandbox: &Sandbox) -> anyhow::Result<usize> {
+    let mut refs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = rt.store.list_links(DEMO_CONNECTION, cursor.as_deref(), 500).await?;
+        for link in &page.items {
+            if let Some(id) = link.hubspot_id.as_deref().filter(|_| !link.hs_deleted)
+                && id.parse::<u64>().ok().and_then(|n| sandbox.hubspot().contact(n)).is_none()
+            {
+                refs.push(ContactRef::hubspot(id));
+            }
+            if let Some(id) = link.mailerlite_id.as_deref().filter(|_| !link.ml_deleted)
+                && sandbox.mailerlite().subscriber(id).is_none()
+            {
+                refs.push(ContactRef::mailerlite(id));
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let messages: Vec<SyncMessage> = refs
+        .chunks(50)
+        .map(|chunk| SyncMessage::Contacts {
+            connection_id: DEMO_CONNECTION.to_string(),
+            refs: chunk.to_vec(),
+            origin: Origin::Retry,
+        })
+        .collect();
+    rt.engine.enqueue(&messages).await?;
+    Ok(refs.len())
+}
+
+/// Removes the MailerLite webhooks of earlier runs: a restored sandbox still has them, pointing
+/// at the old run's address (the port may differ now). The current run registers its own.
+async fn remove_old_mailerlite_webhooks(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let mut config =
+        hmsync_mailerlite::Config::new(sandbox.mailerlite().config().token).with_base_url(sandbox.mailerlite_url());
+    config.time_scale = sandbox.mailerlite().config().time_scale;
+    let client = hmsync_mailerlite::Client::new(config)?;
+    let ours = format!("/webhooks/mailerlite/{DEMO_CONNECTION}");
+    for hook in client.webhooks().await? {
+        if hook.url.ends_with(&ours) {
+            client.delete_webhook(&hook.id).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = SandboxConfig::default().with_time_scale(args.time_scale);
+    let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.hubspot_port));
+    let mailerlite_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.mailerlite_port));
+    let snapshot_path = args.data_dir.join(SANDBOX_SNAPSHOT_FILE);
+    let resumed = holds_demo_connection(&args.data_dir).await?;
+    let (sandbox, demo) = if resumed {
+        restored_sandbox(&args, &snapshot_path, config, hubspot_addr, mailerlite_addr).await?
+    } else {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        seeded_sandbox(&args, config, hubspot_addr, mailerlite_addr).await?
+    };
+    // Saved before the store can name any record (the demo connection is created below), and
+    // after a restore too, so that its moved id counters are what the next restore starts from.
+    let mut autosave = Autosave::new(sandbox.handle(), snapshot_path.clone(), &demo);
+    let saved = autosave.save().await.context("saving the sandbox's data")?;
+    autosave.start(SAVE_INTERVAL, saved);
+    let mut interrupted = catch_ctrl_c();
+
+    let rt = match Runtime::start(RuntimeOptions {
         data_dir: args.data_dir.clone(),
         api_port: args.api_port,
         admin_token: args.admin_token.clone(),
@@ -189,9 +470,49 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         scan_interval: Duration::from_secs_f64((2.0 * 3600.0 / args.time_scale).max(60.0)),
         worker: WorkerSettings::default(),
     })
-    .await?;
-    hubspot_webhooks(&sandbox, &rt.public_url);
+    .await
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            autosave.finish().await?;
+            return Err(e);
+        }
+    };
+    let result = drive(&args, &sandbox, &rt, &demo, resumed, started, &mut interrupted).await;
+    // Whatever happened, the sync stops writing before the sandbox's data is saved a last
+    // time, so the saved sandbox holds everything the store knows about.
+    rt.stop().await;
+    let saved =
+        autosave.finish().await.with_context(|| format!("saving the sandbox's data to {}", snapshot_path.display()));
+    match (&result, &saved) {
+        (Ok(Stop::Interrupted), Ok(())) => {
+            eprintln!("Stopped; the sandbox is saved in {}. Run the same command to resume.", snapshot_path.display())
+        }
+        (Err(_), Ok(())) => eprintln!("The sandbox is saved in {}.", snapshot_path.display()),
+        _ => {}
+    }
+    result?;
+    saved
+}
 
+/// How the demo ended.
+enum Stop {
+    Done,
+    Interrupted,
+}
+
+/// Everything between the runtime's start and its stop: the connection, the initial sync, the
+/// summary or the wait for Ctrl-C.
+async fn drive(
+    args: &DemoArgs,
+    sandbox: &Sandbox,
+    rt: &Runtime,
+    demo: &DemoSeed,
+    resumed: bool,
+    started: Instant,
+    interrupted: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Stop> {
+    hubspot_webhooks(sandbox, &rt.public_url);
     let hs = sandbox.hubspot().config();
     let credentials = Credentials {
         hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
@@ -201,10 +522,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         mailerlite_webhook_secret: None,
     };
     if rt.store.get_connection(DEMO_CONNECTION).await?.is_none() {
-        rt.store.create_connection(DEMO_CONNECTION, &demo_config(seeded.mailerlite.group_id.clone())).await?;
+        rt.store.create_connection(DEMO_CONNECTION, &demo_config(demo.seeded.mailerlite.group_id.clone())).await?;
     }
     save_credentials(&*rt.engine.secrets, DEMO_CONNECTION, &credentials).await?;
     rt.engine.credentials_changed(DEMO_CONNECTION).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if resumed {
+        remove_old_mailerlite_webhooks(sandbox).await.context("removing the previous run's MailerLite webhook")?;
+    }
     rt.engine.register_mailerlite_webhook(DEMO_CONNECTION, &rt.public_url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match rt.engine.activate(DEMO_CONNECTION).await {
         Ok(_) => {}
@@ -212,6 +536,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             eprintln!("Resuming the demo connection from {}", args.data_dir.display())
         }
         Err(e) => return Err(anyhow::anyhow!("activating the demo connection: {e}")),
+    }
+    if resumed {
+        let missing = recheck_missing_records(rt, sandbox).await?;
+        if missing > 0 {
+            eprintln!(
+                "{missing} linked records are missing from the saved sandbox (the last run did not stop with \
+                 Ctrl-C); the sync looks at them again."
+            );
+        }
     }
 
     let bar = if args.until_synced {
@@ -231,19 +564,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             bar.finish_and_clear();
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = interrupted.wait_for(|i| *i) => {
+                bar.abandon();
+                eprintln!(
+                    "Interrupted during the initial sync ({} records done): stopping the sync and saving the sandbox \
+                     (Ctrl-C again quits at once).",
+                    status.initial_sync.done
+                );
+                return Ok(Stop::Interrupted);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
     }
     if args.until_synced {
         // Let the webhooks our writes caused arrive and be recognised as echoes.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let line = summary(&rt, &sandbox, &seeded, started.elapsed().as_secs_f64()).await?;
+        let mut line = summary(rt, sandbox, &demo.seeded, started.elapsed().as_secs_f64()).await?;
+        line["resumed"] = json!(resumed);
         println!("{line}");
-        rt.stop().await;
-        return Ok(());
+        return Ok(Stop::Done);
     }
     let status = rt.engine.status(DEMO_CONNECTION).await?;
     eprintln!(
-        "Initial sync done: {} contacts linked ({} errors to look at).\n\n  Status page:  {}/status\n  Admin token:  {}\n  HubSpot sandbox:     {} (token {})\n  MailerLite sandbox:  {} (token {})\n\nEdit contacts through the sandbox APIs and watch them sync. Ctrl-C stops.",
+        "Initial sync done: {} contacts linked ({} errors to look at).\n\n  Status page:  {}/status\n  Admin token:  {}\n  HubSpot sandbox:     {} (token {})\n  MailerLite sandbox:  {} (token {})\n\nEdit contacts through the sandbox APIs and watch them sync. Ctrl-C stops (the sandbox is saved; run the same command to resume).",
         status.counts.links.total,
         status.counts.errored,
         rt.api_url,
@@ -253,7 +597,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sandbox.mailerlite_url(),
         sandbox.mailerlite().config().token,
     );
-    tokio::signal::ctrl_c().await?;
-    rt.stop().await;
-    Ok(())
+    let _ = interrupted.wait_for(|i| *i).await;
+    Ok(Stop::Interrupted)
 }

@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 /// The secret under which the local admin token is kept when none is given.
 pub const ADMIN_TOKEN_SECRET: &str = "hmsync/admin-token";
 
+/// The store's database file in the data directory.
+pub const STORE_FILE: &str = "store.db";
+
 /// How the runtime starts.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -65,7 +68,7 @@ impl Runtime {
     pub async fn start(options: RuntimeOptions) -> anyhow::Result<Runtime> {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("cannot create the data directory {}", options.data_dir.display()))?;
-        let store = Arc::new(SqliteStore::open(options.data_dir.join("store.db")).context("opening the store")?);
+        let store = Arc::new(SqliteStore::open(options.data_dir.join(STORE_FILE)).context("opening the store")?);
         let queue = Arc::new(SqliteQueue::open(options.data_dir.join("queue.db")).context("opening the queue")?);
         let secrets: Arc<dyn SecretStore> = Arc::new(FileSecrets::new(options.data_dir.join("secrets.json")));
         let admin_token = admin_token(&*secrets, options.admin_token.clone()).await?;

@@ -1,8 +1,10 @@
 //! Both simulators side by side, each on its own port, plus the admin route that seeds one
 //! population of people across both (`POST /__sandbox/people/seed`, served by both servers so
-//! a demo can call whichever address it has).
+//! a demo can call whichever address it has). A sandbox can be snapshotted and started again
+//! from a snapshot (see [`crate::snapshot`]).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::hubspot::{HubSpotConfig, HubSpotSim, HubSpotState};
 use crate::mailerlite::{self, MailerLite, MailerLiteConfig, MailerLiteSim};
 use crate::people_seed::{PeopleSeed, PeopleSeedError, PeopleSeedSummary, PeopleSeeder};
+use crate::snapshot::{SNAPSHOT_FORMAT_VERSION, SandboxGeneration, SandboxHandle, SandboxSnapshot, SnapshotError};
 
 /// The cross-side seeding route, on both simulators' servers.
 pub const PEOPLE_SEED_PATH: &str = "/__sandbox/people/seed";
@@ -41,6 +44,8 @@ impl SandboxConfig {
 pub enum SandboxError {
     #[error("cannot serve the {service} simulator on {addr}: {source} (is the port in use? choose another)")]
     Bind { service: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// The HubSpot and MailerLite simulators running together. Dropping it stops both servers.
@@ -57,10 +62,47 @@ impl Sandbox {
         hubspot_addr: SocketAddr,
         mailerlite_addr: SocketAddr,
     ) -> Result<Sandbox, SandboxError> {
+        Self::start_with(config, hubspot_addr, mailerlite_addr, None).await
+    }
+
+    /// Like [`Sandbox::start`], with the data of a snapshot (see [`crate::snapshot`]): the same
+    /// records, ids, tokens and secrets, so a client that stored ids or credentials carries on.
+    /// `config` supplies the operational settings (rate limits, time scale, …); the identity
+    /// (tokens, portal/app/account ids, client secret, seeds) is the snapshot's. A snapshot of
+    /// another format version is refused.
+    pub async fn start_restored(
+        config: SandboxConfig,
+        hubspot_addr: SocketAddr,
+        mailerlite_addr: SocketAddr,
+        snapshot: SandboxSnapshot,
+    ) -> Result<Sandbox, SandboxError> {
+        if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::Version {
+                path: Default::default(),
+                found: Some(snapshot.format_version),
+                expected: SNAPSHOT_FORMAT_VERSION,
+            }
+            .into());
+        }
+        Self::start_with(config, hubspot_addr, mailerlite_addr, Some(snapshot)).await
+    }
+
+    async fn start_with(
+        config: SandboxConfig,
+        hubspot_addr: SocketAddr,
+        mailerlite_addr: SocketAddr,
+        snapshot: Option<SandboxSnapshot>,
+    ) -> Result<Sandbox, SandboxError> {
         let (hs_listener, _) = bind("HubSpot", hubspot_addr).await?;
         let (ml_listener, ml_addr) = bind("MailerLite", mailerlite_addr).await?;
-        let hs_state = HubSpotState::new(config.hubspot);
-        let account = MailerLite::new(config.mailerlite, format!("http://{ml_addr}/api"));
+        let ml_base = format!("http://{ml_addr}/api");
+        let (hs_state, account) = match snapshot {
+            None => (HubSpotState::new(config.hubspot), MailerLite::new(config.mailerlite, ml_base)),
+            Some(s) => (
+                HubSpotState::restored(config.hubspot, s.hubspot),
+                MailerLite::restored(config.mailerlite, ml_base, s.mailerlite),
+            ),
+        };
         let routes = people_routes(PeopleSeeder { hubspot: hs_state.clone(), mailerlite: account.clone() });
         let hubspot = HubSpotSim::serve(hs_state, hs_listener, routes.clone())
             .map_err(|source| SandboxError::Bind { service: "HubSpot", addr: hubspot_addr, source })?;
@@ -93,6 +135,32 @@ impl Sandbox {
     /// Both sides' state, for seeding from another task.
     pub fn seeder(&self) -> PeopleSeeder {
         PeopleSeeder { hubspot: self.hubspot.state().clone(), mailerlite: self.mailerlite.account().clone() }
+    }
+
+    /// Both sides' state as a cheap, `'static` handle: snapshots from another task or thread.
+    pub fn handle(&self) -> SandboxHandle {
+        SandboxHandle { hubspot: self.hubspot.state().clone(), mailerlite: self.mailerlite.account().clone() }
+    }
+
+    /// The data of both simulators now (see [`crate::snapshot`]).
+    pub fn snapshot(&self) -> SandboxSnapshot {
+        self.handle().snapshot()
+    }
+
+    /// A value that changes whenever the data may have changed (see [`SandboxGeneration`]).
+    pub fn generation(&self) -> SandboxGeneration {
+        self.handle().generation()
+    }
+
+    /// Takes a snapshot and writes it to `path` atomically (see [`SandboxSnapshot::save`]).
+    /// Blocking: from async code with much data prefer `spawn_blocking`.
+    pub fn save_snapshot(&self, path: &Path) -> Result<(), SnapshotError> {
+        self.snapshot().save(path)
+    }
+
+    /// Reads a snapshot file for [`Sandbox::start_restored`] (see [`SandboxSnapshot::load`]).
+    pub fn load_snapshot(path: &Path) -> Result<SandboxSnapshot, SnapshotError> {
+        SandboxSnapshot::load(path)
     }
 
     /// Seeds one population across both sides (see [`PeopleSeed`]). Blocking: from async code

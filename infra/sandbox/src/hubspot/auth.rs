@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -19,20 +20,22 @@ use super::{HubSpotState, Limits};
 use crate::common::{Admission, SlidingWindowLimiter};
 
 /// What an authorization code or refresh token grants.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OAuthGrant {
     pub scopes: Vec<String>,
     pub redirect_uri: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AccessToken {
     scopes: Vec<String>,
+    /// Snapshots keep the time left, so a restored token expires when it would have.
+    #[serde(with = "crate::snapshot::tokio_instant", rename = "expires_in_ms")]
     expires_at: Instant,
 }
 
-/// Issued OAuth codes and tokens.
-#[derive(Debug, Default)]
+/// Issued OAuth codes and tokens (all of it is kept in sandbox snapshots).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct AuthState {
     codes: HashMap<String, OAuthGrant>,
     refresh: HashMap<String, OAuthGrant>,
@@ -41,6 +44,12 @@ pub struct AuthState {
 }
 
 impl AuthState {
+    /// Changes whenever a code or token is issued, exchanged or revoked (a snapshot saver's
+    /// change check; an `expire_all` alone does not count).
+    pub(crate) fn generation(&self) -> (u64, usize, usize) {
+        (self.counter, self.codes.len(), self.refresh.len())
+    }
+
     fn token(&mut self, prefix: &str) -> String {
         self.counter += 1;
         let a = fastrand::u64(..);

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::model::Record;
 use super::time_fmt::iso_ms;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// Position in join order.
     pub seq: u64,
@@ -16,7 +17,7 @@ pub struct Membership {
     pub last_added_ms: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct List {
     pub id: u64,
     pub name: String,
@@ -122,14 +123,14 @@ impl List {
 }
 
 /// A compiled `filterBranch`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Branch {
     pub and: bool,
     pub filters: Vec<PropertyFilter>,
     pub branches: Vec<Branch>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PropertyFilter {
     pub property: String,
     pub operator: String,

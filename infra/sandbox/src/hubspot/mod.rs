@@ -16,6 +16,7 @@ pub mod model;
 pub mod properties;
 pub mod search;
 mod seed;
+mod snapshot;
 pub mod time_fmt;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use errors::{HsError, HsResult};
 pub use events::{Actor, Event, EventKind, WebhookSettings, WebhookSubscription};
 pub use model::{Db, ObjectType, PropSelection, Record};
 pub use seed::{SeedListMembership, SeedRequest, SeedResult};
+pub use snapshot::{DbGuard, HubSpotGeneration, HubSpotSnapshot, RESTORE_ID_GAP, RESTORE_LIST_ID_GAP};
 
 /// The simulator's configuration; every field has HubSpot's default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,9 +194,11 @@ impl HubSpotState {
         self.config.lock().expect("config lock").clone()
     }
 
-    /// The portal's data (for tests that need to look deeper than the helpers).
-    pub fn db(&self) -> MutexGuard<'_, Db> {
-        self.db.lock().expect("db lock")
+    /// The portal's data (for tests that need to look deeper than the helpers). Writing through
+    /// the guard marks the portal changed for snapshot savers (see [`DbGuard`]).
+    pub fn db(&self) -> DbGuard<'_> {
+        let guard: MutexGuard<'_, Db> = self.db.lock().expect("db lock");
+        DbGuard(guard)
     }
 
     pub fn instrumentation(&self) -> &Arc<Instrumentation> {

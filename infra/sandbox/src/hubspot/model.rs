@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::lists::List;
@@ -10,7 +11,7 @@ use super::properties::{Schema, company_schema, contact_schema, note_schema};
 use super::time_fmt::iso_ms;
 
 /// Contacts, companies and notes share one record shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: u64,
     /// Non-empty values only (an empty value is "no value"); every value is a string.
@@ -73,7 +74,7 @@ impl PropSelection {
 }
 
 /// The object types the sandbox serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ObjectType {
     Contacts,
     Companies,
@@ -124,7 +125,7 @@ impl ObjectType {
 }
 
 /// One communication subscription status of one email address.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionStatus {
     pub status: String,
     pub legal_basis: Option<String>,
@@ -133,10 +134,13 @@ pub struct SubscriptionStatus {
     pub timestamp_ms: i64,
 }
 
-/// The portal.
+/// The portal. Serializable for snapshots (`super::snapshot`); the email index is derived and
+/// rebuilt on restore.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Db {
     pub contacts: BTreeMap<u64, Record>,
     /// Every primary and additional email of a live contact (lowercased) → its id.
+    #[serde(skip)]
     pub email_index: HashMap<String, u64>,
     /// Merged-away contact id → the id that absorbed it.
     pub aliases: HashMap<u64, u64>,
@@ -157,6 +161,10 @@ pub struct Db {
     /// Last timestamp handed out, so that two writes never share a `lastmodifieddate` by accident
     /// of ordering within the same process (ties still happen inside one batch, as in HubSpot).
     pub last_ms: i64,
+    /// Bumped on every mutable access through `HubSpotState::db()` (see `super::snapshot`), so a
+    /// snapshot saver can tell an unchanged portal without comparing it.
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 /// The subscription types of the portal (`GET …/definitions`): (id, name, description, purpose, isDefault).
@@ -188,6 +196,7 @@ impl Db {
             next_note_id: 80_000_001,
             next_list_id: 1,
             last_ms: 0,
+            generation: 0,
         }
     }
 

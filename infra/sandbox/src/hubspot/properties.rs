@@ -22,7 +22,7 @@ pub struct PropertyOption {
 }
 
 /// One property definition, stored the way the API returns it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PropertyDef {
     pub name: String,
     pub label: String,
@@ -72,7 +72,7 @@ impl PropertyDef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PropertyGroup {
     pub name: String,
     pub label: String,
@@ -86,7 +86,7 @@ impl PropertyGroup {
 }
 
 /// The property schema of one object type.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Schema {
     pub properties: BTreeMap<String, PropertyDef>,
     pub groups: BTreeMap<String, PropertyGroup>,

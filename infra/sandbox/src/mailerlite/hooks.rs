@@ -16,6 +16,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::model::WebhookSubscriber;
+use super::snapshot::StoreGuard;
 use super::store::{PendingEvent, Store};
 use super::time_fmt::{iso, now};
 use crate::common::Delivery;
@@ -101,8 +102,17 @@ fn nested<'a>(store: &Store, e: &'a PendingEvent, sub: &'a WebhookSubscriber, st
 }
 
 /// Turns the store's pending events into signed deliveries and marks the webhooks as fired.
-/// Called with the store locked, once per API call or admin action.
-pub fn take_deliveries(store: &mut Store) -> Vec<Delivery> {
+/// Called with the store locked, once per API call or admin action. Looks before it takes, so
+/// that a call that queued nothing does not mark the account changed (see
+/// `super::snapshot::StoreGuard`).
+pub fn take_deliveries(store: &mut StoreGuard<'_>) -> Vec<Delivery> {
+    if store.pending.is_empty() {
+        return Vec::new();
+    }
+    take_pending_deliveries(store)
+}
+
+fn take_pending_deliveries(store: &mut Store) -> Vec<Delivery> {
     let events: Vec<PendingEvent> = std::mem::take(&mut store.pending);
     if events.is_empty() || store.webhooks.is_empty() {
         return Vec::new();

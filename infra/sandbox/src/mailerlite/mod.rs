@@ -23,6 +23,7 @@ mod hooks;
 mod json;
 mod model;
 mod paging;
+mod snapshot;
 mod store;
 mod time_fmt;
 
@@ -34,6 +35,7 @@ pub use error::ApiError;
 pub use hooks::sign as sign_webhook;
 pub use model::{FieldType, GroupOut, LogEntryOut, SegmentOut, SegmentRule, Status, SubscriberOut};
 pub use paging::{decode_cursor, encode_cursor};
+pub use snapshot::{MailerLiteSnapshot, RESTORE_FIELD_ID_GAP, RESTORE_ID_GAP};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -200,8 +202,9 @@ impl MailerLite {
         &self.shared.dispatcher
     }
 
-    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.shared.store.lock().expect("store lock")
+    /// The account's data; writing through the guard marks it changed for snapshot savers.
+    pub(crate) fn store(&self) -> snapshot::StoreGuard<'_> {
+        snapshot::StoreGuard(self.shared.store.lock().expect("store lock"))
     }
 
     pub(crate) fn inner_router(&self) -> Router {

@@ -48,7 +48,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Subscriber {
     pub id: u64,
     pub email: String,
@@ -79,14 +79,15 @@ impl Subscriber {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub id: u64,
     pub name: String,
     pub created_at: i64,
     /// Subscriber ids, deleted ones included (they are skipped when listing).
     pub members: BTreeSet<u64>,
-    /// Live members by status (index = `Status::index`).
+    /// Live members by status (index = `Status::index`). Derived: rebuilt on restore.
+    #[serde(skip)]
     pub counts: [u64; 5],
     pub sent_count: u64,
     pub opens_count: u64,
@@ -120,7 +121,7 @@ impl FieldType {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldDef {
     pub id: u64,
     pub name: String,
@@ -142,7 +143,7 @@ pub enum SegmentRule {
     NumberGreaterThan { key: String, value: f64 },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Segment {
     pub id: u64,
     pub name: String,
@@ -150,7 +151,7 @@ pub struct Segment {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: u64,
     pub name: String,
@@ -165,7 +166,7 @@ pub struct Webhook {
 }
 
 /// One recipient of a simulated campaign (a row of the subscriber-activity report).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActivityRow {
     pub id: u64,
     pub subscriber_id: u64,
@@ -178,7 +179,7 @@ pub struct ActivityRow {
     pub junk: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Campaign {
     pub id: u64,
     pub email_id: u64,
@@ -190,13 +191,13 @@ pub struct Campaign {
     pub rows: Vec<ActivityRow>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportSample {
     pub id: Option<u64>,
     pub email: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Import {
     pub id: u64,
     pub total: u64,
@@ -210,15 +211,19 @@ pub struct Import {
     pub duplicate: Vec<ImportSample>,
     pub created_at: i64,
     /// The import reports `done` from this moment on (a short, scaled processing delay).
+    /// Snapshots keep the time left.
+    #[serde(with = "crate::snapshot::std_instant", rename = "done_in_ms")]
     pub done_at: std::time::Instant,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogEntry {
     pub id: u64,
-    pub log_name: &'static str,
+    #[serde(deserialize_with = "crate::snapshot::interned")]
+    pub log_name: crate::snapshot::StaticStr,
     pub subject_id: u64,
-    pub subject_type: &'static str,
+    #[serde(deserialize_with = "crate::snapshot::interned")]
+    pub subject_type: crate::snapshot::StaticStr,
     pub properties: Value,
     pub created_at: i64,
 }

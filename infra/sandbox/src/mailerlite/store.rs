@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, Model};
@@ -12,9 +13,10 @@ use super::model::*;
 use super::time_fmt::{self, now};
 
 /// A webhook event waiting for the end of the current API call or admin action.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingEvent {
-    pub kind: &'static str,
+    #[serde(deserialize_with = "crate::snapshot::interned")]
+    pub kind: crate::snapshot::StaticStr,
     pub subscriber_id: u64,
     pub group: Option<(u64, String)>,
     pub campaign_id: Option<u64>,
@@ -69,25 +71,35 @@ pub enum Actor {
     SpamReport,
 }
 
+/// The account. Serializable for snapshots (`super::snapshot`): the email index and the status
+/// counters (the account's and each group's) are derived and rebuilt on restore.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Store {
     pub account_id: u64,
-    next_id: u64,
-    rng: fastrand::Rng,
+    pub(super) next_id: u64,
+    /// Kept as its current state, so a restored account continues the same id sequence.
+    #[serde(with = "crate::snapshot::rng")]
+    pub(super) rng: fastrand::Rng,
     pub subscribers: BTreeMap<u64, Subscriber>,
     /// Lower-cased email → id of the live or soft-deleted subscriber holding it (forgotten ones
     /// release their email).
-    email_index: HashMap<String, u64>,
+    #[serde(skip)]
+    pub(super) email_index: HashMap<String, u64>,
     pub groups: BTreeMap<u64, Group>,
     /// Live subscribers by status (index = `Status::index`), kept with the group counters.
-    status_counts: [u64; 5],
+    #[serde(skip)]
+    pub(super) status_counts: [u64; 5],
     pub fields: Vec<FieldDef>,
-    next_field_id: u64,
+    pub(super) next_field_id: u64,
     pub segments: BTreeMap<u64, Segment>,
     pub webhooks: BTreeMap<u64, Webhook>,
     pub campaigns: BTreeMap<u64, Campaign>,
     pub imports: BTreeMap<u64, Import>,
     pub activity: HashMap<u64, Vec<LogEntry>>,
     pub pending: Vec<PendingEvent>,
+    /// Bumped on every mutable access through `MailerLite::store()` (see `super::snapshot`).
+    #[serde(skip)]
+    pub(super) generation: u64,
 }
 
 fn default_fields() -> Vec<FieldDef> {
@@ -142,6 +154,7 @@ impl Store {
             imports: BTreeMap::new(),
             activity: HashMap::new(),
             pending: Vec::new(),
+            generation: 0,
         }
     }
 
