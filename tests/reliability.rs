@@ -83,6 +83,12 @@ async fn seeded() -> Harness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_failpoint_of_the_initial_sync_converges_after_a_restart() {
+    // What a run without a crash bills: a crash must not make a contact count less (or twice).
+    let clean = seeded().await;
+    let id = clean.connect("c1", config()).await;
+    clean.activate(&id).await;
+    let billed = clean.engine.status(&id).await.unwrap().unique_contacts_this_month;
+    assert!(billed > 0);
     for name in [
         failpoint::AFTER_MAILERLITE_WRITES,
         failpoint::AFTER_HUBSPOT_CREATES,
@@ -96,9 +102,11 @@ async fn a_crash_at_any_failpoint_of_the_initial_sync_converges_after_a_restart(
         h.engine.activate(&id).await.unwrap();
         run_until_crash(&h, name).await;
         // A new process on the same store and queue picks the work up again.
-        let (_, worker) = h.restarted(EngineSettings::default());
+        let (engine, worker) = h.restarted(EngineSettings::default());
         h.settle_with(&worker).await;
         assert_converged(&h, 45).await;
+        let status = engine.status(&id).await.unwrap();
+        assert_eq!(status.unique_contacts_this_month, billed, "the meter after a crash at {name}");
     }
 }
 

@@ -70,6 +70,12 @@ impl Runtime {
             .with_context(|| format!("cannot create the data directory {}", options.data_dir.display()))?;
         let store = Arc::new(SqliteStore::open(options.data_dir.join(STORE_FILE)).context("opening the store")?);
         let queue = Arc::new(SqliteQueue::open(options.data_dir.join("queue.db")).context("opening the queue")?);
+        // This process is the queue's only consumer: what it held when it stopped runs again now
+        // instead of after the visibility timeout.
+        let released = queue.release_in_flight().await.context("releasing the queue's in-flight messages")?;
+        if released > 0 {
+            tracing::info!(released, "messages in flight when the runtime stopped are queued again");
+        }
         let secrets: Arc<dyn SecretStore> = Arc::new(FileSecrets::new(options.data_dir.join("secrets.json")));
         let admin_token = admin_token(&*secrets, options.admin_token.clone()).await?;
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.api_port)))

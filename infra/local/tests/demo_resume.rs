@@ -3,6 +3,8 @@
 //! contact linked once and nothing created twice. Also: a saved sandbox older than the store (a
 //! crash between two saves) is reconciled with it.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use hmsync::demo::{DEMO_CONNECTION, SANDBOX_SNAPSHOT_FILE, demo_config, recheck_missing_records};
-use hmsync::runtime::{Runtime, RuntimeOptions, STORE_FILE};
-use hmsync_engine::adapters::{ApiSettings, Credentials, HubSpotAuth, save_credentials};
-use hmsync_engine::worker::WorkerSettings;
+use hmsync::runtime::{Runtime, STORE_FILE};
+use hmsync_engine::adapters::{Credentials, HubSpotAuth, save_credentials};
 use hmsync_engine::{ContactRef, Lifecycle, Origin, SyncMessage};
 use hmsync_sandbox::{PeopleSeed, Sandbox, SandboxConfig};
 use hmsync_store::{ConnectionStore, LinkStore};
@@ -206,30 +207,6 @@ fn a_demo_interrupted_with_ctrl_c_resumes_its_initial_sync_without_recreating_an
     assert!(!dir.path().join(SANDBOX_SNAPSHOT_FILE).exists(), "nothing was seeded");
 }
 
-fn options(dir: &Path, sandbox: &Sandbox, time_scale: f64) -> RuntimeOptions {
-    RuntimeOptions {
-        data_dir: dir.to_path_buf(),
-        api_port: 0,
-        admin_token: Some("stale-snapshot-test".into()),
-        public_url: None,
-        apis: ApiSettings {
-            hubspot_base_url: sandbox.hubspot_url(),
-            mailerlite_base_url: sandbox.mailerlite_url(),
-            time_scale,
-            hubspot_burst_limit: 100,
-            fast_retries: true,
-        },
-        scan_interval: Duration::from_secs(3600),
-        worker: WorkerSettings {
-            idle_poll: Duration::from_millis(20),
-            retry_delay: Duration::from_millis(50),
-            max_retry_delay: Duration::from_millis(500),
-            visibility: Duration::from_secs(2),
-            ..WorkerSettings::default()
-        },
-    }
-}
-
 async fn links_now(rt: &Runtime) -> u64 {
     rt.store.count_links(DEMO_CONNECTION).await.unwrap()
 }
@@ -248,7 +225,7 @@ async fn a_saved_sandbox_older_than_the_store_is_reconciled_with_it() {
         .seed_people(&PeopleSeed { per_side: 800, overlap: 0.5, conflict_rate: 0.2, ..PeopleSeed::default() })
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::start(options(dir.path(), &first, time_scale)).await.unwrap();
+    let rt = Runtime::start(common::options(dir.path(), &first, time_scale, "stale-snapshot-test")).await.unwrap();
     rt.store.create_connection(DEMO_CONNECTION, &demo_config(None)).await.unwrap();
     let hs = first.hubspot().config();
     let credentials = Credentials {
@@ -291,7 +268,7 @@ async fn a_saved_sandbox_older_than_the_store_is_reconciled_with_it() {
     config.time_scale = time_scale;
     let ml_client = hmsync_mailerlite::Client::new(config).unwrap();
     let added_ml = ml_client.upsert_subscriber(&hmsync_mailerlite::SubscriberUpsert::new(added[1])).await.unwrap();
-    let rt = Runtime::start(options(dir.path(), &sandbox, time_scale)).await.unwrap();
+    let rt = Runtime::start(common::options(dir.path(), &sandbox, time_scale, "stale-snapshot-test")).await.unwrap();
     // What their webhooks would say (the scan may have passed where they are listed).
     rt.engine
         .enqueue(&[SyncMessage::Contacts {

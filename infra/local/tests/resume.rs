@@ -1,42 +1,18 @@
 //! Restarting the local runtime on the same data directory resumes: a half-done initial sync
 //! continues, nothing synced is forgotten, and nothing is duplicated.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use hmsync::demo::{DEMO_CONNECTION, demo_config};
-use hmsync::runtime::{Runtime, RuntimeOptions};
+use hmsync::runtime::Runtime;
 use hmsync_engine::Lifecycle;
-use hmsync_engine::adapters::{ApiSettings, Credentials, HubSpotAuth, save_credentials};
-use hmsync_engine::worker::WorkerSettings;
+use hmsync_engine::adapters::{Credentials, HubSpotAuth, save_credentials};
 use hmsync_sandbox::{PeopleSeed, Sandbox, SandboxConfig};
 use hmsync_store::{ConnectionStore, LinkStore};
-
-fn options(dir: &std::path::Path, sandbox: &Sandbox, time_scale: f64) -> RuntimeOptions {
-    RuntimeOptions {
-        data_dir: dir.to_path_buf(),
-        api_port: 0,
-        admin_token: Some("resume-test-token".into()),
-        public_url: None,
-        apis: ApiSettings {
-            hubspot_base_url: sandbox.hubspot_url(),
-            mailerlite_base_url: sandbox.mailerlite_url(),
-            time_scale,
-            hubspot_burst_limit: 100,
-            fast_retries: true,
-        },
-        hubspot_oauth: hmsync_api::HubSpotOAuth::default(),
-        scan_interval: Duration::from_secs(3600),
-        worker: WorkerSettings {
-            idle_poll: Duration::from_millis(20),
-            retry_delay: Duration::from_millis(50),
-            max_retry_delay: Duration::from_millis(500),
-            visibility: Duration::from_secs(2),
-            ..WorkerSettings::default()
-        },
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_data_dir_finishes_a_half_done_initial_sync_without_duplicates() {
@@ -49,7 +25,7 @@ async fn a_restart_on_the_same_data_dir_finishes_a_half_done_initial_sync_withou
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    let rt = Runtime::start(options(dir.path(), &sandbox, time_scale)).await.unwrap();
+    let rt = Runtime::start(common::options(dir.path(), &sandbox, time_scale, "resume-test-token")).await.unwrap();
     rt.store.create_connection(DEMO_CONNECTION, &demo_config(None)).await.unwrap();
     let hs = sandbox.hubspot().config();
     let credentials = Credentials {
@@ -74,7 +50,7 @@ async fn a_restart_on_the_same_data_dir_finishes_a_half_done_initial_sync_withou
     rt.stop().await;
     assert!(linked_before > 0);
 
-    let rt = Runtime::start(options(dir.path(), &sandbox, time_scale)).await.unwrap();
+    let rt = Runtime::start(common::options(dir.path(), &sandbox, time_scale, "resume-test-token")).await.unwrap();
     assert_eq!(rt.admin_token, "resume-test-token");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {

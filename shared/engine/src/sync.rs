@@ -1078,7 +1078,44 @@ impl Engine {
         let mut stored = 0usize;
         let mut new_links: Vec<String> = Vec::new();
         let mut history: Vec<HistoryEntry> = Vec::new();
+        // A contact counts for the month when it is linked or written to (the billing figure:
+        // each contact in the sync once, however often it syncs). The meter and the history are
+        // written before the links: a crash in between leaves a contact counted and its changes
+        // recorded, while the replay (whose plan then writes nothing) would never count it.
         let mut metered: Vec<String> = Vec::new();
+        for u in units.iter_mut().filter(|u| !u.failed) {
+            let newly_linked = u.link.as_ref().is_none_or(|l| l.id.is_empty());
+            let Some(plan) = u.plan.as_mut() else { continue };
+            let writes = plan.has_writes() || newly_linked;
+            let Some(link) = plan.link.as_mut() else { continue };
+            if link.id.is_empty() {
+                let hubspot_id = link.hubspot_id.clone().or(u.written_hs.as_ref().map(|h| h.id.clone()));
+                let mailerlite_id = link.mailerlite_id.clone().or(u.written_ml.as_ref().map(|m| m.id.clone()));
+                link.id = new_link_id(conn_id, hubspot_id.as_deref(), mailerlite_id.as_deref());
+            }
+            if writes {
+                metered.push(link.id.clone());
+            }
+            for c in &plan.changes {
+                history.push(HistoryEntry {
+                    link_id: link.id.clone(),
+                    at_ms: now as u64,
+                    email: link.email.clone(),
+                    target: c.target,
+                    field: c.field.clone(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                    reason: reason_text(&c.reason),
+                    source: origin_text(origin).to_string(),
+                });
+            }
+        }
+        if !history.is_empty() {
+            self.store.append_history(conn_id, &history, self.settings.history_ttl).await?;
+        }
+        if !metered.is_empty() {
+            self.store.record_synced(conn_id, &month_of(now), &metered).await?;
+        }
         let had_errors = self.store.count_errors(conn_id).await? > 0;
         for u in units.iter_mut() {
             let Some(plan) = u.plan.take() else {
@@ -1101,9 +1138,6 @@ impl Engine {
                 }
                 continue;
             };
-            if link.id.is_empty() {
-                link.id = uuid::Uuid::now_v7().to_string();
-            }
             if let Some(h) = &u.written_hs {
                 link.hubspot_id.get_or_insert_with(|| h.id.clone());
                 if let Some(lm) = h.property("lastmodifieddate") {
@@ -1148,20 +1182,6 @@ impl Engine {
             u.link = Some(link.clone());
             if plan.has_writes() {
                 report.written += 1;
-                metered.push(link.id.clone());
-            }
-            for c in &plan.changes {
-                history.push(HistoryEntry {
-                    link_id: link.id.clone(),
-                    at_ms: now as u64,
-                    email: link.email.clone(),
-                    target: c.target,
-                    field: c.field.clone(),
-                    before: c.before.clone(),
-                    after: c.after.clone(),
-                    reason: reason_text(&c.reason),
-                    source: origin_text(origin).to_string(),
-                });
             }
             if u.problems.is_empty() {
                 if had_errors {
@@ -1180,12 +1200,6 @@ impl Engine {
                 report.errors += 1;
                 self.record_error(conn_id, u).await?;
             }
-        }
-        if !history.is_empty() {
-            self.store.append_history(conn_id, &history, self.settings.history_ttl).await?;
-        }
-        if !metered.is_empty() {
-            self.store.record_synced(conn_id, &month_of(now), &metered).await?;
         }
         if engagement && !new_links.is_empty() && self.release_pending_events(conn_id, &new_links).await? > 0 {
             report.enqueued += 1;
@@ -1265,4 +1279,16 @@ mod tests {
         assert_eq!(month_of(1_764_547_200_000), "2025-12");
         assert_eq!(month_of(1_764_547_199_000), "2025-11");
     }
+}
+
+/// A new link's id, derived from its first record (the HubSpot contact when there is one): a
+/// replay after a crash between the meter and the link gives the same link the same id, so it
+/// is counted once. A record id belongs to one link at most, so two links never share an id.
+fn new_link_id(conn_id: &str, hubspot_id: Option<&str>, mailerlite_id: Option<&str>) -> String {
+    let key = match (hubspot_id, mailerlite_id) {
+        (Some(h), _) => format!("{conn_id}/hubspot/{h}"),
+        (None, Some(m)) => format!("{conn_id}/mailerlite/{m}"),
+        (None, None) => return uuid::Uuid::now_v7().to_string(),
+    };
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string()
 }

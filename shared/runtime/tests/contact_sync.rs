@@ -64,7 +64,7 @@ fn body_of(event: &SqsEvent, message_id: &str) -> Value {
 
 /// The fixture's connections: `conn-paused` parks what it receives (so a handled message leaves
 /// a trace), `conn-draft` accepts and ignores work, `conn-waiting` waits an hour for an API limit
-/// to reset, and `conn-deleted` does not exist.
+/// to reset (and parks its work until then), and `conn-deleted` does not exist.
 async fn fixture_connections(local: &common::Local) -> i64 {
     let paused = ConnectionState { lifecycle: Lifecycle::Continuous, pause: Some(Pause::User), ..Default::default() };
     connection(&*local.store, "conn-paused", &paused).await;
@@ -87,33 +87,29 @@ async fn a_failed_message_fails_the_rest_of_its_connection_and_no_other_connecti
     let response = contact_sync::handle(&local.engine, &recorder, event).await;
 
     // m-a2 is not a sync message and m-g1's connection is gone (both permanent); m-a3 comes after
-    // m-a2 in conn-paused; m-c1 hits conn-waiting's API limit and m-c2 follows it. Every message
-    // of conn-draft succeeds.
-    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3", "m-c1", "m-c2"]);
+    // m-a2 in conn-paused. conn-waiting keeps m-c1 and m-c2 for when its API limit resets, and
+    // every message of conn-draft succeeds.
+    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3"]);
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": [
-            {"itemIdentifier": "m-a2"}, {"itemIdentifier": "m-g1"}, {"itemIdentifier": "m-a3"},
-            {"itemIdentifier": "m-c1"}, {"itemIdentifier": "m-c2"}
+            {"itemIdentifier": "m-a2"}, {"itemIdentifier": "m-g1"}, {"itemIdentifier": "m-a3"}
         ]})
     );
 
     // m-a1 was handled (parked by the paused connection); m-a3 was not tried.
     let (paused, _) = local.engine.state("conn-paused").await.unwrap();
     assert_eq!(paused.parked, vec![first_parked]);
+    let (waiting, _) = local.engine.state("conn-waiting").await.unwrap();
+    assert_eq!(waiting.parked, vec![body_of(&batch(), "m-c1"), body_of(&batch(), "m-c2")], "in order");
 
     // Permanent failures come back at once (to reach the dead-letter queue quickly), with the
-    // rest of their group; the rate-limited group comes back when the limit resets.
+    // rest of their group.
     let calls = recorder.calls();
-    assert_eq!(calls.len(), 5, "{calls:?}");
+    assert_eq!(calls.len(), 3, "{calls:?}");
     for receipt in ["AQEBm-a2-receipt", "AQEBm-g1-receipt", "AQEBm-a3-receipt"] {
         assert_eq!(calls[receipt], Duration::ZERO, "{receipt}");
     }
-    for receipt in ["AQEBm-c1-receipt", "AQEBm-c2-receipt"] {
-        let delay = calls[receipt];
-        assert!(delay > Duration::from_secs(3_000) && delay <= Duration::from_secs(3_600), "{receipt}: {delay:?}");
-    }
-    assert_eq!(calls["AQEBm-c1-receipt"], calls["AQEBm-c2-receipt"]);
 }
 
 #[tokio::test]
@@ -129,7 +125,7 @@ async fn records_without_a_group_attribute_are_grouped_by_their_connection() {
     let response = contact_sync::handle(&local.engine, &Recorder::default(), event).await;
 
     // The same answer: m-a2's body is not a message, but it still names its connection.
-    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3", "m-c1", "m-c2"]);
+    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3"]);
 }
 
 #[tokio::test]
@@ -155,7 +151,7 @@ async fn failures_are_reported_even_when_the_visibility_cannot_be_changed() {
 
     let response = contact_sync::handle(&local.engine, &Refusing, batch()).await;
 
-    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3", "m-c1", "m-c2"]);
+    assert_eq!(failed_ids(&response), ["m-a2", "m-g1", "m-a3"]);
 }
 
 #[test]

@@ -153,12 +153,17 @@ async fn a_signed_mailerlite_webhook_is_queued_for_the_connection_in_its_path() 
     let (status, body) = call(&app, mailerlite_request(Some(MAILERLITE_WEBHOOK_SECRET))).await;
 
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The fixture is an unsubscribe: the subscriber's change and the engagement event to record
+    // on the HubSpot contact.
     let messages = queued(&local).await;
-    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages.len(), 2, "{messages:?}");
     let SyncMessage::Contacts { connection_id, refs, origin } = &messages[0] else { panic!("{messages:?}") };
     assert_eq!((connection_id.as_str(), *origin), ("conn-1", Origin::Webhook));
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0].id(), "112375610569918142");
+    let SyncMessage::Engagement { connection_id, events } = &messages[1] else { panic!("{messages:?}") };
+    assert_eq!(connection_id, "conn-1");
+    assert_eq!(events.iter().map(|e| e.subscriber_id.as_str()).collect::<Vec<_>>(), ["112375610569918142"]);
 }
 
 #[tokio::test]

@@ -127,6 +127,23 @@ async fn an_unacked_message_returns_to_a_new_queue_instance_after_the_timeout() 
     assert!(second.is_empty().await.unwrap());
 }
 
+#[tokio::test]
+async fn a_restarted_sole_consumer_gets_its_in_flight_messages_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let first = SqliteQueue::open(&path).unwrap();
+    first.send_batch(&[message("c1", 0), message("c1", 1)]).await.unwrap();
+    let taken = first.receive(1, Duration::from_secs(300)).await.unwrap();
+    drop(first);
+
+    let second = SqliteQueue::open(&path).unwrap();
+    assert_eq!(second.release_in_flight().await.unwrap(), 1);
+    let back = second.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["c1:0", "c1:1"], "in order");
+    assert_eq!(back[0].message_id, taken[0].message_id);
+    assert!(matches!(second.ack(&taken[0].receipt).await, Err(hmsync_store::StoreError::NotFound { .. })));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_instances_on_one_file_deliver_each_message_once_in_group_order() {
     let dir = tempfile::tempdir().unwrap();

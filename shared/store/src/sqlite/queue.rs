@@ -101,6 +101,22 @@ impl SqliteQueue {
     pub async fn is_empty(&self) -> Result<bool> {
         Ok(self.len().await? == 0)
     }
+
+    /// Makes every received or delayed message visible now. Only for a process that is the
+    /// queue's sole consumer, when it starts: a message it held when it stopped (or crashed)
+    /// would otherwise wait out its visibility timeout. Returns how many were released.
+    pub async fn release_in_flight(&self) -> Result<u64> {
+        self.db
+            .call(|db| {
+                let now = now_ms();
+                let n = db.execute(
+                    "UPDATE queue_messages SET visible_at_ms = ?1, receipt = NULL WHERE visible_at_ms > ?1",
+                    params![now],
+                )?;
+                Ok(n as u64)
+            })
+            .await
+    }
 }
 
 fn millis(d: Duration) -> u64 {
