@@ -1252,6 +1252,18 @@ pub(crate) fn plan_units(planner: &Planner, phase: Phase, units: &mut [Unit], re
     destructive
 }
 
+/// A new link's id, derived from its first record (the HubSpot contact when there is one): a
+/// replay after a crash between the meter and the link gives the same link the same id, so it
+/// is counted once. A record id belongs to one link at most, so two links never share an id.
+fn new_link_id(conn_id: &str, hubspot_id: Option<&str>, mailerlite_id: Option<&str>) -> String {
+    let key = match (hubspot_id, mailerlite_id) {
+        (Some(h), _) => format!("{conn_id}/hubspot/{h}"),
+        (None, Some(m)) => format!("{conn_id}/mailerlite/{m}"),
+        (None, None) => return uuid::Uuid::now_v7().to_string(),
+    };
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1279,16 +1291,4 @@ mod tests {
         assert_eq!(month_of(1_764_547_200_000), "2025-12");
         assert_eq!(month_of(1_764_547_199_000), "2025-11");
     }
-}
-
-/// A new link's id, derived from its first record (the HubSpot contact when there is one): a
-/// replay after a crash between the meter and the link gives the same link the same id, so it
-/// is counted once. A record id belongs to one link at most, so two links never share an id.
-fn new_link_id(conn_id: &str, hubspot_id: Option<&str>, mailerlite_id: Option<&str>) -> String {
-    let key = match (hubspot_id, mailerlite_id) {
-        (Some(h), _) => format!("{conn_id}/hubspot/{h}"),
-        (None, Some(m)) => format!("{conn_id}/mailerlite/{m}"),
-        (None, None) => return uuid::Uuid::now_v7().to_string(),
-    };
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string()
 }
