@@ -1,0 +1,771 @@
+//! The independent convergence checker (DESIGN.md §7): reads both apps through their APIs with
+//! the real clients, and the links and recorded per-contact errors from the store, and checks the
+//! end state against the sync rules of DESIGN.md §2. What is in scope is derived from the apps
+//! themselves (list members, groups, segments), never from the engine's own bookkeeping, so an
+//! engine that forgot something cannot hide it. The planner is not used: only
+//! [`Conversion::equivalent`], to compare a HubSpot value and a MailerLite value "through the
+//! conversion".
+//!
+//! Not covered: mappings of HubSpot company properties (the checker does not read companies).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::TryStreamExt;
+use hmsync_core::{
+    ConnectionConfig, Conversion, Direction, FieldMapping, HsOption, HsProperty, HsType, HubSpotObject, HubSpotRule,
+    Link, MailerLiteRule, MlField, MlType, Side, engagement, normalize_email,
+};
+use hmsync_mailerlite as ml;
+use hmsync_sandbox::common::StatsSnapshot;
+use hmsync_store::ContactError;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Harness;
+
+/// What the scenario knows that the apps cannot tell afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    /// Subscribers (by MailerLite id) that the seed or the people themselves made unsubscribed,
+    /// bounced or junk, with that status: nobody may resubscribe them.
+    pub suppressed: BTreeMap<String, String>,
+}
+
+/// One rule checked, with every violation found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub name: &'static str,
+    /// The rule, in the words of DESIGN.md.
+    pub rule: &'static str,
+    /// How many records, links or values the rule was checked on.
+    pub checked: u64,
+    pub violations: Vec<String>,
+}
+
+impl CheckResult {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What the checker saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckFigures {
+    pub hubspot_contacts: u64,
+    pub hubspot_in_scope: u64,
+    pub hubspot_without_email: u64,
+    pub mailerlite_subscribers: u64,
+    pub mailerlite_in_scope: u64,
+    pub links: u64,
+    /// Links holding a live contact and a live subscriber.
+    pub complete_links: u64,
+    /// Complete links with no violation of any check.
+    pub converged: u64,
+    /// Contacts with a recorded error (which exempts the named fields from the field check).
+    pub recorded_errors: u64,
+    pub field_values_compared: u64,
+    pub field_values_exempted_by_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub checks: Vec<CheckResult>,
+    pub figures: CheckFigures,
+    /// The recorded per-contact errors, as "email: message" (for the report).
+    pub errors: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(CheckResult::passed)
+    }
+
+    pub fn violations(&self) -> usize {
+        self.checks.iter().map(|c| c.violations.len()).sum()
+    }
+}
+
+/// A failure to read what the checker needs (not a violation).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("HubSpot: {0}")]
+    HubSpot(#[from] hmsync_hubspot::HubSpotError),
+    #[error("MailerLite: {0}")]
+    MailerLite(#[from] ml::Error),
+    #[error("store: {0}")]
+    Store(#[from] hmsync_store::StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A HubSpot contact as the checker sees it.
+#[derive(Debug, Clone)]
+struct Contact {
+    id: String,
+    email: Option<String>,
+    properties: BTreeMap<String, Option<String>>,
+    in_scope: bool,
+}
+
+impl Contact {
+    fn prop(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(|v| v.as_deref()).filter(|v| !v.is_empty())
+    }
+
+    fn opted_out(&self) -> bool {
+        self.prop("hs_email_optout").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// For messages: which contacts HubSpot merged into this one (merges move values around).
+    fn merges(&self) -> String {
+        self.prop("hs_merged_object_ids").map(|m| format!("; absorbed merged contact(s) {m}")).unwrap_or_default()
+    }
+}
+
+/// A MailerLite subscriber as the checker sees it.
+#[derive(Debug, Clone)]
+struct Subscriber {
+    id: String,
+    email: Option<String>,
+    status: String,
+    fields: BTreeMap<String, Value>,
+    groups: BTreeSet<String>,
+    in_scope: bool,
+}
+
+fn suppressed(status: &str) -> bool {
+    matches!(status, "unsubscribed" | "bounced" | "junk")
+}
+
+/// A mapping with its conversion and the ways its values may flow.
+struct CheckedMapping {
+    mapping: FieldMapping,
+    conversion: Conversion,
+    from_hubspot: bool,
+    from_mailerlite: bool,
+}
+
+/// Reads both apps and the store and checks connection `connection_id`.
+pub async fn check(h: &Harness, connection_id: &str, expected: &Expectations) -> Result<CheckReport, CheckError> {
+    let connection = h
+        .store
+        .get_connection(connection_id)
+        .await?
+        .ok_or_else(|| CheckError::Setup(format!("connection {connection_id} does not exist")))?;
+    let config = connection.config;
+    let hs = h.hs_client();
+    let mlc = h.ml_client();
+
+    let mappings = mappings(&config, &hs, &mlc).await?;
+    let contacts = read_contacts(&config, &mappings, &hs).await?;
+    let subscribers = read_subscribers(&config, &mlc).await?;
+    let links = read_links(h, connection_id).await?;
+    let errors = read_errors(h, connection_id).await?;
+    Ok(evaluate(&config, &mappings, &contacts, &subscribers, &links, &errors, expected))
+}
+
+/// The HubSpot write requests in a sandbox's stats, by endpoint: every request that is not a
+/// GET, a batch read or a search.
+pub fn hubspot_writes(stats: &StatsSnapshot) -> BTreeMap<String, u64> {
+    stats
+        .endpoints
+        .iter()
+        .filter(|(key, _)| {
+            let (method, path) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+            method != "GET" && !path.ends_with("/batch/read") && !path.ends_with("/search")
+        })
+        .map(|(key, e)| (key.clone(), e.requests))
+        .collect()
+}
+
+async fn mappings(
+    config: &ConnectionConfig,
+    hs: &hmsync_hubspot::HubSpotClient,
+    mlc: &ml::Client,
+) -> Result<Vec<CheckedMapping>, CheckError> {
+    let properties: HashMap<String, HsProperty> = hs
+        .list_properties("contacts")
+        .await?
+        .into_iter()
+        .map(|p| {
+            let read_only = p.is_read_only();
+            let property = HsProperty {
+                name: p.name.clone(),
+                label: p.label,
+                hs_type: HsType::parse(&p.kind),
+                field_type: p.field_type,
+                options: p.options.into_iter().map(|o| HsOption { label: o.label, value: o.value }).collect(),
+                read_only,
+                calculated: p.calculated,
+            };
+            (p.name, property)
+        })
+        .collect();
+    let fields: HashMap<String, MlField> = mlc
+        .fields()
+        .await?
+        .into_iter()
+        .map(|f| {
+            let ml_type = match f.kind {
+                ml::FieldType::Text => MlType::Text,
+                ml::FieldType::Number => MlType::Number,
+                ml::FieldType::Date => MlType::Date,
+            };
+            (f.key.clone(), MlField { key: f.key, name: f.name, ml_type })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for m in config.mappings.iter().filter(|m| m.hubspot_object == HubSpotObject::Contact) {
+        let property = properties
+            .get(&m.hubspot_property)
+            .ok_or_else(|| CheckError::Setup(format!("HubSpot has no contact property {}", m.hubspot_property)))?;
+        let field = fields
+            .get(&m.mailerlite_field)
+            .ok_or_else(|| CheckError::Setup(format!("MailerLite has no field {}", m.mailerlite_field)))?;
+        let conversion = Conversion::new(property, field).map_err(|_| {
+            CheckError::Setup(format!("{} and {} have no conversion", m.hubspot_property, m.mailerlite_field))
+        })?;
+        out.push(CheckedMapping {
+            mapping: m.clone(),
+            conversion,
+            from_hubspot: config.direction.allows_from(Side::HubSpot) && m.direction.allows_from(Side::HubSpot),
+            from_mailerlite: config.direction.allows_from(Side::MailerLite)
+                && m.direction.allows_from(Side::MailerLite)
+                && property.is_writable(),
+        });
+    }
+    Ok(out)
+}
+
+async fn read_contacts(
+    config: &ConnectionConfig,
+    mappings: &[CheckedMapping],
+    hs: &hmsync_hubspot::HubSpotClient,
+) -> Result<Vec<Contact>, CheckError> {
+    let mut properties: BTreeSet<String> = ["email", "hs_email_optout", "hs_merged_object_ids", engagement::STATUS]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    properties.extend(mappings.iter().map(|m| m.mapping.hubspot_property.clone()));
+    let options = hmsync_hubspot::ListOptions { properties: properties.into_iter().collect(), ..Default::default() };
+    let raw: Vec<hmsync_hubspot::Contact> = hs.list_contacts(options).try_collect().await?;
+    let members: Option<BTreeSet<String>> = match &config.hubspot_rule {
+        HubSpotRule::All => None,
+        HubSpotRule::Lists { list_ids } => {
+            let mut all = BTreeSet::new();
+            for list in list_ids {
+                let members: Vec<hmsync_hubspot::ListMembership> = hs.list_memberships(list).try_collect().await?;
+                all.extend(members.into_iter().map(|m| m.record_id));
+            }
+            Some(all)
+        }
+    };
+    Ok(raw
+        .into_iter()
+        .map(|c| Contact {
+            email: c.prop("email").and_then(normalize_email),
+            in_scope: members.as_ref().is_none_or(|m| m.contains(&c.id)),
+            id: c.id,
+            properties: c.properties,
+        })
+        .collect())
+}
+
+async fn read_subscribers(config: &ConnectionConfig, mlc: &ml::Client) -> Result<Vec<Subscriber>, CheckError> {
+    let mut raw: Vec<ml::Subscriber> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = mlc.subscribers_page(ml::Statuses::All, cursor.as_deref(), ml::SUBSCRIBERS_PAGE, true).await?;
+        let empty = page.data.is_empty();
+        raw.extend(page.data);
+        match page.meta.next_cursor {
+            Some(c) if !empty => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let segment_members: BTreeSet<String> = match &config.mailerlite_rule {
+        MailerLiteRule::Segments { segment_ids } => {
+            let mut all = BTreeSet::new();
+            for s in segment_ids {
+                let members: Vec<ml::Subscriber> = mlc.segment_members(s, ml::Status::Active).try_collect().await?;
+                all.extend(members.into_iter().map(|m| m.id));
+            }
+            all
+        }
+        _ => BTreeSet::new(),
+    };
+    Ok(raw
+        .into_iter()
+        .map(|s| {
+            let groups: BTreeSet<String> = s.groups.unwrap_or_default().into_iter().map(|g| g.id).collect();
+            let status = s.status.as_str().to_string();
+            let in_scope = match &config.mailerlite_rule {
+                MailerLiteRule::All => true,
+                MailerLiteRule::Groups { group_ids } => group_ids.iter().any(|g| groups.contains(g)),
+                MailerLiteRule::Segments { .. } => status == "active" && segment_members.contains(&s.id),
+            };
+            Subscriber { email: normalize_email(&s.email), id: s.id, status, fields: s.fields, groups, in_scope }
+        })
+        .collect())
+}
+
+async fn read_links(h: &Harness, connection_id: &str) -> Result<Vec<Link>, CheckError> {
+    let mut links = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = h.store.list_links(connection_id, after.as_deref(), 1000).await?;
+        links.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(links),
+        }
+    }
+}
+
+async fn read_errors(h: &Harness, connection_id: &str) -> Result<Vec<ContactError>, CheckError> {
+    let mut errors = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = h.store.list_errors(connection_id, after.as_deref(), 1000).await?;
+        errors.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(errors),
+        }
+    }
+}
+
+/// Collects violations per check and remembers which links they concern.
+struct Findings {
+    checks: Vec<CheckResult>,
+    flagged_links: BTreeSet<String>,
+}
+
+impl Findings {
+    fn add(&mut self, name: &'static str, rule: &'static str) -> usize {
+        self.checks.push(CheckResult { name, rule, checked: 0, violations: Vec::new() });
+        self.checks.len() - 1
+    }
+
+    fn checked(&mut self, check: usize) {
+        self.checks[check].checked += 1;
+    }
+
+    fn violation(&mut self, check: usize, link: Option<&str>, message: String) {
+        if let Some(l) = link {
+            self.flagged_links.insert(l.to_string());
+        }
+        self.checks[check].violations.push(message);
+    }
+}
+
+fn show(v: Option<&str>) -> String {
+    v.map_or_else(|| "(blank)".to_string(), |s| format!("{s:?}"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    config: &ConnectionConfig,
+    mappings: &[CheckedMapping],
+    contacts: &[Contact],
+    subscribers: &[Subscriber],
+    links: &[Link],
+    errors: &[ContactError],
+    expected: &Expectations,
+) -> CheckReport {
+    let mut f = Findings { checks: Vec::new(), flagged_links: BTreeSet::new() };
+    let linked = f.add(
+        "linked_once",
+        "every in-scope contact linked exactly once, to its live counterpart; no link holds a record that is gone",
+    );
+    let duplicates = f.add("no_duplicates", "no email twice on either side; no record held by two links");
+    let emails = f.add("email_follows_link", "both records of a link carry the same email");
+    let fields_check = f.add(
+        "mapped_fields",
+        "mapped fields equal through the conversion (two-way fields while both sides are in scope, one-way fields \
+         equal to their non-blank source), unless the contact has a recorded error for the field",
+    );
+    let resubscribed = f.add(
+        "nobody_resubscribed",
+        "every subscriber the seed or the person made unsubscribed, bounced or junk is still so",
+    );
+    let opt_out = f.add("hubspot_opt_out", "a HubSpot contact opted out of email is never active in MailerLite");
+    let status = config.engagement.enabled.then(|| {
+        f.add("status_recorded", "the MailerLite status is recorded on the linked HubSpot contact (mailerlite_status)")
+    });
+    let target = config.target_group.as_ref().map(|_| {
+        f.add(
+            "target_group",
+            "a subscriber is in the target group exactly while its linked HubSpot contact exists and matches the \
+             HubSpot rule",
+        )
+    });
+
+    let hs_by_id: HashMap<&str, &Contact> = contacts.iter().map(|c| (c.id.as_str(), c)).collect();
+    let ml_by_id: HashMap<&str, &Subscriber> = subscribers.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut by_hs: HashMap<&str, Vec<&Link>> = HashMap::new();
+    let mut by_ml: HashMap<&str, Vec<&Link>> = HashMap::new();
+    let mut by_email: HashMap<&str, Vec<&Link>> = HashMap::new();
+    for l in links {
+        if let Some(id) = &l.hubspot_id {
+            by_hs.entry(id.as_str()).or_default().push(l);
+        }
+        if let Some(id) = &l.mailerlite_id {
+            by_ml.entry(id.as_str()).or_default().push(l);
+        }
+        if !l.email.is_empty() {
+            by_email.entry(l.email.as_str()).or_default().push(l);
+        }
+    }
+
+    // Errors exempt the fields they name, per contact (link id, or the record ids before a link).
+    let mut errored: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut error_lines = Vec::new();
+    for e in errors {
+        let keys: Vec<String> = [
+            Some(e.key.clone()),
+            e.hubspot_id.as_ref().map(|i| format!("hubspot:{i}")),
+            e.mailerlite_id.as_ref().map(|i| format!("mailerlite:{i}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for p in &e.problems {
+            error_lines.push(format!("{}: {}", e.email.as_deref().unwrap_or(&e.key), p.message));
+            if let Some(field) = &p.field {
+                for k in &keys {
+                    errored.entry(k.clone()).or_default().insert(field.clone());
+                }
+            }
+        }
+    }
+
+    // Linked exactly once, to a live counterpart.
+    for c in contacts {
+        let Some(email) = &c.email else { continue };
+        if !c.in_scope {
+            continue;
+        }
+        f.checked(linked);
+        let held: Vec<&&Link> = by_hs.get(c.id.as_str()).map(|v| v.iter().collect()).unwrap_or_default();
+        match held.as_slice() {
+            [] => f.violation(linked, None, format!("HubSpot contact {} <{email}> is in scope but not linked", c.id)),
+            [l] => {
+                if l.hs_deleted {
+                    f.violation(
+                        linked,
+                        Some(&l.id),
+                        format!("HubSpot contact {} <{email}> is live but its link {} says it was deleted", c.id, l.id),
+                    );
+                } else if config.direction.allows_from(Side::HubSpot)
+                    && !l.ml_deleted
+                    && l.mailerlite_id.as_deref().and_then(|m| ml_by_id.get(m)).is_none()
+                {
+                    f.violation(
+                        linked,
+                        Some(&l.id),
+                        format!("HubSpot contact {} <{email}> is in scope but has no live MailerLite subscriber", c.id),
+                    );
+                }
+            }
+            more => {
+                f.violation(linked, None, format!("HubSpot contact {} <{email}> is held by {} links", c.id, more.len()))
+            }
+        }
+    }
+    for s in subscribers {
+        let Some(email) = &s.email else { continue };
+        if !s.in_scope {
+            continue;
+        }
+        f.checked(linked);
+        let held: Vec<&&Link> = by_ml.get(s.id.as_str()).map(|v| v.iter().collect()).unwrap_or_default();
+        match held.as_slice() {
+            [] => f.violation(
+                linked,
+                None,
+                format!("MailerLite subscriber {} <{email}> is in scope but not linked", s.id),
+            ),
+            [l] => {
+                if l.ml_deleted {
+                    f.violation(
+                        linked,
+                        Some(&l.id),
+                        format!(
+                            "MailerLite subscriber {} <{email}> is live but its link {} says it was deleted",
+                            s.id, l.id
+                        ),
+                    );
+                } else if config.direction.allows_from(Side::MailerLite)
+                    && !l.hs_deleted
+                    && l.hubspot_id.as_deref().and_then(|h| hs_by_id.get(h)).is_none()
+                {
+                    f.violation(
+                        linked,
+                        Some(&l.id),
+                        format!("MailerLite subscriber {} <{email}> is in scope but has no live HubSpot contact", s.id),
+                    );
+                }
+            }
+            more => f.violation(
+                linked,
+                None,
+                format!("MailerLite subscriber {} <{email}> is held by {} links", s.id, more.len()),
+            ),
+        }
+    }
+    for l in links {
+        if let Some(id) = &l.hubspot_id
+            && !l.hs_deleted
+            && !hs_by_id.contains_key(id.as_str())
+        {
+            f.violation(
+                linked,
+                Some(&l.id),
+                format!(
+                    "link {} <{}> holds HubSpot contact {id}, which no longer exists (merged or deleted), and does \
+                     not say so",
+                    l.id, l.email
+                ),
+            );
+        }
+        if let Some(id) = &l.mailerlite_id
+            && !l.ml_deleted
+            && !ml_by_id.contains_key(id.as_str())
+        {
+            f.violation(
+                linked,
+                Some(&l.id),
+                format!(
+                    "link {} <{}> holds MailerLite subscriber {id}, which no longer exists, and does not say so",
+                    l.id, l.email
+                ),
+            );
+        }
+    }
+
+    // No duplicates.
+    let mut hs_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for c in contacts {
+        if let Some(e) = &c.email {
+            hs_emails.entry(e.as_str()).or_default().push(c.id.as_str());
+        }
+    }
+    for (email, ids) in &hs_emails {
+        f.checked(duplicates);
+        if ids.len() > 1 {
+            f.violation(duplicates, None, format!("{email} is the email of {} HubSpot contacts: {ids:?}", ids.len()));
+        }
+    }
+    let mut ml_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in subscribers {
+        if let Some(e) = &s.email {
+            ml_emails.entry(e.as_str()).or_default().push(s.id.as_str());
+        }
+    }
+    for (email, ids) in &ml_emails {
+        f.checked(duplicates);
+        if ids.len() > 1 {
+            f.violation(
+                duplicates,
+                None,
+                format!("{email} is the email of {} MailerLite subscribers: {ids:?}", ids.len()),
+            );
+        }
+    }
+    for (what, index) in [("HubSpot contact", &by_hs), ("MailerLite subscriber", &by_ml), ("email", &by_email)] {
+        for (key, held) in index {
+            f.checked(duplicates);
+            if held.len() > 1 {
+                let ids: Vec<&str> = held.iter().map(|l| l.id.as_str()).collect();
+                f.violation(duplicates, None, format!("{what} {key} is held by {} links: {ids:?}", held.len()));
+            }
+        }
+    }
+
+    // Complete links: emails, fields, statuses.
+    let mut figures = CheckFigures::default();
+    let mut complete: Vec<(&Link, &Contact, &Subscriber)> = Vec::new();
+    for l in links.iter().filter(|l| !l.hs_deleted && !l.ml_deleted) {
+        let (Some(c), Some(s)) = (
+            l.hubspot_id.as_deref().and_then(|i| hs_by_id.get(i)),
+            l.mailerlite_id.as_deref().and_then(|i| ml_by_id.get(i)),
+        ) else {
+            continue;
+        };
+        complete.push((l, c, s));
+    }
+    for &(l, c, s) in &complete {
+        let label = c.email.clone().or_else(|| s.email.clone()).unwrap_or_else(|| l.email.clone());
+        f.checked(emails);
+        if c.email != s.email {
+            f.violation(
+                emails,
+                Some(&l.id),
+                format!(
+                    "link {}: HubSpot contact {} has {} but MailerLite subscriber {} has {}",
+                    l.id,
+                    c.id,
+                    show(c.email.as_deref()),
+                    s.id,
+                    show(s.email.as_deref())
+                ),
+            );
+        }
+
+        let exempt: BTreeSet<String> = [l.id.clone(), format!("hubspot:{}", c.id), format!("mailerlite:{}", s.id)]
+            .iter()
+            .filter_map(|k| errored.get(k))
+            .flatten()
+            .cloned()
+            .collect();
+        for m in mappings {
+            let property = &m.mapping.hubspot_property;
+            let field = &m.mapping.mailerlite_field;
+            let hs_value = m.conversion.norm_hs(c.prop(property));
+            let ml_value = m.conversion.norm_ml(s.fields.get(field).unwrap_or(&Value::Null));
+            let required = match (m.from_hubspot, m.from_mailerlite) {
+                (true, true) => c.in_scope && s.in_scope,
+                (true, false) => c.in_scope && hs_value.is_some(),
+                (false, true) => s.in_scope && ml_value.is_some(),
+                (false, false) => false,
+            };
+            let blank_kept = m.mapping.never_overwrite_with_blank && (hs_value.is_none() || ml_value.is_none());
+            if !required || blank_kept {
+                continue;
+            }
+            if exempt.contains(property) || exempt.contains(field) {
+                figures.field_values_exempted_by_errors += 1;
+                continue;
+            }
+            figures.field_values_compared += 1;
+            f.checked(fields_check);
+            if !m.conversion.equivalent(hs_value.as_deref(), ml_value.as_deref()) {
+                let way = match m.mapping.direction {
+                    Direction::TwoWay => "two-way",
+                    Direction::HubSpotToMailerLite => "HubSpot → MailerLite",
+                    Direction::MailerLiteToHubSpot => "MailerLite → HubSpot",
+                };
+                f.violation(
+                    fields_check,
+                    Some(&l.id),
+                    format!(
+                        "{label}: HubSpot {property} = {} but MailerLite {field} = {} ({way}; link {}{})",
+                        show(hs_value.as_deref()),
+                        show(ml_value.as_deref()),
+                        l.id,
+                        c.merges()
+                    ),
+                );
+            }
+        }
+
+        f.checked(opt_out);
+        if c.opted_out() && !suppressed(&s.status) {
+            f.violation(
+                opt_out,
+                Some(&l.id),
+                format!(
+                    "{label}: opted out of email in HubSpot but {} in MailerLite (link {}{})",
+                    s.status,
+                    l.id,
+                    c.merges()
+                ),
+            );
+        }
+        if let Some(status) = status {
+            f.checked(status);
+            if c.prop(engagement::STATUS) != Some(s.status.as_str()) {
+                f.violation(
+                    status,
+                    Some(&l.id),
+                    format!(
+                        "{label}: HubSpot {} = {} but the subscriber is {} (link {}{})",
+                        engagement::STATUS,
+                        show(c.prop(engagement::STATUS)),
+                        s.status,
+                        l.id,
+                        c.merges()
+                    ),
+                );
+            }
+        }
+    }
+
+    // Nobody resubscribed.
+    for (id, was) in &expected.suppressed {
+        f.checked(resubscribed);
+        match ml_by_id.get(id.as_str()) {
+            None => f.violation(resubscribed, None, format!("subscriber {id} ({was}) is gone")),
+            Some(s) if s.status != *was => {
+                let link = by_ml.get(id.as_str()).and_then(|v| v.first()).map(|l| l.id.as_str());
+                f.violation(
+                    resubscribed,
+                    link,
+                    format!("subscriber {id} {} was {was} and is now {}", show(s.email.as_deref()), s.status),
+                )
+            }
+            Some(_) => {}
+        }
+    }
+
+    // Target group.
+    if let (Some(check), Some(group)) = (target, &config.target_group) {
+        let belongs_by_sub: HashMap<&str, (&Link, bool)> = complete
+            .iter()
+            .map(|(l, c, s)| (s.id.as_str(), (*l, c.in_scope && config.direction.allows_from(Side::HubSpot))))
+            .collect();
+        for s in subscribers {
+            f.checked(check);
+            let member = s.groups.contains(group);
+            let (link, belongs) = match belongs_by_sub.get(s.id.as_str()) {
+                Some((l, b)) => (Some(l.id.as_str()), *b),
+                None => (by_ml.get(s.id.as_str()).and_then(|v| v.first()).map(|l| l.id.as_str()), false),
+            };
+            if member && !belongs {
+                let why = match link.and_then(|id| links.iter().find(|l| l.id == id)) {
+                    None => "it is not linked".to_string(),
+                    Some(l) if l.hs_deleted || l.hubspot_id.is_none() => {
+                        format!("its HubSpot contact is gone (link {} marks it deleted)", l.id)
+                    }
+                    Some(l) => match l.hubspot_id.as_deref().and_then(|i| hs_by_id.get(i)) {
+                        None => format!(
+                            "its HubSpot contact {} no longer exists (link {})",
+                            l.hubspot_id.as_deref().unwrap_or("-"),
+                            l.id
+                        ),
+                        Some(c) => {
+                            format!("its HubSpot contact {} does not match the HubSpot rule (link {})", c.id, l.id)
+                        }
+                    },
+                };
+                f.violation(
+                    check,
+                    link,
+                    format!("subscriber {} {} is in the target group but {why}", s.id, show(s.email.as_deref())),
+                );
+            } else if !member && belongs {
+                f.violation(
+                    check,
+                    link,
+                    format!(
+                        "subscriber {} {} is not in the target group but its HubSpot contact matches the rule",
+                        s.id,
+                        show(s.email.as_deref())
+                    ),
+                );
+            }
+        }
+    }
+
+    figures.hubspot_contacts = contacts.len() as u64;
+    figures.hubspot_in_scope = contacts.iter().filter(|c| c.in_scope && c.email.is_some()).count() as u64;
+    figures.hubspot_without_email = contacts.iter().filter(|c| c.email.is_none()).count() as u64;
+    figures.mailerlite_subscribers = subscribers.len() as u64;
+    figures.mailerlite_in_scope = subscribers.iter().filter(|s| s.in_scope && s.email.is_some()).count() as u64;
+    figures.links = links.len() as u64;
+    figures.complete_links = complete.len() as u64;
+    figures.converged = complete.iter().filter(|(l, _, _)| !f.flagged_links.contains(&l.id)).count() as u64;
+    figures.recorded_errors = errors.len() as u64;
+    CheckReport { checks: f.checks, figures, errors: error_lines }
+}

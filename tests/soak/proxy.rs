@@ -1,0 +1,140 @@
+//! A counting pass-through in front of the MailerLite sandbox for the engine's workers.
+//! MailerLite reads and writes both travel as `POST /api/batch` (the sandbox counts a batch as
+//! one request, as MailerLite's rate limit does), so the sandbox's stats cannot tell a batch of
+//! GETs from a batch of updates; this proxy looks inside each batch and counts the write
+//! sub-requests, which the echo check needs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Engine requests to MailerLite, with batches counted per sub-request.
+#[derive(Debug, Default)]
+pub struct MailerLiteTraffic {
+    requests: AtomicU64,
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficFigures {
+    /// HTTP requests (a batch counts once).
+    pub requests: u64,
+    /// Reads: GETs, and GET items of batches.
+    pub reads: u64,
+    /// Writes: every other method, and non-GET items of batches.
+    pub writes: u64,
+}
+
+impl MailerLiteTraffic {
+    pub fn figures(&self) -> TrafficFigures {
+        TrafficFigures {
+            requests: self.requests.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, method: &Method, path: &str, body: &[u8]) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if *method == Method::POST && path == "/api/batch" {
+            let items: Vec<Value> = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("requests").and_then(Value::as_array).cloned())
+                .unwrap_or_default();
+            for item in items {
+                let get = item.get("method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("GET"));
+                let counter = if get { &self.reads } else { &self.writes };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if *method == Method::GET {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Upstream {
+    base: String,
+    client: reqwest::Client,
+    traffic: Arc<MailerLiteTraffic>,
+}
+
+/// Serves the proxy on 127.0.0.1 and returns its API base URL (`http://…/api`) for the clients.
+pub async fn start(upstream_origin: String) -> std::io::Result<(String, Arc<MailerLiteTraffic>)> {
+    let traffic = Arc::new(MailerLiteTraffic::default());
+    let state = Arc::new(Upstream {
+        base: upstream_origin.trim_end_matches('/').to_string(),
+        client: reqwest::Client::new(),
+        traffic: traffic.clone(),
+    });
+    let app = Router::new().fallback(forward).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("soak: the MailerLite proxy stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}/api"), traffic))
+}
+
+/// Headers that describe one hop, not the message.
+fn hop_by_hop(name: &str) -> bool {
+    matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "keep-alive")
+}
+
+async fn forward(State(up): State<Arc<Upstream>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, &format!("soak proxy: unreadable request body: {e}")),
+    };
+    up.traffic.count(&parts.method, parts.uri.path(), &body);
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = HeaderMap::new();
+    for (k, v) in &parts.headers {
+        if !hop_by_hop(k.as_str()) {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    let sent = up
+        .client
+        .request(parts.method.clone(), format!("{}{path_and_query}", up.base))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let reply = match sent {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, &format!("soak proxy: MailerLite sandbox unreachable: {e}")),
+    };
+    let status = reply.status();
+    let reply_headers = reply.headers().clone();
+    let bytes = match reply.bytes().await {
+        Ok(b) => b,
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, &format!("soak proxy: reply body lost: {e}")),
+    };
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    for (k, v) in &reply_headers {
+        if !hop_by_hop(k.as_str()) {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+fn failure(status: StatusCode, message: &str) -> Response {
+    let mut r = Response::new(Body::from(serde_json::json!({ "message": message }).to_string()));
+    *r.status_mut() = status;
+    r
+}
