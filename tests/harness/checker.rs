@@ -65,6 +65,8 @@ pub struct CheckFigures {
     pub recorded_errors: u64,
     pub field_values_compared: u64,
     pub field_values_exempted_by_errors: u64,
+    /// Complete links whose emails differ while the contact has a recorded error for its email.
+    pub emails_exempted_by_errors: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,400 +337,485 @@ async fn read_errors(h: &Harness, connection_id: &str) -> Result<Vec<ContactErro
     }
 }
 
-/// Collects violations per check and remembers which links they concern.
-struct Findings {
-    checks: Vec<CheckResult>,
-    flagged_links: BTreeSet<String>,
-}
-
-impl Findings {
-    fn add(&mut self, name: &'static str, rule: &'static str) -> usize {
-        self.checks.push(CheckResult { name, rule, checked: 0, violations: Vec::new() });
-        self.checks.len() - 1
-    }
-
-    fn checked(&mut self, check: usize) {
-        self.checks[check].checked += 1;
-    }
-
-    fn violation(&mut self, check: usize, link: Option<&str>, message: String) {
-        if let Some(l) = link {
-            self.flagged_links.insert(l.to_string());
-        }
-        self.checks[check].violations.push(message);
-    }
+/// One rule's result being collected.
+fn rule(name: &'static str, rule: &'static str) -> CheckResult {
+    CheckResult { name, rule, checked: 0, violations: Vec::new() }
 }
 
 fn show(v: Option<&str>) -> String {
     v.map_or_else(|| "(blank)".to_string(), |s| format!("{s:?}"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    config: &ConnectionConfig,
-    mappings: &[CheckedMapping],
-    contacts: &[Contact],
-    subscribers: &[Subscriber],
-    links: &[Link],
-    errors: &[ContactError],
-    expected: &Expectations,
-) -> CheckReport {
-    let mut f = Findings { checks: Vec::new(), flagged_links: BTreeSet::new() };
-    let linked = f.add(
-        "linked_once",
-        "every in-scope contact linked exactly once, to its live counterpart; no link holds a record that is gone",
-    );
-    let duplicates = f.add("no_duplicates", "no email twice on either side; no record held by two links");
-    let emails = f.add("email_follows_link", "both records of a link carry the same email");
-    let fields_check = f.add(
-        "mapped_fields",
-        "mapped fields equal through the conversion (two-way fields while both sides are in scope, one-way fields \
-         equal to their non-blank source), unless the contact has a recorded error for the field",
-    );
-    let resubscribed = f.add(
-        "nobody_resubscribed",
-        "every subscriber the seed or the person made unsubscribed, bounced or junk is still so",
-    );
-    let opt_out = f.add("hubspot_opt_out", "a HubSpot contact opted out of email is never active in MailerLite");
-    let status = config.engagement.enabled.then(|| {
-        f.add("status_recorded", "the MailerLite status is recorded on the linked HubSpot contact (mailerlite_status)")
-    });
-    let target = config.target_group.as_ref().map(|_| {
-        f.add(
-            "target_group",
-            "a subscriber is in the target group exactly while its linked HubSpot contact exists and matches the \
-             HubSpot rule",
-        )
-    });
+/// A link whose contact and subscriber both exist and neither is marked deleted.
+struct Complete<'a> {
+    link: &'a Link,
+    contact: &'a Contact,
+    subscriber: &'a Subscriber,
+}
 
-    let hs_by_id: HashMap<&str, &Contact> = contacts.iter().map(|c| (c.id.as_str(), c)).collect();
-    let ml_by_id: HashMap<&str, &Subscriber> = subscribers.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut by_hs: HashMap<&str, Vec<&Link>> = HashMap::new();
-    let mut by_ml: HashMap<&str, Vec<&Link>> = HashMap::new();
-    let mut by_email: HashMap<&str, Vec<&Link>> = HashMap::new();
-    for l in links {
-        if let Some(id) = &l.hubspot_id {
-            by_hs.entry(id.as_str()).or_default().push(l);
-        }
-        if let Some(id) = &l.mailerlite_id {
-            by_ml.entry(id.as_str()).or_default().push(l);
-        }
-        if !l.email.is_empty() {
-            by_email.entry(l.email.as_str()).or_default().push(l);
-        }
+impl Complete<'_> {
+    /// How messages name the contact.
+    fn label(&self) -> String {
+        self.contact.email.clone().or_else(|| self.subscriber.email.clone()).unwrap_or_else(|| self.link.email.clone())
     }
+}
 
-    // Errors exempt the fields they name, per contact (link id, or the record ids before a link).
-    let mut errored: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let mut error_lines = Vec::new();
-    for e in errors {
-        let keys: Vec<String> = [
-            Some(e.key.clone()),
-            e.hubspot_id.as_ref().map(|i| format!("hubspot:{i}")),
-            e.mailerlite_id.as_ref().map(|i| format!("mailerlite:{i}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        for p in &e.problems {
-            error_lines.push(format!("{}: {}", e.email.as_deref().unwrap_or(&e.key), p.message));
-            if let Some(field) = &p.field {
-                for k in &keys {
+/// Everything read, indexed; each rule is one method.
+struct View<'a> {
+    config: &'a ConnectionConfig,
+    mappings: &'a [CheckedMapping],
+    contacts: &'a [Contact],
+    subscribers: &'a [Subscriber],
+    links: &'a [Link],
+    hs_by_id: HashMap<&'a str, &'a Contact>,
+    ml_by_id: HashMap<&'a str, &'a Subscriber>,
+    by_hs: HashMap<&'a str, Vec<&'a Link>>,
+    by_ml: HashMap<&'a str, Vec<&'a Link>>,
+    by_email: HashMap<&'a str, Vec<&'a Link>>,
+    complete: Vec<Complete<'a>>,
+    /// Per contact key (link id, `hubspot:<id>`, `mailerlite:<id>`): the fields a recorded
+    /// error names.
+    errored: HashMap<String, BTreeSet<String>>,
+    /// Links some violation concerns (they do not count as converged).
+    flagged: BTreeSet<String>,
+}
+
+impl<'a> View<'a> {
+    fn new(
+        config: &'a ConnectionConfig,
+        mappings: &'a [CheckedMapping],
+        contacts: &'a [Contact],
+        subscribers: &'a [Subscriber],
+        links: &'a [Link],
+        errors: &[ContactError],
+    ) -> View<'a> {
+        let hs_by_id: HashMap<&str, &Contact> = contacts.iter().map(|c| (c.id.as_str(), c)).collect();
+        let ml_by_id: HashMap<&str, &Subscriber> = subscribers.iter().map(|s| (s.id.as_str(), s)).collect();
+        let mut by_hs: HashMap<&str, Vec<&Link>> = HashMap::new();
+        let mut by_ml: HashMap<&str, Vec<&Link>> = HashMap::new();
+        let mut by_email: HashMap<&str, Vec<&Link>> = HashMap::new();
+        for l in links {
+            if let Some(id) = &l.hubspot_id {
+                by_hs.entry(id.as_str()).or_default().push(l);
+            }
+            if let Some(id) = &l.mailerlite_id {
+                by_ml.entry(id.as_str()).or_default().push(l);
+            }
+            if !l.email.is_empty() {
+                by_email.entry(l.email.as_str()).or_default().push(l);
+            }
+        }
+        let complete = links
+            .iter()
+            .filter(|l| !l.hs_deleted && !l.ml_deleted)
+            .filter_map(|l| {
+                let contact = *hs_by_id.get(l.hubspot_id.as_deref()?)?;
+                let subscriber = *ml_by_id.get(l.mailerlite_id.as_deref()?)?;
+                Some(Complete { link: l, contact, subscriber })
+            })
+            .collect();
+        let mut errored: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for e in errors {
+            let keys = [
+                Some(e.key.clone()),
+                e.hubspot_id.as_ref().map(|i| format!("hubspot:{i}")),
+                e.mailerlite_id.as_ref().map(|i| format!("mailerlite:{i}")),
+            ];
+            for field in e.problems.iter().filter_map(|p| p.field.as_ref()) {
+                for k in keys.iter().flatten() {
                     errored.entry(k.clone()).or_default().insert(field.clone());
                 }
             }
         }
+        View {
+            config,
+            mappings,
+            contacts,
+            subscribers,
+            links,
+            hs_by_id,
+            ml_by_id,
+            by_hs,
+            by_ml,
+            by_email,
+            complete,
+            errored,
+            flagged: BTreeSet::new(),
+        }
     }
 
-    // Linked exactly once, to a live counterpart.
-    for c in contacts {
-        let Some(email) = &c.email else { continue };
-        if !c.in_scope {
-            continue;
+    fn violation(&mut self, result: &mut CheckResult, link: Option<&str>, message: String) {
+        if let Some(l) = link {
+            self.flagged.insert(l.to_string());
         }
-        f.checked(linked);
-        let held: Vec<&&Link> = by_hs.get(c.id.as_str()).map(|v| v.iter().collect()).unwrap_or_default();
-        match held.as_slice() {
-            [] => f.violation(linked, None, format!("HubSpot contact {} <{email}> is in scope but not linked", c.id)),
-            [l] => {
-                if l.hs_deleted {
-                    f.violation(
-                        linked,
-                        Some(&l.id),
-                        format!("HubSpot contact {} <{email}> is live but its link {} says it was deleted", c.id, l.id),
-                    );
-                } else if config.direction.allows_from(Side::HubSpot)
-                    && !l.ml_deleted
-                    && l.mailerlite_id.as_deref().and_then(|m| ml_by_id.get(m)).is_none()
-                {
-                    f.violation(
-                        linked,
-                        Some(&l.id),
-                        format!("HubSpot contact {} <{email}> is in scope but has no live MailerLite subscriber", c.id),
-                    );
+        result.violations.push(message);
+    }
+
+    /// Every in-scope record is held by exactly one link that does not call it deleted, and that
+    /// link reaches a live counterpart (in the directions that create one); no link holds a
+    /// record that is gone without saying so.
+    fn linked_once(&mut self) -> CheckResult {
+        let mut r = rule(
+            "linked_once",
+            "every in-scope contact linked exactly once, to its live counterpart; no link holds a record that is gone",
+        );
+        for c in self.contacts.iter().filter(|c| c.in_scope) {
+            let Some(email) = &c.email else { continue };
+            r.checked += 1;
+            let held = self.by_hs.get(c.id.as_str()).cloned().unwrap_or_default();
+            match held.as_slice() {
+                [] => self.violation(
+                    &mut r,
+                    None,
+                    format!("HubSpot contact {} <{email}> is in scope but not linked", c.id),
+                ),
+                [l] if l.hs_deleted => self.violation(
+                    &mut r,
+                    Some(&l.id),
+                    format!("HubSpot contact {} <{email}> is live but its link {} says it was deleted", c.id, l.id),
+                ),
+                [l] => {
+                    let counterpart = l.mailerlite_id.as_deref().and_then(|m| self.ml_by_id.get(m));
+                    if self.config.direction.allows_from(Side::HubSpot) && !l.ml_deleted && counterpart.is_none() {
+                        self.violation(
+                            &mut r,
+                            Some(&l.id),
+                            format!(
+                                "HubSpot contact {} <{email}> is in scope but has no live MailerLite subscriber",
+                                c.id
+                            ),
+                        );
+                    }
                 }
-            }
-            more => {
-                f.violation(linked, None, format!("HubSpot contact {} <{email}> is held by {} links", c.id, more.len()))
-            }
-        }
-    }
-    for s in subscribers {
-        let Some(email) = &s.email else { continue };
-        if !s.in_scope {
-            continue;
-        }
-        f.checked(linked);
-        let held: Vec<&&Link> = by_ml.get(s.id.as_str()).map(|v| v.iter().collect()).unwrap_or_default();
-        match held.as_slice() {
-            [] => f.violation(
-                linked,
-                None,
-                format!("MailerLite subscriber {} <{email}> is in scope but not linked", s.id),
-            ),
-            [l] => {
-                if l.ml_deleted {
-                    f.violation(
-                        linked,
-                        Some(&l.id),
-                        format!(
-                            "MailerLite subscriber {} <{email}> is live but its link {} says it was deleted",
-                            s.id, l.id
-                        ),
-                    );
-                } else if config.direction.allows_from(Side::MailerLite)
-                    && !l.hs_deleted
-                    && l.hubspot_id.as_deref().and_then(|h| hs_by_id.get(h)).is_none()
-                {
-                    f.violation(
-                        linked,
-                        Some(&l.id),
-                        format!("MailerLite subscriber {} <{email}> is in scope but has no live HubSpot contact", s.id),
-                    );
-                }
-            }
-            more => f.violation(
-                linked,
-                None,
-                format!("MailerLite subscriber {} <{email}> is held by {} links", s.id, more.len()),
-            ),
-        }
-    }
-    for l in links {
-        if let Some(id) = &l.hubspot_id
-            && !l.hs_deleted
-            && !hs_by_id.contains_key(id.as_str())
-        {
-            f.violation(
-                linked,
-                Some(&l.id),
-                format!(
-                    "link {} <{}> holds HubSpot contact {id}, which no longer exists (merged or deleted), and does \
-                     not say so",
-                    l.id, l.email
+                more => self.violation(
+                    &mut r,
+                    None,
+                    format!("HubSpot contact {} <{email}> is held by {} links", c.id, more.len()),
                 ),
-            );
+            }
         }
-        if let Some(id) = &l.mailerlite_id
-            && !l.ml_deleted
-            && !ml_by_id.contains_key(id.as_str())
-        {
-            f.violation(
-                linked,
-                Some(&l.id),
-                format!(
-                    "link {} <{}> holds MailerLite subscriber {id}, which no longer exists, and does not say so",
-                    l.id, l.email
+        for s in self.subscribers.iter().filter(|s| s.in_scope) {
+            let Some(email) = &s.email else { continue };
+            r.checked += 1;
+            let held = self.by_ml.get(s.id.as_str()).cloned().unwrap_or_default();
+            match held.as_slice() {
+                [] => self.violation(
+                    &mut r,
+                    None,
+                    format!("MailerLite subscriber {} <{email}> is in scope but not linked", s.id),
                 ),
-            );
-        }
-    }
-
-    // No duplicates.
-    let mut hs_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for c in contacts {
-        if let Some(e) = &c.email {
-            hs_emails.entry(e.as_str()).or_default().push(c.id.as_str());
-        }
-    }
-    for (email, ids) in &hs_emails {
-        f.checked(duplicates);
-        if ids.len() > 1 {
-            f.violation(duplicates, None, format!("{email} is the email of {} HubSpot contacts: {ids:?}", ids.len()));
-        }
-    }
-    let mut ml_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for s in subscribers {
-        if let Some(e) = &s.email {
-            ml_emails.entry(e.as_str()).or_default().push(s.id.as_str());
-        }
-    }
-    for (email, ids) in &ml_emails {
-        f.checked(duplicates);
-        if ids.len() > 1 {
-            f.violation(
-                duplicates,
-                None,
-                format!("{email} is the email of {} MailerLite subscribers: {ids:?}", ids.len()),
-            );
-        }
-    }
-    for (what, index) in [("HubSpot contact", &by_hs), ("MailerLite subscriber", &by_ml), ("email", &by_email)] {
-        for (key, held) in index {
-            f.checked(duplicates);
-            if held.len() > 1 {
-                let ids: Vec<&str> = held.iter().map(|l| l.id.as_str()).collect();
-                f.violation(duplicates, None, format!("{what} {key} is held by {} links: {ids:?}", held.len()));
-            }
-        }
-    }
-
-    // Complete links: emails, fields, statuses.
-    let mut figures = CheckFigures::default();
-    let mut complete: Vec<(&Link, &Contact, &Subscriber)> = Vec::new();
-    for l in links.iter().filter(|l| !l.hs_deleted && !l.ml_deleted) {
-        let (Some(c), Some(s)) = (
-            l.hubspot_id.as_deref().and_then(|i| hs_by_id.get(i)),
-            l.mailerlite_id.as_deref().and_then(|i| ml_by_id.get(i)),
-        ) else {
-            continue;
-        };
-        complete.push((l, c, s));
-    }
-    for &(l, c, s) in &complete {
-        let label = c.email.clone().or_else(|| s.email.clone()).unwrap_or_else(|| l.email.clone());
-        f.checked(emails);
-        if c.email != s.email {
-            f.violation(
-                emails,
-                Some(&l.id),
-                format!(
-                    "link {}: HubSpot contact {} has {} but MailerLite subscriber {} has {}",
-                    l.id,
-                    c.id,
-                    show(c.email.as_deref()),
-                    s.id,
-                    show(s.email.as_deref())
-                ),
-            );
-        }
-
-        let exempt: BTreeSet<String> = [l.id.clone(), format!("hubspot:{}", c.id), format!("mailerlite:{}", s.id)]
-            .iter()
-            .filter_map(|k| errored.get(k))
-            .flatten()
-            .cloned()
-            .collect();
-        for m in mappings {
-            let property = &m.mapping.hubspot_property;
-            let field = &m.mapping.mailerlite_field;
-            let hs_value = m.conversion.norm_hs(c.prop(property));
-            let ml_value = m.conversion.norm_ml(s.fields.get(field).unwrap_or(&Value::Null));
-            let required = match (m.from_hubspot, m.from_mailerlite) {
-                (true, true) => c.in_scope && s.in_scope,
-                (true, false) => c.in_scope && hs_value.is_some(),
-                (false, true) => s.in_scope && ml_value.is_some(),
-                (false, false) => false,
-            };
-            let blank_kept = m.mapping.never_overwrite_with_blank && (hs_value.is_none() || ml_value.is_none());
-            if !required || blank_kept {
-                continue;
-            }
-            if exempt.contains(property) || exempt.contains(field) {
-                figures.field_values_exempted_by_errors += 1;
-                continue;
-            }
-            figures.field_values_compared += 1;
-            f.checked(fields_check);
-            if !m.conversion.equivalent(hs_value.as_deref(), ml_value.as_deref()) {
-                let way = match m.mapping.direction {
-                    Direction::TwoWay => "two-way",
-                    Direction::HubSpotToMailerLite => "HubSpot → MailerLite",
-                    Direction::MailerLiteToHubSpot => "MailerLite → HubSpot",
-                };
-                f.violation(
-                    fields_check,
+                [l] if l.ml_deleted => self.violation(
+                    &mut r,
                     Some(&l.id),
                     format!(
-                        "{label}: HubSpot {property} = {} but MailerLite {field} = {} ({way}; link {}{})",
-                        show(hs_value.as_deref()),
-                        show(ml_value.as_deref()),
-                        l.id,
-                        c.merges()
+                        "MailerLite subscriber {} <{email}> is live but its link {} says it was deleted",
+                        s.id, l.id
+                    ),
+                ),
+                [l] => {
+                    let counterpart = l.hubspot_id.as_deref().and_then(|h| self.hs_by_id.get(h));
+                    if self.config.direction.allows_from(Side::MailerLite) && !l.hs_deleted && counterpart.is_none() {
+                        self.violation(
+                            &mut r,
+                            Some(&l.id),
+                            format!(
+                                "MailerLite subscriber {} <{email}> is in scope but has no live HubSpot contact",
+                                s.id
+                            ),
+                        );
+                    }
+                }
+                more => self.violation(
+                    &mut r,
+                    None,
+                    format!("MailerLite subscriber {} <{email}> is held by {} links", s.id, more.len()),
+                ),
+            }
+        }
+        for l in self.links {
+            if let Some(id) = &l.hubspot_id
+                && !l.hs_deleted
+                && !self.hs_by_id.contains_key(id.as_str())
+            {
+                self.violation(
+                    &mut r,
+                    Some(&l.id),
+                    format!(
+                        "link {} <{}> holds HubSpot contact {id}, which no longer exists (merged or deleted), and \
+                         does not say so",
+                        l.id, l.email
+                    ),
+                );
+            }
+            if let Some(id) = &l.mailerlite_id
+                && !l.ml_deleted
+                && !self.ml_by_id.contains_key(id.as_str())
+            {
+                self.violation(
+                    &mut r,
+                    Some(&l.id),
+                    format!(
+                        "link {} <{}> holds MailerLite subscriber {id}, which no longer exists, and does not say so",
+                        l.id, l.email
                     ),
                 );
             }
         }
+        r
+    }
 
-        f.checked(opt_out);
-        if c.opted_out() && !suppressed(&s.status) {
-            f.violation(
-                opt_out,
-                Some(&l.id),
+    /// No email on two records of one side; no record or email held by two links.
+    fn no_duplicates(&mut self) -> CheckResult {
+        let mut r = rule("no_duplicates", "no email twice on either side; no record held by two links");
+        let mut hs_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for c in self.contacts {
+            if let Some(e) = &c.email {
+                hs_emails.entry(e.as_str()).or_default().push(c.id.as_str());
+            }
+        }
+        let mut ml_emails: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for s in self.subscribers {
+            if let Some(e) = &s.email {
+                ml_emails.entry(e.as_str()).or_default().push(s.id.as_str());
+            }
+        }
+        for (side, emails) in [("HubSpot contacts", &hs_emails), ("MailerLite subscribers", &ml_emails)] {
+            for (email, ids) in emails {
+                r.checked += 1;
+                if ids.len() > 1 {
+                    r.violations.push(format!("{email} is the email of {} {side}: {ids:?}", ids.len()));
+                }
+            }
+        }
+        for (what, index) in
+            [("HubSpot contact", &self.by_hs), ("MailerLite subscriber", &self.by_ml), ("email", &self.by_email)]
+        {
+            for (key, held) in index {
+                r.checked += 1;
+                if held.len() > 1 {
+                    let ids: Vec<&str> = held.iter().map(|l| l.id.as_str()).collect();
+                    r.violations.push(format!("{what} {key} is held by {} links: {ids:?}", held.len()));
+                }
+            }
+        }
+        r
+    }
+
+    /// The fields a recorded error names for this complete link's contact.
+    fn exempt(&self, p: &Complete<'_>) -> BTreeSet<String> {
+        [p.link.id.clone(), format!("hubspot:{}", p.contact.id), format!("mailerlite:{}", p.subscriber.id)]
+            .iter()
+            .filter_map(|k| self.errored.get(k))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Both records of every complete link carry the same email, unless the contact has a
+    /// recorded error for its email (DESIGN.md: propagate the new email where the destination
+    /// allows it, otherwise record an actionable error).
+    fn email_follows_link(&mut self, figures: &mut CheckFigures) -> CheckResult {
+        let mut r = rule(
+            "email_follows_link",
+            "both records of a link carry the same email, unless the contact has a recorded error for its email",
+        );
+        let mut found = Vec::new();
+        for p in &self.complete {
+            if p.contact.email == p.subscriber.email {
+                r.checked += 1;
+                continue;
+            }
+            if self.exempt(p).contains("email") {
+                figures.emails_exempted_by_errors += 1;
+                continue;
+            }
+            r.checked += 1;
+            found.push((
+                p.link.id.clone(),
                 format!(
-                    "{label}: opted out of email in HubSpot but {} in MailerLite (link {}{})",
+                    "link {}: HubSpot contact {} has {} but MailerLite subscriber {} has {}{}",
+                    p.link.id,
+                    p.contact.id,
+                    show(p.contact.email.as_deref()),
+                    p.subscriber.id,
+                    show(p.subscriber.email.as_deref()),
+                    p.contact.merges()
+                ),
+            ));
+        }
+        for (link, message) in found {
+            self.violation(&mut r, Some(&link), message);
+        }
+        r
+    }
+
+    /// Mapped values agree through the conversion: two-way fields while both records are in
+    /// scope (a change made while one was out of scope waits, by the rules); one-way fields equal
+    /// their source when the source is in scope and not blank (a blank source fills nothing).
+    /// Fields a recorded error names are exempt; so are blanks a mapping keeps on purpose.
+    fn mapped_fields(&mut self, figures: &mut CheckFigures) -> CheckResult {
+        let mut r = rule(
+            "mapped_fields",
+            "mapped fields equal through the conversion (two-way fields while both sides are in scope, one-way \
+             fields equal to their non-blank source), unless the contact has a recorded error for the field",
+        );
+        let mut found = Vec::new();
+        for p in &self.complete {
+            let (c, s, l) = (p.contact, p.subscriber, p.link);
+            let exempt: BTreeSet<&String> = [l.id.clone(), format!("hubspot:{}", c.id), format!("mailerlite:{}", s.id)]
+                .iter()
+                .filter_map(|k| self.errored.get(k))
+                .flatten()
+                .collect();
+            for m in self.mappings {
+                let property = &m.mapping.hubspot_property;
+                let field = &m.mapping.mailerlite_field;
+                let hs_value = m.conversion.norm_hs(c.prop(property));
+                let ml_value = m.conversion.norm_ml(s.fields.get(field).unwrap_or(&Value::Null));
+                let required = match (m.from_hubspot, m.from_mailerlite) {
+                    (true, true) => c.in_scope && s.in_scope,
+                    (true, false) => c.in_scope && hs_value.is_some(),
+                    (false, true) => s.in_scope && ml_value.is_some(),
+                    (false, false) => false,
+                };
+                let blank_kept = m.mapping.never_overwrite_with_blank && (hs_value.is_none() || ml_value.is_none());
+                if !required || blank_kept {
+                    continue;
+                }
+                if exempt.contains(property) || exempt.contains(field) {
+                    figures.field_values_exempted_by_errors += 1;
+                    continue;
+                }
+                figures.field_values_compared += 1;
+                r.checked += 1;
+                if !m.conversion.equivalent(hs_value.as_deref(), ml_value.as_deref()) {
+                    let way = match m.mapping.direction {
+                        Direction::TwoWay => "two-way",
+                        Direction::HubSpotToMailerLite => "HubSpot → MailerLite",
+                        Direction::MailerLiteToHubSpot => "MailerLite → HubSpot",
+                    };
+                    found.push((
+                        l.id.clone(),
+                        format!(
+                            "{}: HubSpot {property} = {} but MailerLite {field} = {} ({way}; link {}{})",
+                            p.label(),
+                            show(hs_value.as_deref()),
+                            show(ml_value.as_deref()),
+                            l.id,
+                            c.merges()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (link, message) in found {
+            self.violation(&mut r, Some(&link), message);
+        }
+        r
+    }
+
+    /// A HubSpot opt-out reaches the linked subscriber; the subscriber's status is recorded on
+    /// the contact (when engagement is recorded).
+    fn statuses(&mut self) -> (CheckResult, Option<CheckResult>) {
+        let mut opt_out = rule("hubspot_opt_out", "a HubSpot contact opted out of email is never active in MailerLite");
+        let mut recorded = self.config.engagement.enabled.then(|| {
+            rule(
+                "status_recorded",
+                "the MailerLite status is recorded on the linked HubSpot contact (mailerlite_status)",
+            )
+        });
+        let mut found: Vec<(bool, String, String)> = Vec::new();
+        for p in &self.complete {
+            let (c, s, l) = (p.contact, p.subscriber, p.link);
+            opt_out.checked += 1;
+            if c.opted_out() && !suppressed(&s.status) {
+                let message = format!(
+                    "{}: opted out of email in HubSpot but {} in MailerLite (link {}{})",
+                    p.label(),
                     s.status,
                     l.id,
                     c.merges()
-                ),
-            );
-        }
-        if let Some(status) = status {
-            f.checked(status);
-            if c.prop(engagement::STATUS) != Some(s.status.as_str()) {
-                f.violation(
-                    status,
-                    Some(&l.id),
-                    format!(
-                        "{label}: HubSpot {} = {} but the subscriber is {} (link {}{})",
+                );
+                found.push((true, l.id.clone(), message));
+            }
+            if let Some(r) = recorded.as_mut() {
+                r.checked += 1;
+                if c.prop(engagement::STATUS) != Some(s.status.as_str()) {
+                    let message = format!(
+                        "{}: HubSpot {} = {} but the subscriber is {} (link {}{})",
+                        p.label(),
                         engagement::STATUS,
                         show(c.prop(engagement::STATUS)),
                         s.status,
                         l.id,
                         c.merges()
-                    ),
-                );
+                    );
+                    found.push((false, l.id.clone(), message));
+                }
             }
         }
-    }
-
-    // Nobody resubscribed.
-    for (id, was) in &expected.suppressed {
-        f.checked(resubscribed);
-        match ml_by_id.get(id.as_str()) {
-            None => f.violation(resubscribed, None, format!("subscriber {id} ({was}) is gone")),
-            Some(s) if s.status != *was => {
-                let link = by_ml.get(id.as_str()).and_then(|v| v.first()).map(|l| l.id.as_str());
-                f.violation(
-                    resubscribed,
-                    link,
-                    format!("subscriber {id} {} was {was} and is now {}", show(s.email.as_deref()), s.status),
-                )
+        for (is_opt_out, link, message) in found {
+            match (is_opt_out, recorded.as_mut()) {
+                (true, _) => self.violation(&mut opt_out, Some(&link), message),
+                (false, Some(r)) => self.violation(r, Some(&link), message),
+                (false, None) => {}
             }
-            Some(_) => {}
         }
+        (opt_out, recorded)
     }
 
-    // Target group.
-    if let (Some(check), Some(group)) = (target, &config.target_group) {
-        let belongs_by_sub: HashMap<&str, (&Link, bool)> = complete
+    /// Every subscriber the seed or the person made unsubscribed, bounced or junk still is.
+    fn nobody_resubscribed(&mut self, expected: &Expectations) -> CheckResult {
+        let mut r = rule(
+            "nobody_resubscribed",
+            "every subscriber the seed or the person made unsubscribed, bounced or junk is still so",
+        );
+        for (id, was) in &expected.suppressed {
+            r.checked += 1;
+            match self.ml_by_id.get(id.as_str()) {
+                None => r.violations.push(format!("subscriber {id} ({was}) is gone")),
+                Some(s) if s.status != *was => {
+                    let link = self.by_ml.get(id.as_str()).and_then(|v| v.first()).map(|l| l.id.clone());
+                    let message =
+                        format!("subscriber {id} {} was {was} and is now {}", show(s.email.as_deref()), s.status);
+                    self.violation(&mut r, link.as_deref(), message);
+                }
+                Some(_) => {}
+            }
+        }
+        r
+    }
+
+    /// The target group holds exactly the subscribers whose linked HubSpot contact exists and
+    /// matches the HubSpot rule (the soak never puts anyone there by hand).
+    fn target_group(&mut self, group: &str) -> CheckResult {
+        let mut r = rule(
+            "target_group",
+            "a subscriber is in the target group exactly while its linked HubSpot contact exists and matches the \
+             HubSpot rule",
+        );
+        let from_hubspot = self.config.direction.allows_from(Side::HubSpot);
+        let belongs: HashMap<&str, (&str, bool)> = self
+            .complete
             .iter()
-            .map(|(l, c, s)| (s.id.as_str(), (*l, c.in_scope && config.direction.allows_from(Side::HubSpot))))
+            .map(|p| (p.subscriber.id.as_str(), (p.link.id.as_str(), p.contact.in_scope && from_hubspot)))
             .collect();
-        for s in subscribers {
-            f.checked(check);
+        let mut found = Vec::new();
+        for s in self.subscribers {
+            r.checked += 1;
             let member = s.groups.contains(group);
-            let (link, belongs) = match belongs_by_sub.get(s.id.as_str()) {
-                Some((l, b)) => (Some(l.id.as_str()), *b),
-                None => (by_ml.get(s.id.as_str()).and_then(|v| v.first()).map(|l| l.id.as_str()), false),
+            let any_link = self.by_ml.get(s.id.as_str()).and_then(|v| v.first()).copied();
+            let (link, should) = match belongs.get(s.id.as_str()) {
+                Some((l, b)) => (Some(*l), *b),
+                None => (any_link.map(|l| l.id.as_str()), false),
             };
-            if member && !belongs {
-                let why = match link.and_then(|id| links.iter().find(|l| l.id == id)) {
+            if member && !should {
+                let why = match any_link {
                     None => "it is not linked".to_string(),
                     Some(l) if l.hs_deleted || l.hubspot_id.is_none() => {
                         format!("its HubSpot contact is gone (link {} marks it deleted)", l.id)
                     }
-                    Some(l) => match l.hubspot_id.as_deref().and_then(|i| hs_by_id.get(i)) {
+                    Some(l) => match l.hubspot_id.as_deref().and_then(|i| self.hs_by_id.get(i)) {
                         None => format!(
                             "its HubSpot contact {} no longer exists (link {})",
                             l.hubspot_id.as_deref().unwrap_or("-"),
@@ -739,23 +826,48 @@ fn evaluate(
                         }
                     },
                 };
-                f.violation(
-                    check,
-                    link,
-                    format!("subscriber {} {} is in the target group but {why}", s.id, show(s.email.as_deref())),
+                let message =
+                    format!("subscriber {} {} is in the target group but {why}", s.id, show(s.email.as_deref()));
+                found.push((link.map(str::to_string), message));
+            } else if !member && should {
+                let message = format!(
+                    "subscriber {} {} is not in the target group but its HubSpot contact matches the rule",
+                    s.id,
+                    show(s.email.as_deref())
                 );
-            } else if !member && belongs {
-                f.violation(
-                    check,
-                    link,
-                    format!(
-                        "subscriber {} {} is not in the target group but its HubSpot contact matches the rule",
-                        s.id,
-                        show(s.email.as_deref())
-                    ),
-                );
+                found.push((link.map(str::to_string), message));
             }
         }
+        for (link, message) in found {
+            self.violation(&mut r, link.as_deref(), message);
+        }
+        r
+    }
+}
+
+fn evaluate(
+    config: &ConnectionConfig,
+    mappings: &[CheckedMapping],
+    contacts: &[Contact],
+    subscribers: &[Subscriber],
+    links: &[Link],
+    errors: &[ContactError],
+    expected: &Expectations,
+) -> CheckReport {
+    let mut view = View::new(config, mappings, contacts, subscribers, links, errors);
+    let mut figures = CheckFigures::default();
+    let mut checks = vec![
+        view.linked_once(),
+        view.no_duplicates(),
+        view.email_follows_link(&mut figures),
+        view.mapped_fields(&mut figures),
+    ];
+    checks.push(view.nobody_resubscribed(expected));
+    let (opt_out, recorded) = view.statuses();
+    checks.push(opt_out);
+    checks.extend(recorded);
+    if let Some(group) = &config.target_group {
+        checks.push(view.target_group(group));
     }
 
     figures.hubspot_contacts = contacts.len() as u64;
@@ -764,8 +876,14 @@ fn evaluate(
     figures.mailerlite_subscribers = subscribers.len() as u64;
     figures.mailerlite_in_scope = subscribers.iter().filter(|s| s.in_scope && s.email.is_some()).count() as u64;
     figures.links = links.len() as u64;
-    figures.complete_links = complete.len() as u64;
-    figures.converged = complete.iter().filter(|(l, _, _)| !f.flagged_links.contains(&l.id)).count() as u64;
+    figures.complete_links = view.complete.len() as u64;
+    figures.converged = view.complete.iter().filter(|p| !view.flagged.contains(&p.link.id)).count() as u64;
     figures.recorded_errors = errors.len() as u64;
-    CheckReport { checks: f.checks, figures, errors: error_lines }
+    let errors = errors
+        .iter()
+        .flat_map(|e| {
+            e.problems.iter().map(move |p| format!("{}: {}", e.email.as_deref().unwrap_or(&e.key), p.message))
+        })
+        .collect();
+    CheckReport { checks, figures, errors }
 }

@@ -100,3 +100,85 @@ async fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
     assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().status, "unsubscribed");
     assert_eq!(status(&h, survivor), serde_json::json!("unsubscribed"), "the survivor's subscriber is unsubscribed");
 }
+
+fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect()
+}
+
+/// Finding 4: a linked contact's email changes in HubSpot to an address another, unlinked
+/// MailerLite subscriber already has. MailerLite refuses the new email (recorded as the
+/// contact's error, as DESIGN.md asks), but the refused update carried everything else too: the
+/// contact's next edits and even its opt-out never reach its subscriber, which stays active.
+/// HubSpot writes are retried without the refused property; MailerLite writes are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_email_change_does_not_hold_back_the_rest_of_the_contact() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 3, ..Default::default() }).unwrap().ids;
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 3, group_ids: vec![group.clone()], ..Default::default() }).unwrap();
+    // Person 10 is only in MailerLite, outside the rule's group: not synced.
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 10, ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group] };
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("city", "city")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", &person(10).email)]), 7).unwrap();
+    h.settle().await;
+    h.hubspot.user_edit_contact(ids[1], &props(&[("firstname", "Zed"), ("hs_email_optout", "true")]), 7).unwrap();
+    h.settle().await;
+
+    let error = h.store.list_errors(CONNECTION, None, 10).await.unwrap().items;
+    assert!(!error.is_empty(), "the refused email is recorded as the contact's error");
+    let subscriber = h.mailerlite.subscriber(&person(1).email).expect("person 1's subscriber keeps its email");
+    assert_eq!(subscriber.status, "unsubscribed", "the opt-out reached MailerLite; errors: {error:?}");
+    assert_eq!(subscriber.fields.get("name"), Some(&serde_json::json!("Zed")), "the new first name reached MailerLite");
+}
+
+/// Finding 5: HubSpot merges a linked contact (person 1) into a contact the sync never linked
+/// (person 0: outside the HubSpot list, and their subscriber outside the MailerLite group). The
+/// survivor keeps person 0's email, but the sync moves person 1's link onto it and then tries to
+/// rename person 1's subscriber to person 0's email, which person 0's own subscriber holds:
+/// refused, the contact stays in error, and once person 0's subscriber joins the group it cannot
+/// be linked to its own contact (held by the other link). Email is the link key: the survivor
+/// belongs with the subscriber that has its email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_into_an_unlinked_contact_links_the_survivor_to_its_own_subscriber() {
+    let h = Harness::start(Options::default()).await;
+    let list = h.hubspot.create_list("Newsletter", "MANUAL", None).unwrap();
+    let list_id: u64 =
+        list["listId"].as_str().map(|s| s.parse().unwrap()).unwrap_or_else(|| list["listId"].as_u64().unwrap());
+    let ids = h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids;
+    h.hubspot.change_list_members(list_id, &[ids[1]], &[]).unwrap();
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 2, ..Default::default() }).unwrap();
+    let ml = h.ml_client();
+    let sub0 = h.mailerlite.subscriber(&person(0).email).unwrap().id;
+    let sub1 = h.mailerlite.subscriber(&person(1).email).unwrap().id;
+    ml.assign_to_group(&sub1, &group).await.unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.hubspot_rule = hmsync_core::HubSpotRule::Lists { list_ids: vec![list_id.to_string()] };
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group.clone()] };
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("city", "city")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    assert!(h.store.link_by_mailerlite_id(CONNECTION, &sub0).await.unwrap().is_none(), "person 0 is not synced");
+
+    let survivor = h.hubspot.user_merge_contacts(ids[0], ids[1], 7).unwrap();
+    h.settle().await;
+    ml.assign_to_group(&sub0, &group).await.unwrap();
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let link = h.store.link_by_mailerlite_id(CONNECTION, &sub0).await.unwrap();
+    assert_eq!(
+        link.as_ref().and_then(|l| l.hubspot_id.clone()),
+        Some(survivor.to_string()),
+        "the survivor is linked to the subscriber with its email; errors: {:?}",
+        h.store.list_errors(CONNECTION, None, 10).await.unwrap().items
+    );
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}

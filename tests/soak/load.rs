@@ -86,12 +86,15 @@ const MIX: [(Kind, u32); 15] = [
 ];
 
 /// Edits of one kind.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EditCount {
     /// The app took the edit.
     pub applied: u64,
     /// No suitable record at that moment, or the app (or an injected fault) refused it.
     pub not_applied: u64,
+    /// Why the latest edit of this kind did not happen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_not_applied: Option<String>,
 }
 
 /// Where the load works.
@@ -124,7 +127,7 @@ pub struct Load {
     pub suppressed: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
-/// An edit that did not happen, and why (kept short: it is only counted).
+/// Why an edit did not happen.
 type Skip = String;
 
 impl Load {
@@ -164,7 +167,10 @@ impl Load {
             let count = self.edits.entry(kind.name()).or_default();
             match outcome {
                 Ok(()) => count.applied += 1,
-                Err(_) => count.not_applied += 1,
+                Err(why) => {
+                    count.not_applied += 1;
+                    count.last_not_applied = Some(why);
+                }
             }
         }
     }

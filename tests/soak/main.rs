@@ -119,6 +119,8 @@ struct EchoFigures {
     hubspot_writes: BTreeMap<String, u64>,
     /// MailerLite write requests (batch items counted one by one) in the same window.
     mailerlite_writes: u64,
+    /// Those writes by method and path.
+    mailerlite_write_requests: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,7 +158,11 @@ struct Report {
 fn main() -> ExitCode {
     let args = Args::parse();
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(soak(args.clone())) {
@@ -441,6 +447,7 @@ async fn echo_window(
     eprintln!("soak: replaying the run's webhooks");
     h.hubspot.instrumentation().stats.reset();
     let before = traffic.figures();
+    traffic.note_writes();
     let replay = echo::replay(h, since_ms).await;
     let mut settled = settle(h, depth, Instant::now() + timeout).await;
     if settled.is_ok() {
@@ -451,6 +458,7 @@ async fn echo_window(
         replay,
         hubspot_writes: checker::hubspot_writes(&h.hubspot.stats()),
         mailerlite_writes: traffic.figures().writes - before.writes,
+        mailerlite_write_requests: traffic.noted_writes(),
     };
     Ok((echo, settled))
 }
@@ -464,9 +472,7 @@ fn own_results(
 ) -> Vec<CheckResult> {
     let mut echo_violations: Vec<String> =
         echo.hubspot_writes.iter().map(|(k, n)| format!("{n} HubSpot write(s) to {k}")).collect();
-    if echo.mailerlite_writes > 0 {
-        echo_violations.push(format!("{} MailerLite write(s)", echo.mailerlite_writes));
-    }
+    echo_violations.extend(echo.mailerlite_write_requests.iter().map(|(k, n)| format!("{n} MailerLite write(s): {k}")));
     if echo.replay.refused > 0 {
         echo_violations.push(format!("{} replayed deliveries were refused", echo.replay.refused));
     }
@@ -587,7 +593,8 @@ fn print(r: &Report) {
     );
     println!("load ({:.0} s): {} edits, {} applied", r.load_seconds, r.edits_total, r.edits_applied);
     for (kind, c) in &r.edits {
-        println!("  {kind:<24} {:>6} applied {:>5} not applied", c.applied, c.not_applied);
+        let why = c.last_not_applied.as_deref().map(|w| format!(" (latest: {w:.120})")).unwrap_or_default();
+        println!("  {kind:<24} {:>6} applied {:>5} not applied{why}", c.applied, c.not_applied);
     }
     for (side, f) in [("HubSpot", &r.faults.hubspot), ("MailerLite", &r.faults.mailerlite)] {
         println!(
@@ -644,8 +651,9 @@ fn print(r: &Report) {
         f.converged
     );
     println!(
-        "field values compared: {}, exempted by a recorded error: {}; contacts with a recorded error: {}",
-        f.field_values_compared, f.field_values_exempted_by_errors, f.recorded_errors
+        "field values compared: {}, exempted by a recorded error: {}; links whose emails differ under a recorded \
+         email error: {}; contacts with a recorded error: {}",
+        f.field_values_compared, f.field_values_exempted_by_errors, f.emails_exempted_by_errors, f.recorded_errors
     );
     for e in r.check.errors.iter().take(5) {
         println!("  recorded error: {e}");

@@ -4,8 +4,9 @@
 //! GETs from a batch of updates; this proxy looks inside each batch and counts the write
 //! sub-requests, which the echo check needs.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -21,6 +22,9 @@ pub struct MailerLiteTraffic {
     requests: AtomicU64,
     reads: AtomicU64,
     writes: AtomicU64,
+    /// While set, each write is also noted by method and path (the echo check names them).
+    noting: AtomicBool,
+    noted: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -42,6 +46,24 @@ impl MailerLiteTraffic {
         }
     }
 
+    /// Starts noting every write by method and path, forgetting earlier notes.
+    pub fn note_writes(&self) {
+        self.noted.lock().expect("noted lock").clear();
+        self.noting.store(true, Ordering::Relaxed);
+    }
+
+    /// The writes noted since [`MailerLiteTraffic::note_writes`]: `"METHOD path"` → count.
+    pub fn noted_writes(&self) -> BTreeMap<String, u64> {
+        self.noted.lock().expect("noted lock").clone()
+    }
+
+    fn write(&self, method: &str, path: &str) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.noting.load(Ordering::Relaxed) {
+            *self.noted.lock().expect("noted lock").entry(format!("{method} {path}")).or_default() += 1;
+        }
+    }
+
     fn count(&self, method: &Method, path: &str, body: &[u8]) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if *method == Method::POST && path == "/api/batch" {
@@ -50,14 +72,17 @@ impl MailerLiteTraffic {
                 .and_then(|v| v.get("requests").and_then(Value::as_array).cloned())
                 .unwrap_or_default();
             for item in items {
-                let get = item.get("method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("GET"));
-                let counter = if get { &self.reads } else { &self.writes };
-                counter.fetch_add(1, Ordering::Relaxed);
+                let item_method = item.get("method").and_then(Value::as_str).unwrap_or("?");
+                if item_method.eq_ignore_ascii_case("GET") {
+                    self.reads.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.write(item_method, item.get("path").and_then(Value::as_str).unwrap_or("?"));
+                }
             }
         } else if *method == Method::GET {
             self.reads.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.write(method.as_str(), path);
         }
     }
 }
