@@ -75,6 +75,9 @@ pub struct CheckReport {
     pub figures: CheckFigures,
     /// The recorded per-contact errors, as "email: message" (for the report).
     pub errors: Vec<String>,
+    /// HubSpot contact ids and MailerLite subscriber ids of the links some check flagged (to
+    /// tell later writes to them from echoes).
+    pub flagged_records: BTreeSet<String>,
 }
 
 impl CheckReport {
@@ -885,5 +888,11 @@ fn evaluate(
             e.problems.iter().map(move |p| format!("{}: {}", e.email.as_deref().unwrap_or(&e.key), p.message))
         })
         .collect();
-    CheckReport { checks, figures, errors }
+    let flagged_records = links
+        .iter()
+        .filter(|l| view.flagged.contains(&l.id))
+        .flat_map(|l| [l.hubspot_id.clone(), l.mailerlite_id.clone()])
+        .flatten()
+        .collect();
+    CheckReport { checks, figures, errors, flagged_records }
 }

@@ -182,3 +182,32 @@ async fn a_merge_into_an_unlinked_contact_links_the_survivor_to_its_own_subscrib
     let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
     assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
 }
+
+/// Finding 6: the worker receives up to ten messages of a connection at once and handles them
+/// in order; when one fails, the rest go back unhandled, yet every receive counts towards the
+/// dead-letter limit. A message that can never succeed (here a malformed body; in the soak,
+/// worker kills and crashes on the same batch) takes the messages queued behind it to the dead
+/// letters, never attempted: here a MailerLite change that should have reached HubSpot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_does_not_take_the_messages_behind_it_to_the_dead_letters() {
+    let (h, ids, _) = synced().await;
+    h.queue
+        .send_batch(&[hmsync_store::QueueMessage {
+            group_id: CONNECTION.into(),
+            dedup_id: "poison".into(),
+            body: "{\"not\":\"a sync message\"}".into(),
+        }])
+        .await
+        .unwrap();
+    let edit = hmsync_sandbox::mailerlite::UserEdit {
+        fields: serde_json::Map::from_iter([("city".to_string(), serde_json::json!("Quito"))]),
+        ..Default::default()
+    };
+    h.mailerlite.user_edit(&person(3).email, &edit).unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "only the malformed message is a dead letter: {dead:#?}");
+    assert_eq!(h.hubspot.contact(ids[3]).unwrap()["properties"]["city"], serde_json::json!("Quito"));
+}

@@ -88,8 +88,9 @@ struct Args {
     settle_timeout_secs: u64,
 }
 
+/// One figure per app.
 #[derive(Debug, Clone, Serialize)]
-struct SideFigures<T: Serialize> {
+struct SideFigures<T> {
     hubspot: T,
     mailerlite: T,
 }
@@ -114,12 +115,13 @@ const SLOW_SHARE: f64 = 0.3;
 #[derive(Debug, Clone, Serialize)]
 struct EchoFigures {
     replay: echo::ReplayFigures,
-    /// HubSpot write requests (by endpoint) while the deliveries were replayed and one more scan
-    /// ran.
+    /// HubSpot write requests by endpoint (the sandbox's count) while the deliveries were
+    /// replayed and one more scan ran.
     hubspot_writes: BTreeMap<String, u64>,
-    /// MailerLite write requests (batch items counted one by one) in the same window.
-    mailerlite_writes: u64,
-    /// Those writes by method and path.
+    /// The same writes with the contacts they name (the engine's requests, seen by its proxy).
+    hubspot_write_requests: BTreeMap<String, u64>,
+    /// MailerLite write requests in the same window (batch items counted one by one), by
+    /// method and path.
     mailerlite_write_requests: BTreeMap<String, u64>,
 }
 
@@ -145,8 +147,8 @@ struct Report {
     /// Requests each simulator served from the start of the load to the end of the check
     /// (engine, load and checker).
     api_requests: SideFigures<u64>,
-    /// The engine's MailerLite traffic (batches opened up).
-    engine_mailerlite_traffic: proxy::TrafficFigures,
+    /// The engine's traffic (MailerLite batches opened up).
+    engine_traffic: SideFigures<proxy::TrafficFigures>,
     engine_counters: BTreeMap<String, i64>,
     check: CheckReport,
     echo: EchoFigures,
@@ -288,11 +290,14 @@ async fn soak(args: Args) -> Result<Report, String> {
 
     // 2. The engine's workers from here on: MailerLite through the counting proxy, a short
     //    visibility timeout, killed and replaced at random.
-    let (ml_url, traffic) =
-        proxy::start(format!("http://{}", h.mailerlite.addr())).await.map_err(|e| format!("MailerLite proxy: {e}"))?;
+    let (hs_url, hs_traffic) =
+        proxy::start(proxy::App::HubSpot, h.hubspot.base_url()).await.map_err(|e| format!("HubSpot proxy: {e}"))?;
+    let (ml_origin, ml_traffic) = proxy::start(proxy::App::MailerLite, format!("http://{}", h.mailerlite.addr()))
+        .await
+        .map_err(|e| format!("MailerLite proxy: {e}"))?;
     let settings = ApiSettings {
-        hubspot_base_url: h.hubspot.base_url(),
-        mailerlite_base_url: ml_url,
+        hubspot_base_url: hs_url,
+        mailerlite_base_url: format!("{ml_origin}/api"),
         time_scale: args.time_scale,
         hubspot_burst_limit: h.hubspot.config().burst_limit,
         fast_retries: true,
@@ -366,14 +371,15 @@ async fn soak(args: Args) -> Result<Report, String> {
         SideFigures { hubspot: h.hubspot.dispatcher().stats(), mailerlite: h.mailerlite.dispatcher().stats() };
     let api_requests =
         SideFigures { hubspot: h.hubspot.stats().total_requests, mailerlite: h.mailerlite.stats().total_requests };
-    let engine_mailerlite_traffic = traffic.figures();
+    let engine_traffic = SideFigures { hubspot: hs_traffic.figures(), mailerlite: ml_traffic.figures() };
 
     // 5. Echoes.
+    let traffic = SideFigures { hubspot: hs_traffic, mailerlite: ml_traffic };
     let (echo, echo_settled) = echo_window(&h, &traffic, &depth, load_started_ms, timeout).await?;
     workers.stop().await;
 
     let mut results = check.checks.clone();
-    results.extend(own_results(settled, echo_settled, &state, &echo));
+    results.extend(own_results(settled, echo_settled, &state, &echo, &check.flagged_records));
     let passed = results.iter().all(CheckResult::passed);
     let fired = h.failpoints.fired();
     let mut failpoints_fired: BTreeMap<String, u64> = BTreeMap::new();
@@ -406,7 +412,7 @@ async fn soak(args: Args) -> Result<Report, String> {
             .map(|d| format!("{} (received {}×): {:.160}", d.message_id, d.receive_count, d.body))
             .collect(),
         api_requests,
-        engine_mailerlite_traffic,
+        engine_traffic,
         engine_counters: h.store.get_counters(CONNECTION).await.unwrap_or_default(),
         check,
         echo,
@@ -439,15 +445,15 @@ async fn converge(h: &Harness, depth: &SqliteQueue, timeout: Duration) -> Result
 /// cause (there must be none).
 async fn echo_window(
     h: &Harness,
-    traffic: &proxy::MailerLiteTraffic,
+    traffic: &SideFigures<Arc<proxy::Traffic>>,
     depth: &SqliteQueue,
     since_ms: i64,
     timeout: Duration,
 ) -> Result<(EchoFigures, Result<(), String>), String> {
     eprintln!("soak: replaying the run's webhooks");
     h.hubspot.instrumentation().stats.reset();
-    let before = traffic.figures();
-    traffic.note_writes();
+    traffic.hubspot.note_writes();
+    traffic.mailerlite.note_writes();
     let replay = echo::replay(h, since_ms).await;
     let mut settled = settle(h, depth, Instant::now() + timeout).await;
     if settled.is_ok() {
@@ -457,8 +463,8 @@ async fn echo_window(
     let echo = EchoFigures {
         replay,
         hubspot_writes: checker::hubspot_writes(&h.hubspot.stats()),
-        mailerlite_writes: traffic.figures().writes - before.writes,
-        mailerlite_write_requests: traffic.noted_writes(),
+        hubspot_write_requests: traffic.hubspot.noted_writes(),
+        mailerlite_write_requests: traffic.mailerlite.noted_writes(),
     };
     Ok((echo, settled))
 }
@@ -469,10 +475,28 @@ fn own_results(
     echo_settled: Result<(), String>,
     state: &ConnectionState,
     echo: &EchoFigures,
+    flagged: &std::collections::BTreeSet<String>,
 ) -> Vec<CheckResult> {
-    let mut echo_violations: Vec<String> =
-        echo.hubspot_writes.iter().map(|(k, n)| format!("{n} HubSpot write(s) to {k}")).collect();
-    echo_violations.extend(echo.mailerlite_write_requests.iter().map(|(k, n)| format!("{n} MailerLite write(s): {k}")));
+    // A write to a record the state checks flagged is that record's unfinished business coming
+    // back, not an echo; it still counts, but says so.
+    let note = |request: &str| {
+        let flagged_record = request.split(|c: char| !c.is_ascii_alphanumeric()).any(|token| flagged.contains(token));
+        if flagged_record { " (a record the checks above flagged)" } else { "" }
+    };
+    let mut echo_violations: Vec<String> = Vec::new();
+    for (side, writes) in [("HubSpot", &echo.hubspot_write_requests), ("MailerLite", &echo.mailerlite_write_requests)] {
+        echo_violations
+            .extend(writes.iter().map(|(request, n)| format!("{n} {side} write(s): {request}{}", note(request))));
+    }
+    let counted: u64 = echo.hubspot_writes.values().sum();
+    let noted: u64 = echo.hubspot_write_requests.values().sum();
+    if counted > noted {
+        echo_violations.push(format!(
+            "{} HubSpot write(s) not made by the engine: {:?}",
+            counted - noted,
+            echo.hubspot_writes
+        ));
+    }
     if echo.replay.refused > 0 {
         echo_violations.push(format!("{} replayed deliveries were refused", echo.replay.refused));
     }
@@ -629,12 +653,15 @@ fn print(r: &Report) {
         println!("  dead letter: {d}");
     }
     println!(
-        "requests: HubSpot {}, MailerLite {} (engine: {} requests, {} reads, {} writes)",
+        "requests: HubSpot {}, MailerLite {} (the engine's: HubSpot {} reads, {} writes; MailerLite {} requests, {} \
+         reads, {} writes)",
         r.api_requests.hubspot,
         r.api_requests.mailerlite,
-        r.engine_mailerlite_traffic.requests,
-        r.engine_mailerlite_traffic.reads,
-        r.engine_mailerlite_traffic.writes
+        r.engine_traffic.hubspot.reads,
+        r.engine_traffic.hubspot.writes,
+        r.engine_traffic.mailerlite.requests,
+        r.engine_traffic.mailerlite.reads,
+        r.engine_traffic.mailerlite.writes
     );
     println!("engine counters: {:?}", r.engine_counters);
     println!("settled {:.1} s after the load stopped", r.settle_seconds);
@@ -659,12 +686,13 @@ fn print(r: &Report) {
         println!("  recorded error: {e}");
     }
     println!(
-        "echo: replayed {} HubSpot and {} MailerLite deliveries ({} accepted); writes afterwards: HubSpot {}, MailerLite {}",
+        "echo: replayed {} HubSpot and {} MailerLite deliveries ({} accepted); writes afterwards: HubSpot {}, \
+         MailerLite {}",
         r.echo.replay.hubspot_deliveries,
         r.echo.replay.mailerlite_deliveries,
         r.echo.replay.accepted,
         r.echo.hubspot_writes.values().sum::<u64>(),
-        r.echo.mailerlite_writes
+        r.echo.mailerlite_write_requests.values().sum::<u64>()
     );
     println!("checks:");
     for c in &r.results {
