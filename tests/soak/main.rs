@@ -95,11 +95,15 @@ struct SideFigures<T> {
     mailerlite: T,
 }
 
+/// What the chaos did besides the API faults and the webhook delivery.
 #[derive(Debug, Clone, Default, Serialize)]
 struct ChaosFigures {
+    /// Workers aborted wherever they were and replaced.
     worker_kills: u64,
+    /// Crashes at the engine's failpoints (between an API write and the store update).
     failpoint_crashes: u64,
     failpoints_fired: BTreeMap<String, u64>,
+    /// "Sync now" requests while the load ran.
     scans_during_load: u64,
     /// Windows of the load (of `LATENCY_WINDOW`) in which every API call was 200 ms slower.
     slow_windows: u64,
@@ -112,6 +116,7 @@ const LATENCY_WINDOW: Duration = Duration::from_secs(5);
 /// The share of windows in which the APIs are slow.
 const SLOW_SHARE: f64 = 0.3;
 
+/// The echo check: the replay and the writes that followed it.
 #[derive(Debug, Clone, Serialize)]
 struct EchoFigures {
     replay: echo::ReplayFigures,
@@ -125,6 +130,7 @@ struct EchoFigures {
     mailerlite_write_requests: BTreeMap<String, u64>,
 }
 
+/// Everything the soak prints, and writes with `--json`.
 #[derive(Debug, Clone, Serialize)]
 struct Report {
     seed: u64,
@@ -135,6 +141,7 @@ struct Report {
     load_seconds: f64,
     /// From the end of the load until the queue was empty after the final scan.
     settle_seconds: f64,
+    /// "Sync now" requests after the load (one, unless a scan still ran).
     final_scans: u64,
     edits_total: u64,
     edits_applied: u64,
@@ -143,12 +150,14 @@ struct Report {
     webhooks: SideFigures<DispatcherStats>,
     chaos: ChaosFigures,
     queue: chaos::QueueFigures,
+    /// Messages set aside after too many receives: id, receives, body (shortened).
     dead_letters: Vec<String>,
     /// Requests each simulator served from the start of the load to the end of the check
     /// (engine, load and checker).
     api_requests: SideFigures<u64>,
     /// The engine's traffic (MailerLite batches opened up).
     engine_traffic: SideFigures<proxy::TrafficFigures>,
+    /// The connection's counters in the store (synced, echoes skipped, …).
     engine_counters: BTreeMap<String, i64>,
     check: CheckReport,
     echo: EchoFigures,
