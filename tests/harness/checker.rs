@@ -84,10 +84,6 @@ impl CheckReport {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(CheckResult::passed)
     }
-
-    pub fn violations(&self) -> usize {
-        self.checks.iter().map(|c| c.violations.len()).sum()
-    }
 }
 
 /// A failure to read what the checker needs (not a violation).
@@ -895,4 +891,190 @@ fn evaluate(
         .flatten()
         .collect();
     CheckReport { checks, figures, errors, flagged_records }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmsync_store::ContactProblem;
+
+    const GROUP: &str = "g-target";
+
+    fn config() -> ConnectionConfig {
+        let mut c = ConnectionConfig::new("checker");
+        c.target_group = Some(GROUP.into());
+        c.mappings = vec![
+            FieldMapping::new("firstname", "name"),
+            FieldMapping::new("company", "company").with_direction(Direction::HubSpotToMailerLite),
+        ];
+        c
+    }
+
+    fn mappings(config: &ConnectionConfig) -> Vec<CheckedMapping> {
+        config
+            .mappings
+            .iter()
+            .map(|m| CheckedMapping {
+                mapping: m.clone(),
+                conversion: Conversion::new(
+                    &HsProperty::new(&m.hubspot_property, HsType::String, "text"),
+                    &MlField::new(&m.mailerlite_field, MlType::Text),
+                )
+                .unwrap(),
+                from_hubspot: m.direction.allows_from(Side::HubSpot),
+                from_mailerlite: m.direction.allows_from(Side::MailerLite),
+            })
+            .collect()
+    }
+
+    fn contact(id: &str, email: &str, props: &[(&str, &str)]) -> Contact {
+        let mut properties: BTreeMap<String, Option<String>> =
+            props.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect();
+        properties.insert("email".into(), Some(email.into()));
+        properties.insert(engagement::STATUS.into(), Some("active".into()));
+        Contact { id: id.into(), email: normalize_email(email), properties, in_scope: true }
+    }
+
+    fn subscriber(id: &str, email: &str, fields: &[(&str, &str)]) -> Subscriber {
+        Subscriber {
+            id: id.into(),
+            email: normalize_email(email),
+            status: "active".into(),
+            fields: fields.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect(),
+            groups: BTreeSet::from([GROUP.to_string()]),
+            in_scope: true,
+        }
+    }
+
+    fn link(id: &str, hs: &str, ml: &str, email: &str) -> Link {
+        let mut l = Link::new(id, email);
+        l.hubspot_id = Some(hs.into());
+        l.mailerlite_id = Some(ml.into());
+        l
+    }
+
+    struct Case {
+        config: ConnectionConfig,
+        contacts: Vec<Contact>,
+        subscribers: Vec<Subscriber>,
+        links: Vec<Link>,
+        errors: Vec<ContactError>,
+        expected: Expectations,
+    }
+
+    impl Case {
+        /// Ada, linked and converged.
+        fn converged() -> Case {
+            Case {
+                config: config(),
+                contacts: vec![contact("1", "ada@x.com", &[("firstname", "Ada"), ("company", "Acme")])],
+                subscribers: vec![subscriber("s1", "ada@x.com", &[("name", "Ada"), ("company", "Acme")])],
+                links: vec![link("L1", "1", "s1", "ada@x.com")],
+                errors: Vec::new(),
+                expected: Expectations::default(),
+            }
+        }
+
+        /// The violations, by check name.
+        fn run(&self) -> BTreeMap<&'static str, Vec<String>> {
+            let m = mappings(&self.config);
+            let r = evaluate(
+                &self.config,
+                &m,
+                &self.contacts,
+                &self.subscribers,
+                &self.links,
+                &self.errors,
+                &self.expected,
+            );
+            r.checks.into_iter().filter(|c| !c.passed()).map(|c| (c.name, c.violations)).collect()
+        }
+    }
+
+    #[test]
+    fn a_converged_pair_passes_every_check() {
+        assert_eq!(Case::converged().run(), BTreeMap::new());
+    }
+
+    #[test]
+    fn a_differing_two_way_field_is_a_violation_unless_an_error_names_it() {
+        let mut case = Case::converged();
+        case.subscribers[0].fields.insert("name".into(), Value::from("Augusta"));
+        let found = case.run();
+        assert_eq!(found.keys().collect::<Vec<_>>(), vec![&"mapped_fields"], "{found:?}");
+        assert!(found["mapped_fields"][0].contains("firstname = \"Ada\""), "{found:?}");
+        let problem = ContactProblem {
+            side: Side::HubSpot,
+            field: Some("firstname".into()),
+            message: "refused".into(),
+            action: "fix it".into(),
+            api_message: None,
+        };
+        case.errors.push(ContactError::new("L1", vec![problem]));
+        assert_eq!(case.run(), BTreeMap::new());
+    }
+
+    #[test]
+    fn a_one_way_field_follows_its_source_only_when_the_source_has_a_value() {
+        let mut case = Case::converged();
+        case.subscribers[0].fields.insert("company".into(), Value::from("Globex"));
+        assert!(case.run().contains_key("mapped_fields"));
+        case.contacts[0].properties.insert("company".into(), None);
+        assert_eq!(case.run(), BTreeMap::new(), "a blank source fills nothing");
+    }
+
+    #[test]
+    fn a_link_to_a_contact_that_is_gone_is_flagged_unless_it_says_so() {
+        let mut case = Case::converged();
+        case.contacts.clear();
+        let found = case.run();
+        assert!(found["linked_once"].iter().any(|v| v.contains("no longer exists")), "{found:?}");
+        assert!(found["target_group"][0].contains("no longer exists"), "{found:?}");
+        case.links[0].hs_deleted = true;
+        case.subscribers[0].groups.clear();
+        assert_eq!(case.run(), BTreeMap::new());
+    }
+
+    #[test]
+    fn an_opted_out_contact_with_an_active_subscriber_is_flagged() {
+        let mut case = Case::converged();
+        case.contacts[0].properties.insert("hs_email_optout".into(), Some("true".into()));
+        assert!(case.run().contains_key("hubspot_opt_out"));
+        case.subscribers[0].status = "unsubscribed".into();
+        case.contacts[0].properties.insert(engagement::STATUS.into(), Some("unsubscribed".into()));
+        assert_eq!(case.run(), BTreeMap::new());
+    }
+
+    #[test]
+    fn a_resubscribed_subscriber_and_an_unrecorded_status_are_flagged() {
+        let mut case = Case::converged();
+        case.expected.suppressed.insert("s1".into(), "unsubscribed".into());
+        let found = case.run();
+        assert_eq!(found.keys().collect::<Vec<_>>(), vec![&"nobody_resubscribed"], "{found:?}");
+        case.expected.suppressed.clear();
+        case.subscribers[0].status = "bounced".into();
+        assert!(case.run().contains_key("status_recorded"));
+    }
+
+    #[test]
+    fn an_in_scope_record_without_a_link_and_duplicates_are_flagged() {
+        let mut case = Case::converged();
+        case.subscribers.push(subscriber("s2", "ADA@x.com ", &[]));
+        case.contacts.push(contact("2", "bob@x.com", &[]));
+        let found = case.run();
+        assert!(found["no_duplicates"][0].contains("ada@x.com is the email of 2 MailerLite subscribers"), "{found:?}");
+        assert_eq!(found["linked_once"].len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn the_target_group_follows_the_hubspot_rule() {
+        let mut case = Case::converged();
+        case.contacts[0].in_scope = false;
+        let found = case.run();
+        assert!(found["target_group"][0].contains("does not match the HubSpot rule"), "{found:?}");
+        case.subscribers[0].groups.clear();
+        assert_eq!(case.run(), BTreeMap::new());
+        case.contacts[0].in_scope = true;
+        assert!(case.run()["target_group"][0].contains("is not in the target group"));
+    }
 }
