@@ -78,6 +78,8 @@ pub struct CheckReport {
     /// HubSpot contact ids and MailerLite subscriber ids of the links some check flagged (to
     /// tell later writes to them from echoes).
     pub flagged_records: BTreeSet<String>,
+    /// HubSpot contact ids and MailerLite subscriber ids of the contacts with a recorded error.
+    pub errored_records: BTreeSet<String>,
 }
 
 impl CheckReport {
@@ -878,7 +880,7 @@ fn evaluate(
     figures.complete_links = view.complete.len() as u64;
     figures.converged = view.complete.iter().filter(|p| !view.flagged.contains(&p.link.id)).count() as u64;
     figures.recorded_errors = errors.len() as u64;
-    let errors = errors
+    let error_lines = errors
         .iter()
         .flat_map(|e| {
             e.problems.iter().map(move |p| format!("{}: {}", e.email.as_deref().unwrap_or(&e.key), p.message))
@@ -890,7 +892,20 @@ fn evaluate(
         .flat_map(|l| [l.hubspot_id.clone(), l.mailerlite_id.clone()])
         .flatten()
         .collect();
-    CheckReport { checks, figures, errors, flagged_records }
+    let errored_records = errors
+        .iter()
+        .flat_map(|e| {
+            let link = links.iter().find(|l| l.id == e.key);
+            [
+                e.hubspot_id.clone(),
+                e.mailerlite_id.clone(),
+                link.and_then(|l| l.hubspot_id.clone()),
+                link.and_then(|l| l.mailerlite_id.clone()),
+            ]
+        })
+        .flatten()
+        .collect();
+    CheckReport { checks, figures, errors: error_lines, flagged_records, errored_records }
 }
 
 #[cfg(test)]

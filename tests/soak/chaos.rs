@@ -22,7 +22,7 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The faults of the brief: 10% 5xx, 429 bursts and hangs past the client timeout on a small
 /// share of the calls, all the time; 200 ms of latency on every call while `slow` (the chaos
-/// loop turns that on for a random share of short windows, so a share of the calls is slow).
+/// loop turns that on for every third short window, so a share of the calls is slow).
 pub fn fault_specs(slow: bool) -> Vec<FaultSpec> {
     let mut specs = vec![FaultSpec {
         error_rate: 0.10,

@@ -10,8 +10,8 @@
 //!    static list, MailerLite rule = two groups, a target group, two-way fields (one an option
 //!    field), a one-way field each way.
 //! 2. While the clock runs, people edit both apps at a steady rate (`load`), both APIs fail (10%
-//!    5xx, 429 bursts, hangs past the client timeout, 200 ms latency in a random 30% of 5-second
-//!    windows), webhooks are duplicated, reordered and dropped, the worker is killed at random
+//!    5xx, 429 bursts, hangs past the client timeout, 200 ms latency in every third 5-second
+//!    window), webhooks are duplicated, reordered and dropped, the worker is killed at random
 //!    moments and crashes at the engine's failpoints, and "sync now" runs now and then (`chaos`).
 //! 3. Then the load and the chaos stop, the queue drains, one "sync now" scans both apps (the
 //!    safety net for dropped webhooks), the queue drains again, and the checker
@@ -29,7 +29,7 @@ mod proxy;
 #[cfg(test)]
 mod findings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -105,7 +105,8 @@ struct ChaosFigures {
     failpoints_fired: BTreeMap<String, u64>,
     /// "Sync now" requests while the load ran.
     scans_during_load: u64,
-    /// Windows of the load (of `LATENCY_WINDOW`) in which every API call was 200 ms slower.
+    /// Windows of the load (of `LATENCY_WINDOW`) in which every API call was 200 ms slower:
+    /// every `SLOW_EVERY`th, starting with the first, so a short run has them too.
     slow_windows: u64,
     windows: u64,
 }
@@ -113,8 +114,8 @@ struct ChaosFigures {
 /// The length of a fault window: each draws whether the APIs are slow in it.
 const LATENCY_WINDOW: Duration = Duration::from_secs(5);
 
-/// The share of windows in which the APIs are slow.
-const SLOW_SHARE: f64 = 0.3;
+/// One window in this many is slow.
+const SLOW_EVERY: u64 = 3;
 
 /// The echo check: the replay and the writes that followed it.
 #[derive(Debug, Clone, Serialize)]
@@ -388,7 +389,7 @@ async fn soak(args: Args) -> Result<Report, String> {
     workers.stop().await;
 
     let mut results = check.checks.clone();
-    results.extend(own_results(settled, echo_settled, &state, &echo, &check.flagged_records));
+    results.extend(own_results(settled, echo_settled, &state, &echo, &check));
     let passed = results.iter().all(CheckResult::passed);
     let fired = h.failpoints.fired();
     let mut failpoints_fired: BTreeMap<String, u64> = BTreeMap::new();
@@ -484,13 +485,21 @@ fn own_results(
     echo_settled: Result<(), String>,
     state: &ConnectionState,
     echo: &EchoFigures,
-    flagged: &std::collections::BTreeSet<String>,
+    check: &CheckReport,
 ) -> Vec<CheckResult> {
-    // A write to a record the state checks flagged is that record's unfinished business coming
-    // back, not an echo; it still counts, but says so.
+    // A write to a record the state checks flagged, or to one with a recorded error, is that
+    // record's unfinished business coming back rather than an echo; it still counts, but says so.
     let note = |request: &str| {
-        let flagged_record = request.split(|c: char| !c.is_ascii_alphanumeric()).any(|token| flagged.contains(token));
-        if flagged_record { " (a record the checks above flagged)" } else { "" }
+        let mentions = |set: &BTreeSet<String>| {
+            request.split(|c: char| !c.is_ascii_alphanumeric()).any(|token| set.contains(token))
+        };
+        if mentions(&check.flagged_records) {
+            " (a record the checks above flagged)"
+        } else if mentions(&check.errored_records) {
+            " (a record with a recorded error, written again)"
+        } else {
+            ""
+        }
     };
     let mut echo_violations: Vec<String> = Vec::new();
     for (side, writes) in [("HubSpot", &echo.hubspot_write_requests), ("MailerLite", &echo.mailerlite_write_requests)] {
@@ -560,7 +569,7 @@ async fn chaos_loop(
         let now = Instant::now();
         if now >= next_window {
             figures.windows += 1;
-            let slow = rng.f64() < SLOW_SHARE;
+            let slow = figures.windows % SLOW_EVERY == 1;
             figures.slow_windows += u64::from(slow);
             chaos::faults_on(&h, args.seed, figures.windows, slow);
             next_window = now + LATENCY_WINDOW;
