@@ -1,5 +1,6 @@
-//! Minimal reproductions of what the soak found, each checked with the soak's own checker.
-//! Run with `cargo test -p hmsync-e2e --bin soak`. A test here fails while its finding stands.
+//! Minimal reproductions of what the soak found, on the plain harness (no chaos), each asserting
+//! what the rules of DESIGN.md §2 ask for. Run with `cargo test -p hmsync-e2e --bin soak`. A test
+//! here fails while its finding stands.
 
 use hmsync_core::{ConnectionConfig, FieldMapping};
 use hmsync_e2e::checker::{self, Expectations};
