@@ -212,3 +212,35 @@ async fn a_failing_message_does_not_take_the_messages_behind_it_to_the_dead_lett
     assert_eq!(dead.len(), 1, "only the malformed message is a dead letter: {dead:#?}");
     assert_eq!(h.hubspot.contact(ids[3]).unwrap()["properties"]["city"], serde_json::json!("Quito"));
 }
+
+/// Finding 7: a subscriber outside the MailerLite rule's groups is still linked when its HubSpot
+/// contact matches the HubSpot rule, and its status is recorded on the contact "whatever the
+/// rules". When the webhook of its unsubscribe is lost, "sync now" does not find it: the scan
+/// walks only the rule's groups, and the HubSpot contact did not change. HubSpot keeps saying
+/// `mailerlite_status = active` for someone who unsubscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_whose_webhook_was_lost_outside_the_rule_groups_is_found_by_the_scan() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids;
+    let newsletter = h.mailerlite.create_group("Newsletter");
+    let other = h.mailerlite.create_group("Other");
+    h.mailerlite.seed(&SeedSpec { count: 1, group_ids: vec![newsletter.clone()], ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 1, group_ids: vec![other], ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![newsletter] };
+    config.mappings = vec![FieldMapping::new("firstname", "name")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    let sub1 = h.mailerlite.subscriber(&person(1).email).unwrap().id;
+    assert!(h.store.link_by_mailerlite_id(CONNECTION, &sub1).await.unwrap().is_some(), "person 1 is linked");
+
+    h.mailerlite.dispatcher().set_options(DeliveryOptions { drop_rate: 1.0, ..h.mailerlite.dispatcher().options() });
+    h.mailerlite.unsubscribe_as_person(&person(1).email).unwrap();
+    h.settle().await;
+    h.mailerlite.dispatcher().set_options(DeliveryOptions { drop_rate: 0.0, ..h.mailerlite.dispatcher().options() });
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let status = h.hubspot.contact(ids[1]).unwrap()["properties"]["mailerlite_status"].clone();
+    assert_eq!(status, serde_json::json!("unsubscribed"), "the scan found the unsubscribe");
+}
