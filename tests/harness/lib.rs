@@ -3,6 +3,8 @@
 //! like a user would (seed data, edit records in the apps, activate a connection) and check the
 //! result through the APIs.
 
+pub mod checker;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,246 @@
+//! Minimal reproductions of what the soak found, on the plain harness (no chaos), each asserting
+//! what the rules of DESIGN.md §2 ask for. Run with `cargo test -p hmsync-e2e --bin soak`. A test
+//! here fails while its finding stands.
+
+use hmsync_core::{ConnectionConfig, FieldMapping};
+use hmsync_e2e::checker::{self, Expectations};
+use hmsync_e2e::{Harness, Options};
+use hmsync_sandbox::common::DeliveryOptions;
+use hmsync_sandbox::common::people::person;
+use hmsync_sandbox::hubspot::SeedRequest;
+use hmsync_sandbox::mailerlite::SeedSpec;
+
+const CONNECTION: &str = "c1";
+
+/// Four people on both sides, rule "all" on both, a target group; synced.
+async fn synced() -> (Harness, Vec<u64>, String) {
+    let h = Harness::start(Options::default()).await;
+    let seeded = h.hubspot.seed(&SeedRequest { count: 4, ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 4, ..Default::default() }).unwrap();
+    let group = h.mailerlite.create_group("From HubSpot");
+    let mut config = ConnectionConfig::new("findings");
+    config.target_group = Some(group.clone());
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("city", "city")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    (h, seeded.ids, group)
+}
+
+fn in_group(h: &Harness, email: &str, group: &str) -> bool {
+    h.mailerlite.subscriber(email).unwrap().groups.unwrap_or_default().iter().any(|g| g.id == group)
+}
+
+/// Finding 1: HubSpot merges contact 2 into contact 1 and the merge webhook is lost (HubSpot
+/// gives up after its retries, or the receiver was down). The survivor's change is found by the
+/// scan, but the link of the merged-away contact is never revisited: it keeps claiming a HubSpot
+/// contact that no longer exists, is not marked deleted, and its subscriber stays in the target
+/// group. The survivor carries `hs_merged_object_ids`, which the scan could use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_whose_webhook_was_lost_is_repaired_by_the_scan() {
+    let (h, ids, group) = synced().await;
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 1.0, ..h.hubspot.dispatcher().options() });
+    h.hubspot.user_merge_contacts(ids[1], ids[2], 7).unwrap();
+    h.settle().await;
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 0.0, ..h.hubspot.dispatcher().options() });
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    let link = h.store.link_by_email(CONNECTION, &person(2).email).await.unwrap().expect("link of person 2");
+    assert!(
+        link.hs_deleted || link.hubspot_id.as_deref() != Some(ids[2].to_string().as_str()),
+        "the link still claims merged-away contact {}: {link:?}",
+        ids[2]
+    );
+    assert!(!in_group(&h, &person(2).email, &group), "the merged-away contact's subscriber left the target group");
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}
+
+/// Finding 2: HubSpot merges contact 2 into contact 1 and the webhook arrives. The link of the
+/// merged-away contact is retired (`hs_deleted`), but its subscriber stays in the target group,
+/// although a contact deleted in HubSpot leaves it (DESIGN.md §2). The subscriber is only taken
+/// out when something else makes the sync look at it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_away_contacts_subscriber_leaves_the_target_group() {
+    let (h, ids, group) = synced().await;
+    assert!(in_group(&h, &person(2).email, &group));
+    h.hubspot.user_merge_contacts(ids[1], ids[2], 7).unwrap();
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let retired = h.store.link_by_email(CONNECTION, &person(2).email).await.unwrap().expect("link of person 2");
+    assert!(retired.hs_deleted, "the merge retired the link: {retired:?}");
+    assert!(!in_group(&h, &person(2).email, &group), "the merged-away contact's subscriber left the target group");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}
+
+/// Finding 3: contact 1's subscriber is unsubscribed (recorded in HubSpot as
+/// `mailerlite_status = unsubscribed`); contact 2's subscriber is active. A user edits contact 2
+/// and then merges it into contact 1: HubSpot keeps the newer values, so the survivor now says
+/// `mailerlite_status = active`. The sync re-keys the link and plans the survivor, but compares
+/// the subscriber's status with the status the link remembers recording (unchanged), not with the
+/// survivor's property, so the wrong status stays in HubSpot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
+    let (h, ids, _) = synced().await;
+    h.mailerlite.unsubscribe_as_person(&person(1).email).unwrap();
+    h.settle().await;
+    let status = |h: &Harness, id: u64| h.hubspot.contact(id).unwrap()["properties"]["mailerlite_status"].clone();
+    assert_eq!(status(&h, ids[1]), serde_json::json!("unsubscribed"));
+    assert_eq!(status(&h, ids[2]), serde_json::json!("active"));
+    let edit = serde_json::Map::from_iter([("city".to_string(), serde_json::json!("Lima"))]);
+    h.hubspot.user_edit_contact(ids[2], &edit, 7).unwrap();
+    h.settle().await;
+    let survivor = h.hubspot.user_merge_contacts(ids[1], ids[2], 7).unwrap();
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().status, "unsubscribed");
+    assert_eq!(status(&h, survivor), serde_json::json!("unsubscribed"), "the survivor's subscriber is unsubscribed");
+}
+
+fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect()
+}
+
+/// Finding 4: a linked contact's email changes in HubSpot to an address another, unlinked
+/// MailerLite subscriber already has. MailerLite refuses the new email (recorded as the
+/// contact's error, as DESIGN.md asks), but the refused update carried everything else too: the
+/// contact's next edits and even its opt-out never reach its subscriber, which stays active.
+/// HubSpot writes are retried without the refused property; MailerLite writes are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_email_change_does_not_hold_back_the_rest_of_the_contact() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 3, ..Default::default() }).unwrap().ids;
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 3, group_ids: vec![group.clone()], ..Default::default() }).unwrap();
+    // Person 10 is only in MailerLite, outside the rule's group: not synced.
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 10, ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group] };
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("city", "city")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", &person(10).email)]), 7).unwrap();
+    h.settle().await;
+    h.hubspot.user_edit_contact(ids[1], &props(&[("firstname", "Zed"), ("hs_email_optout", "true")]), 7).unwrap();
+    h.settle().await;
+
+    let error = h.store.list_errors(CONNECTION, None, 10).await.unwrap().items;
+    assert!(!error.is_empty(), "the refused email is recorded as the contact's error");
+    let subscriber = h.mailerlite.subscriber(&person(1).email).expect("person 1's subscriber keeps its email");
+    assert_eq!(subscriber.status, "unsubscribed", "the opt-out reached MailerLite; errors: {error:?}");
+    assert_eq!(subscriber.fields.get("name"), Some(&serde_json::json!("Zed")), "the new first name reached MailerLite");
+}
+
+/// Finding 5: HubSpot merges a linked contact (person 1) into a contact the sync never linked
+/// (person 0: outside the HubSpot list, and their subscriber outside the MailerLite group). The
+/// survivor keeps person 0's email, but the sync moves person 1's link onto it and then tries to
+/// rename person 1's subscriber to person 0's email, which person 0's own subscriber holds:
+/// refused, the contact stays in error, and once person 0's subscriber joins the group it cannot
+/// be linked to its own contact (held by the other link). Email is the link key: the survivor
+/// belongs with the subscriber that has its email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_into_an_unlinked_contact_links_the_survivor_to_its_own_subscriber() {
+    let h = Harness::start(Options::default()).await;
+    let list = h.hubspot.create_list("Newsletter", "MANUAL", None).unwrap();
+    let list_id: u64 =
+        list["listId"].as_str().map(|s| s.parse().unwrap()).unwrap_or_else(|| list["listId"].as_u64().unwrap());
+    let ids = h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids;
+    h.hubspot.change_list_members(list_id, &[ids[1]], &[]).unwrap();
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 2, ..Default::default() }).unwrap();
+    let ml = h.ml_client();
+    let sub0 = h.mailerlite.subscriber(&person(0).email).unwrap().id;
+    let sub1 = h.mailerlite.subscriber(&person(1).email).unwrap().id;
+    ml.assign_to_group(&sub1, &group).await.unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.hubspot_rule = hmsync_core::HubSpotRule::Lists { list_ids: vec![list_id.to_string()] };
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group.clone()] };
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("city", "city")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    assert!(h.store.link_by_mailerlite_id(CONNECTION, &sub0).await.unwrap().is_none(), "person 0 is not synced");
+
+    let survivor = h.hubspot.user_merge_contacts(ids[0], ids[1], 7).unwrap();
+    h.settle().await;
+    ml.assign_to_group(&sub0, &group).await.unwrap();
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let link = h.store.link_by_mailerlite_id(CONNECTION, &sub0).await.unwrap();
+    assert_eq!(
+        link.as_ref().and_then(|l| l.hubspot_id.clone()),
+        Some(survivor.to_string()),
+        "the survivor is linked to the subscriber with its email; errors: {:?}",
+        h.store.list_errors(CONNECTION, None, 10).await.unwrap().items
+    );
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}
+
+/// Finding 6: the worker receives up to ten messages of a connection at once and handles them
+/// in order; when one fails, the rest go back unhandled, yet every receive counts towards the
+/// dead-letter limit. A message that can never succeed (here a malformed body; in the soak,
+/// worker kills and crashes on the same batch) takes the messages queued behind it to the dead
+/// letters, never attempted: here a MailerLite change that should have reached HubSpot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_does_not_take_the_messages_behind_it_to_the_dead_letters() {
+    let (h, ids, _) = synced().await;
+    h.queue
+        .send_batch(&[hmsync_store::QueueMessage {
+            group_id: CONNECTION.into(),
+            dedup_id: "poison".into(),
+            body: "{\"not\":\"a sync message\"}".into(),
+        }])
+        .await
+        .unwrap();
+    let edit = hmsync_sandbox::mailerlite::UserEdit {
+        fields: serde_json::Map::from_iter([("city".to_string(), serde_json::json!("Quito"))]),
+        ..Default::default()
+    };
+    h.mailerlite.user_edit(&person(3).email, &edit).unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "only the malformed message is a dead letter: {dead:#?}");
+    assert_eq!(h.hubspot.contact(ids[3]).unwrap()["properties"]["city"], serde_json::json!("Quito"));
+}
+
+/// Finding 7: a subscriber outside the MailerLite rule's groups is still linked when its HubSpot
+/// contact matches the HubSpot rule, and its status is recorded on the contact "whatever the
+/// rules". When the webhook of its unsubscribe is lost, "sync now" does not find it: the scan
+/// walks only the rule's groups, and the HubSpot contact did not change. HubSpot keeps saying
+/// `mailerlite_status = active` for someone who unsubscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_whose_webhook_was_lost_outside_the_rule_groups_is_found_by_the_scan() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids;
+    let newsletter = h.mailerlite.create_group("Newsletter");
+    let other = h.mailerlite.create_group("Other");
+    h.mailerlite.seed(&SeedSpec { count: 1, group_ids: vec![newsletter.clone()], ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 1, group_ids: vec![other], ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![newsletter] };
+    config.mappings = vec![FieldMapping::new("firstname", "name")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    let sub1 = h.mailerlite.subscriber(&person(1).email).unwrap().id;
+    assert!(h.store.link_by_mailerlite_id(CONNECTION, &sub1).await.unwrap().is_some(), "person 1 is linked");
+
+    h.mailerlite.dispatcher().set_options(DeliveryOptions { drop_rate: 1.0, ..h.mailerlite.dispatcher().options() });
+    h.mailerlite.unsubscribe_as_person(&person(1).email).unwrap();
+    h.settle().await;
+    h.mailerlite.dispatcher().set_options(DeliveryOptions { drop_rate: 0.0, ..h.mailerlite.dispatcher().options() });
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    let status = h.hubspot.contact(ids[1]).unwrap()["properties"]["mailerlite_status"].clone();
+    assert_eq!(status, serde_json::json!("unsubscribed"), "the scan found the unsubscribe");
+}
