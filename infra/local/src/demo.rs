@@ -547,6 +547,10 @@ async fn drive(
         }
     }
 
+    if !args.until_synced {
+        // The program's own output goes to stdout; stderr carries the progress bar and the logs.
+        println!("Status page: {}/status (admin token {})", rt.api_url, rt.admin_token);
+    }
     let bar = if args.until_synced {
         indicatif::ProgressBar::hidden()
     } else {
@@ -586,7 +590,7 @@ async fn drive(
         return Ok(Stop::Done);
     }
     let status = rt.engine.status(DEMO_CONNECTION).await?;
-    eprintln!(
+    println!(
         "Initial sync done: {} contacts linked ({} errors to look at).\n\n  Status page:  {}/status\n  Admin token:  {}\n  HubSpot sandbox:     {} (token {})\n  MailerLite sandbox:  {} (token {})\n\nEdit contacts through the sandbox APIs and watch them sync. Ctrl-C stops (the sandbox is saved; run the same command to resume).",
         status.counts.links.total,
         status.counts.errored,

@@ -5,12 +5,12 @@
 
 mod common;
 
+use common::Demo;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -25,84 +25,13 @@ use serde_json::Value;
 /// Generous: only there so that a broken build fails instead of hanging.
 const DEADLINE: Duration = Duration::from_secs(600);
 
-/// A running `hmsync demo` whose output is collected as it comes (so that full pipes never
-/// block it).
-struct Demo {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Demo {
-    fn start(dir: &Path, until_synced: bool) -> Demo {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hmsync"));
-        cmd.args(["demo", "--contacts", "3000", "--data-dir"])
-            .arg(dir)
-            .args(["--api-port", "0", "--hubspot-port", "0", "--mailerlite-port", "0", "--admin-token", "t"])
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("HMSYNC_ADMIN_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if until_synced {
-            cmd.arg("--until-synced");
-        }
-        let mut child = cmd.spawn().expect("the hmsync binary starts");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        Demo { child, stdout, stderr }
+/// `hmsync demo` of 3,000 contacts per side on `dir`, on free ports.
+fn start_demo(dir: &Path, until_synced: bool) -> Demo {
+    let mut args = vec!["--contacts", "3000"];
+    if until_synced {
+        args.push("--until-synced");
     }
-
-    fn output(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap().replace('\r', "\n")
-        )
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    /// Waits for the exit (and the end of its output).
-    fn wait(&mut self, deadline: Instant) -> ExitStatus {
-        loop {
-            if let Some(status) = self.exited() {
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("hmsync demo did not exit in time\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let out = Arc::new(Mutex::new(String::new()));
-    let to = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            to.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    out
+    Demo::start(dir, "t", &args, &[])
 }
 
 /// The demo connection's lifecycle and link count, read from the store read-only while the demo
@@ -140,7 +69,7 @@ fn a_demo_interrupted_with_ctrl_c_resumes_its_initial_sync_without_recreating_an
     let deadline = Instant::now() + DEADLINE;
 
     // First run: interrupt the initial sync once it has done some of the work.
-    let mut first = Demo::start(dir.path(), false);
+    let mut first = start_demo(dir.path(), false);
     loop {
         if let Some(status) = first.exited() {
             panic!("the first run exited on its own ({status})\n{}", first.output());
@@ -166,7 +95,7 @@ fn a_demo_interrupted_with_ctrl_c_resumes_its_initial_sync_without_recreating_an
     assert_eq!(before.len() as u64, linked_before);
 
     // Second run on the same directory: it resumes and finishes.
-    let mut second = Demo::start(dir.path(), true);
+    let mut second = start_demo(dir.path(), true);
     let status = second.wait(deadline);
     assert!(status.success(), "the resumed demo finishes ({status})\n{}", second.output());
     let output = second.output();
@@ -198,7 +127,7 @@ fn a_demo_interrupted_with_ctrl_c_resumes_its_initial_sync_without_recreating_an
 
     // Without its saved sandbox the directory cannot be resumed, and is not seeded over either.
     std::fs::remove_file(dir.path().join(SANDBOX_SNAPSHOT_FILE)).unwrap();
-    let mut third = Demo::start(dir.path(), true);
+    let mut third = start_demo(dir.path(), true);
     let status = third.wait(deadline);
     let output = third.output();
     assert!(!status.success(), "{output}");
