@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::Api;
 use crate::body::{JsonBody, OptionalJsonBody};
+use crate::credentials::require_credentials;
 use crate::error::{ErrorBody, FieldProblem, HttpError, config_problems};
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -308,12 +309,15 @@ async fn delete_connection(State(api): State<Api>, Path(id): Path<String>) -> Re
         (status = 200, body = Fields),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
     connection(&api, &id).await?;
+    require_credentials(&api, &id).await?;
     let (conn, problems) = api.engine.refresh_fields(&id).await?;
     Ok(Json(Fields { schemas: conn.schemas, problems: config_problems(problems) }))
 }
@@ -351,10 +355,13 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every bad field (limits, the config's problems)", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read); checked before either app is asked", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn preview(
@@ -386,5 +393,6 @@ async fn preview(
     if !problems.is_empty() {
         return Err(HttpError::invalid(problems));
     }
+    require_credentials(&api, &id).await?;
     Ok(Json(api.engine.preview(&id, body.config, limit, samples).await?))
 }

@@ -128,6 +128,29 @@ async fn put_credentials(
     }
 }
 
+/// 409 unless the connection has credentials for both apps: the apps are only asked with stored
+/// credentials, and without them nothing was refused (424 is for credentials the apps refuse).
+pub(crate) async fn require_credentials(api: &Api, id: &str) -> Result<(), HttpError> {
+    let stored = api.engine.credentials(id).await?;
+    let mut missing = Vec::new();
+    match &stored.hubspot {
+        None => missing.push("no HubSpot token or OAuth app"),
+        Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
+            missing.push("the HubSpot OAuth app is not installed yet")
+        }
+        Some(_) => {}
+    }
+    if stored.mailerlite_api_key.is_none() {
+        missing.push("no MailerLite API key");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(HttpError::conflict(format!("connection {id} cannot reach the apps: {}", missing.join("; "))).with_action(
+        "Store the credentials first (PUT /connections/{id}/credentials); install an OAuth app with GET /connections/{id}/oauth/hubspot/start.",
+    ))
+}
+
 /// Empty values and empty requests.
 fn shape_problems(body: &CredentialsUpdate) -> Vec<FieldProblem> {
     let mut problems = Vec::new();

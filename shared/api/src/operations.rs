@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::Api;
 use crate::body::OptionalJsonBody;
 use crate::connections::connection;
+use crate::credentials::require_credentials;
 use crate::error::{ErrorBody, FieldProblem, HttpError};
 
 /// How many of the oldest dead letters the status reads to count a connection's (each status
@@ -115,14 +116,16 @@ async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
         (status = 202, description = "The initial sync started", body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
-        (status = 409, description = "Already active", body = ErrorBody),
+        (status = 409, description = "Already active, or the credentials of an app are not stored yet", body = ErrorBody),
         (status = 422, description = "Every problem of the config against fresh schemas", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
+    require_credentials(&api, &id).await?;
     api.engine.activate(&id).await?;
     tracing::info!(connection = %id, "activated; initial sync queued");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))
