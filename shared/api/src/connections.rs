@@ -257,6 +257,11 @@ async fn update_connection(
     if !problems.is_empty() {
         return Err(HttpError::invalid(problems));
     }
+    if body.version >= i64::MAX as u64 {
+        // Versions start at 1, grow by one a write and are stored as 64-bit signed integers:
+        // none is this large (and the next one could not be stored).
+        return Err(version_conflict(&id, body.version, Some(conn.version)));
+    }
     // The store compares `version` with the stored one in the same write.
     let next = Connection { config: body.config, version: body.version, ..conn };
     match api.engine.store.update_connection(&next).await {
@@ -264,14 +269,17 @@ async fn update_connection(
             tracing::info!(connection = %id, version = saved.version, "config updated");
             Ok(Json(detail(&api, saved).await?))
         }
-        Err(StoreError::VersionConflict { current, .. }) => Err(HttpError::conflict(format!(
-            "connection {id} changed since version {} (it is at version {})",
-            body.version,
-            current.map_or_else(|| "?".to_string(), |v| v.to_string())
-        ))
-        .with_action("GET the connection again, apply your change to it and send its version.")),
+        Err(StoreError::VersionConflict { current, .. }) => Err(version_conflict(&id, body.version, current)),
         Err(e) => Err(e.into()),
     }
+}
+
+fn version_conflict(id: &str, sent: u64, current: Option<u64>) -> HttpError {
+    HttpError::conflict(format!(
+        "connection {id} changed since version {sent} (it is at version {})",
+        current.map_or_else(|| "?".to_string(), |v| v.to_string())
+    ))
+    .with_action("GET the connection again, apply your change to it and send its version.")
 }
 
 /// Deletes a connection with its links, history, errors, state and credentials. Nothing is
