@@ -37,9 +37,10 @@ pub(crate) async fn connection(api: &Api, id: &str) -> Result<Connection, HttpEr
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
-    /// 1–64 letters, digits, `-` or `_`; generated when absent. It appears in the MailerLite
-    /// webhook URL (`/webhooks/mailerlite/{id}`).
+    /// 1–64 letters, digits, `-` or `_`; generated when absent (or `null`). It appears in the
+    /// MailerLite webhook URL (`/webhooks/mailerlite/{id}`).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: Option<String>,
     pub config: ConnectionConfig,
 }
@@ -48,6 +49,7 @@ pub struct NewConnection {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionUpdate {
+    #[schema(maximum = 18446744073709551615u64)]
     pub version: u64,
     pub config: ConnectionConfig,
 }
@@ -152,6 +154,7 @@ async fn detail(api: &Api, conn: Connection) -> Result<ConnectionDetail, HttpErr
     responses(
         (status = 200, body = ConnectionList),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn list_connections(State(api): State<Api>) -> Result<Json<ConnectionList>, HttpError> {
@@ -178,11 +181,13 @@ async fn list_connections(State(api): State<Api>) -> Result<Json<ConnectionList>
     request_body = NewConnection,
     responses(
         (status = 201, body = ConnectionDetail, headers(("Location" = String, description = "The new connection's URL"))),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every bad field", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn create_connection(
@@ -221,6 +226,7 @@ async fn create_connection(
         (status = 200, body = ConnectionDetail),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn get_connection(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<ConnectionDetail>, HttpError> {
@@ -239,12 +245,14 @@ async fn get_connection(State(api): State<Api>, Path(id): Path<String>) -> Resul
     request_body = ConnectionUpdate,
     responses(
         (status = 200, body = ConnectionDetail),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Changed by someone else since `version`", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every problem of the config", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read)", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn update_connection(
@@ -294,6 +302,7 @@ fn version_conflict(id: &str, sent: u64, current: Option<u64>) -> HttpError {
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn delete_connection(State(api): State<Api>, Path(id): Path<String>) -> Result<StatusCode, HttpError> {
@@ -341,6 +350,7 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
         (status = 200, body = Fields),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
@@ -357,7 +367,7 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
     tag = "fields",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = Option<PreviewRequest>, description = "Optional; an empty body previews the stored config"),
+    request_body(content = Option<PreviewRequest>, description = "Optional: no body (or `null`) previews the stored config"),
     responses(
         (status = 200, body = Preview),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

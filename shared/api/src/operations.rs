@@ -142,6 +142,7 @@ async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(Sta
         (status = 200, body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn pause(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -164,6 +165,7 @@ async fn pause(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<St
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "The safety valve holds it: approve instead", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -185,6 +187,7 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Not activated yet", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
@@ -206,6 +209,7 @@ async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(Sta
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Nothing waits for approval", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn approve(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -227,6 +231,7 @@ async fn approve(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<
         (status = 200, body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn status(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -250,6 +255,7 @@ async fn status(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 422, description = "A bad `limit`", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn list_errors(
@@ -286,14 +292,16 @@ async fn list_errors(
     tag = "health",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = Option<RetryRequest>, description = "Optional; an empty body retries every errored contact"),
+    request_body(content = Option<RetryRequest>, description = "Optional: no body (or `null`) retries every errored contact"),
     responses(
         (status = 202, body = RetryResult),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "Every bad field", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn retry_errors(
@@ -330,13 +338,14 @@ async fn retry_errors(
     security(("admin_token" = [])),
     params(
         ("id" = String, Path, description = "Connection id"),
-        ("email" = String, Path, description = "The contact's email (any case)"),
+        ("email" = String, Path, description = "The contact's email (any case)", format = Email),
     ),
     responses(
         (status = 200, body = ContactView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection, or the email is not linked", body = ErrorBody),
         (status = 422, description = "Not an email address", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn contact(
@@ -370,6 +379,7 @@ async fn contact(
         (status = 200, body = RequeueResult),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 501, description = "This deployment's API cannot read the queue", body = ErrorBody),
+        (status = 503, description = "The queue is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn requeue_dead_letters(State(api): State<Api>) -> Result<Json<RequeueResult>, HttpError> {

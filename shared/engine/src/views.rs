@@ -125,7 +125,9 @@ pub struct PreviewContact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialsStatus {
-    /// `token`, `oauth`, or absent.
+    /// `token`, `oauth`, `oauth (not connected)` (the OAuth app is stored but not installed), or
+    /// `null` (none).
+    #[cfg_attr(feature = "openapi", schema(schema_with = hubspot_auth_kinds))]
     pub hubspot: Option<String>,
     pub hubspot_app_id: Option<u64>,
     pub hubspot_client_secret: bool,
@@ -149,6 +151,20 @@ fn missing_source(e: ApiError, source: &MlSource) -> crate::LifecycleError {
         }]),
         e => EngineError::Api(e).into(),
     }
+}
+
+/// The values of [`CredentialsStatus::hubspot`], for the OpenAPI document.
+#[cfg(feature = "openapi")]
+fn hubspot_auth_kinds() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([Some("token"), Some("oauth"), Some("oauth (not connected)"), None]))
+        .description(Some(
+            "How hmsync reaches HubSpot: `token`, `oauth`, `oauth (not connected)` (the OAuth app is stored but \
+             not installed), or null (not stored).",
+        ))
+        .build()
 }
 
 impl CredentialsStatus {
