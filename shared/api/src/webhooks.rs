@@ -93,18 +93,17 @@ impl utoipa::ToSchema for HubSpotEvents {
     }
 }
 
-/// The body's bytes, or the refusal: 413 over [`MAX_BODY_BYTES`] (as JSON, like every refusal).
-fn body_or_refusal(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
-    body.map_err(|rejection| {
-        let status = rejection.status();
-        let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("the body is larger than {MAX_BODY_BYTES} bytes")
-        } else {
-            format!("the body could not be read: {rejection}")
-        };
-        tracing::info!(status = status.as_u16(), "webhook refused");
-        (status, axum::Json(json!({"error": error}))).into_response()
-    })
+/// The refusal of a body that could not be read: 413 over [`MAX_BODY_BYTES`] (as JSON, like
+/// every refusal).
+fn unreadable(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than {MAX_BODY_BYTES} bytes")
+    } else {
+        format!("the body could not be read: {rejection}")
+    };
+    tracing::info!(status = status.as_u16(), "webhook refused");
+    (status, axum::Json(json!({"error": error}))).into_response()
 }
 
 fn answer(result: Result<Accepted, WebhookError>) -> Response {
@@ -163,9 +162,9 @@ pub(crate) async fn hubspot(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body_or_refusal(body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refusal) => return refusal,
+        Err(rejection) => return unreadable(rejection),
     };
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhooks/hubspot");
     let full = format!("{}{}", state.public_base_url.trim_end_matches('/'), path_and_query);
@@ -205,9 +204,9 @@ pub(crate) async fn mailerlite(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body_or_refusal(body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refusal) => return refusal,
+        Err(rejection) => return unreadable(rejection),
     };
     answer(state.engine.mailerlite_webhook(&connection_id, &body, header(&headers, "signature")).await)
 }

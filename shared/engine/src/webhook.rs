@@ -84,7 +84,7 @@ impl Engine {
             return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
         }
         // A request without a usable signature (none, empty, or a timestamp outside the 5-minute
-        // window) is refused before the body is read or any connection is looked up.
+        // window) is refused before the body is parsed or any connection is looked up.
         let now = self.now_ms();
         hs::check_v3_headers(d.timestamp, d.signature_v3, now)
             .map_err(|e| WebhookError::Unauthorized(format!("signature refused: {e}")))?;
