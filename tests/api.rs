@@ -475,9 +475,29 @@ async fn credentials_are_checked_before_saving_and_never_shown() {
         c.send(Method::PUT, "/connections/c1/credentials", Some(json!({}))).await.expect(422).problem_fields(),
         ["(body)"]
     );
+    // Tokens and keys go into a header: spaces and other than printable ASCII are refused unsent.
+    let unprintable = c
+        .send(
+            Method::PUT,
+            "/connections/c1/credentials",
+            Some(json!({"hubspot": {"type": "token", "access_token": "pat na1"}, "mailerlite_api_key": "kéy"})),
+        )
+        .await
+        .expect(422);
+    assert_eq!(unprintable.problem_fields(), ["hubspot.access_token", "mailerlite_api_key"]);
     let typo =
         c.send(Method::PUT, "/connections/c1/credentials", Some(json!({"mailerlite_key": "k"}))).await.expect(422);
     assert_eq!(typo.problem_fields(), ["mailerlite_key"]);
+    // `null` is not "left out": refused, naming each field.
+    let nulls = c
+        .send(
+            Method::PUT,
+            "/connections/c1/credentials",
+            Some(json!({"hubspot": null, "hubspot_app_id": null, "mailerlite_api_key": null})),
+        )
+        .await
+        .expect(422);
+    assert_eq!(nulls.problem_fields(), ["hubspot", "hubspot_app_id", "mailerlite_api_key"]);
     let wrong_type = c
         .send(
             Method::PUT,
@@ -957,6 +977,177 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_the_bearer_sche
     }
     // Secrets are write-only in the credentials body.
     assert_eq!(schemas["CredentialsUpdate"]["properties"]["mailerlite_api_key"]["writeOnly"], true);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A HubSpot webhook request with the given signature and timestamp headers (absent when `None`).
+async fn hubspot_webhook(c: &Client, body: &[u8], signature: Option<&str>, timestamp: Option<&str>) -> Answer {
+    let mut req = c.http.post(format!("{}/webhooks/hubspot", c.base)).header("content-type", "application/json");
+    if let Some(s) = signature {
+        req = req.header("x-hubspot-signature-v3", s);
+    }
+    if let Some(t) = timestamp {
+        req = req.header("x-hubspot-request-timestamp", t);
+    }
+    let resp = req.body(body.to_vec()).send().await.expect("webhook");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    Answer { status, headers, text: resp.text().await.expect("body") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hubspot_webhook_without_a_usable_signature_is_401_before_anything_else() {
+    captured_logs();
+    let h = Harness::start(Options::default()).await;
+    let c = Client::new(&h);
+    let portal = h.hubspot.config().portal_id;
+    let routed = json!([{"portalId": portal, "occurredAt": 1, "subscriptionType": "contact.creation", "objectId": 1}]);
+    let unrouted = json!([{"portalId": 1, "occurredAt": 1, "subscriptionType": "contact.creation", "objectId": 1}]);
+    let id = h.connect("c1", hmsync_core::ConnectionConfig::new("Webhooks")).await;
+    h.store.add_route(portal, &id).await.unwrap();
+    let now = now_ms().to_string();
+    let stale = (now_ms() - 6 * 60 * 1000).to_string();
+    // No signature, an empty one, no or a stale timestamp: 401 whatever the body (an empty
+    // array, a portal without a connection, not JSON at all), so nothing is revealed.
+    for body in [json!([]).to_string(), routed.to_string(), unrouted.to_string(), "not json".to_string()] {
+        for (what, signature, timestamp) in [
+            ("no signature", None, Some(now.as_str())),
+            ("an empty signature", Some(""), Some(now.as_str())),
+            ("a blank signature", Some("  "), Some(now.as_str())),
+            ("no timestamp", Some("c2lnbmF0dXJl"), None),
+            ("a stale timestamp", Some("c2lnbmF0dXJl"), Some(stale.as_str())),
+        ] {
+            let a = hubspot_webhook(&c, body.as_bytes(), signature, timestamp).await;
+            assert_eq!(a.status, 401, "{what}, body {body}: {}", a.text);
+            assert!(a.json()["error"].as_str().unwrap().contains("signature refused"), "{}", a.text);
+        }
+    }
+    // Signed (not yet verified): an empty array or not an array is 400; a portal without a
+    // connection 404; a signature no connection of the portal verifies 401.
+    let signed = |body: Value| {
+        let (c, now) = (c.clone(), now.clone());
+        async move { hubspot_webhook(&c, body.to_string().as_bytes(), Some("c2ln"), Some(&now)).await }
+    };
+    let empty = signed(json!([])).await;
+    assert_eq!(empty.status, 400, "{}", empty.text);
+    assert!(empty.json()["error"].as_str().unwrap().contains("no events"), "{}", empty.text);
+    assert_eq!(signed(json!({"portalId": portal})).await.status, 400);
+    assert_eq!(signed(unrouted).await.status, 404);
+    assert_eq!(signed(routed).await.status, 401);
+    // Over 1 MiB: 413 with the JSON error body, on both receivers.
+    let big = vec![b'['; hmsync_api::MAX_BODY_BYTES + 1];
+    for url in ["/webhooks/hubspot".to_string(), format!("/webhooks/mailerlite/{id}")] {
+        let a = c.raw(Method::POST, &url, Auth::None, Some(("application/json", big.clone()))).await;
+        assert_eq!(a.status, 413, "{url}: {}", a.text);
+        assert!(a.json()["error"].as_str().unwrap().contains("larger than"), "{url}: {}", a.text);
+    }
+    // Nothing was queued.
+    assert!(h.queue.receive(10, std::time::Duration::from_millis(100)).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_bodies_take_null_as_no_body_and_every_body_is_an_object() {
+    captured_logs();
+    let h = Harness::start(Options::default()).await;
+    let c = Client::new(&h);
+    h.mailerlite.seed(&SeedSpec { count: 1, ..Default::default() }).unwrap();
+    connect(&c, &h, "c1", "Bodies").await;
+    let raw = |method: Method, url: &'static str, body: &'static str| {
+        let c = c.clone();
+        async move { c.raw(method, url, Auth::Admin, Some(("application/json", body.as_bytes().to_vec()))).await }
+    };
+    // `null` is no body: retry everything, preview the stored config.
+    assert_eq!(raw(Method::POST, "/connections/c1/errors/retry", "null").await.expect(202).json()["queued"], 0);
+    let preview = raw(Method::POST, "/connections/c1/preview", " null ").await.expect(200).json();
+    assert_eq!(preview["sampled_mailerlite"], 1, "{preview}");
+    // Arrays are not objects, at the top or inside (serde would read a struct from its fields in order).
+    for (url, body, field) in [
+        ("/connections/c1/preview", "[null, null]", "(body)"),
+        ("/connections/c1/errors/retry", "[]", "(body)"),
+        ("/connections/c1/errors/retry", "[null]", "(body)"),
+        ("/connections", r#"[null, {"name": "x"}]"#, "(body)"),
+        ("/connections", r#"{"config": ["x"]}"#, "config"),
+        ("/connections", r#"{"config": {"name": "x", "safety_valve": []}}"#, "config.safety_valve"),
+        ("/connections", r#"{"config": {"name": "x", "mappings": [["a", "b"]]}}"#, "config.mappings[0]"),
+    ] {
+        let a = raw(Method::POST, url, body).await;
+        assert_eq!(a.status, 422, "{url} {body}: {}", a.text);
+        assert_eq!(a.problem_fields(), [field], "{url} {body}");
+    }
+    let put =
+        c.raw(Method::PUT, "/connections/c1/credentials", Auth::Admin, Some(("application/json", b"[]".to_vec())));
+    assert_eq!(put.await.expect(422).problem_fields(), ["(body)"]);
+    // White space is not JSON (no body is no bytes at all).
+    let blank = raw(Method::POST, "/connections/c1/errors/retry", "\n").await.expect(400);
+    assert!(blank.json()["error"].as_str().unwrap().contains("not valid JSON"), "{}", blank.text);
+    // A tag is a variant's name, not its index; a whole float is an integer.
+    let tag = raw(Method::POST, "/connections", r#"{"config": {"name": "x", "mailerlite_rule": {"type": 0}}}"#).await;
+    assert_eq!(tag.expect(422).problem_fields(), ["config.mailerlite_rule.type"]);
+    let whole = raw(Method::POST, "/connections/c1/preview", r#"{"limit": 10.0, "samples": 0.0}"#).await.expect(200);
+    assert_eq!(whole.json()["samples"], json!([]));
+    // A version no connection can have is a conflict, not a storage failure.
+    for version in [i64::MAX as u64, u64::MAX] {
+        let body = json!({"version": version, "config": {"name": "Bodies"}});
+        let a = c.send(Method::PATCH, "/connections/c1", Some(body)).await.expect(409);
+        assert!(a.json()["error"].as_str().unwrap().contains("it is at version 1"), "{}", a.text);
+    }
+    // A group or segment MailerLite does not have is a problem of the previewed config.
+    let missing = json!({"config": {"name": "x", "mailerlite_rule": {"type": "segments", "segment_ids": ["404"]}}});
+    let a = c.post("/connections/c1/preview", Some(missing)).await.expect(422);
+    assert_eq!(a.problem_fields(), ["config.mailerlite_rule.segment_ids"]);
+    assert!(
+        a.json()["problems"][0]["message"].as_str().unwrap().contains("MailerLite has no segment 404"),
+        "{}",
+        a.text
+    );
+    // Nothing was created or changed.
+    assert_eq!(c.get("/connections").await.json()["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(c.get("/connections/c1").await.json()["version"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_are_only_asked_with_stored_credentials_and_after_the_body_is_checked() {
+    captured_logs();
+    let h = Harness::start(Options::default()).await;
+    let c = Client::new(&h);
+    let hs = h.hubspot.config();
+    c.post("/connections", Some(json!({"id": "bare", "config": sync_config("No credentials")}))).await.expect(201);
+    // A bad preview body is 422 before anything else (no credentials are needed to say so).
+    let bad = c.post("/connections/bare/preview", Some(json!({"limit": 0, "config": {"name": " "}}))).await;
+    assert_eq!(bad.expect(422).problem_fields(), ["limit", "config.name"]);
+    let arrays = c.raw(
+        Method::POST,
+        "/connections/bare/preview",
+        Auth::Admin,
+        Some(("application/json", b"[null, null]".to_vec())),
+    );
+    assert_eq!(arrays.await.expect(422).problem_fields(), ["(body)"]);
+    // Without credentials nothing was refused: 409 naming what to store (not 424), for every
+    // route that asks the apps.
+    for url in ["/connections/bare/fields/refresh", "/connections/bare/preview", "/connections/bare/activate"] {
+        let a = c.post(url, None).await.expect(409);
+        let body = a.json();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("no HubSpot token or OAuth app; no MailerLite API key"), "{url}: {error}");
+        assert!(body["action"].as_str().unwrap().contains("PUT /connections/{id}/credentials"), "{body}");
+    }
+    // Only MailerLite's key, then an OAuth app not installed yet: still 409, naming what is missing.
+    let ml_key = json!({"mailerlite_api_key": h.mailerlite.config().token});
+    c.send(Method::PUT, "/connections/bare/credentials", Some(ml_key)).await.expect(200);
+    let a = c.post("/connections/bare/fields/refresh", None).await.expect(409);
+    assert!(!a.json()["error"].as_str().unwrap().contains("MailerLite"), "{}", a.text);
+    let oauth = json!({"hubspot": {"type": "oauth", "client_id": hs.client_id, "client_secret": hs.client_secret}});
+    c.send(Method::PUT, "/connections/bare/credentials", Some(oauth)).await.expect(200);
+    let a = c.post("/connections/bare/activate", None).await.expect(409);
+    assert!(a.json()["error"].as_str().unwrap().ends_with("the HubSpot OAuth app is not installed yet"), "{}", a.text);
+    assert_eq!(h.hubspot.stats().total_requests, 0, "HubSpot was never asked: {:?}", h.hubspot.stats().endpoints);
+    assert_eq!(c.get("/connections/bare/status").await.json()["lifecycle"], "draft");
+    // With working credentials the same routes go through.
+    c.send(Method::PUT, "/connections/bare/credentials", Some(sandbox_credentials(&h))).await.expect(200);
+    c.post("/connections/bare/fields/refresh", None).await.expect(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,13 @@
 //! JSON request bodies: at most [`MAX_BODY_BYTES`] (413 above), syntactically valid JSON (400
-//! otherwise), and of the right shape (422 naming each bad field by its JSON path). Error
-//! messages never quote the submitted strings: a misplaced token must not come back in an answer.
+//! otherwise), and of the right shape (422 naming each bad field by its JSON path; a JSON object
+//! wherever the document says object). Error messages never quote the submitted strings: a
+//! misplaced token must not come back in an answer.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
-use serde::de::DeserializeOwned;
+use serde::de::value::BorrowedStrDeserializer;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
@@ -20,7 +22,7 @@ const MAX_SHAPE_PROBLEMS: usize = 50;
 /// A required JSON body.
 pub struct JsonBody<T>(pub T);
 
-/// An optional JSON body: an empty body is `T::default()`.
+/// An optional JSON body: an empty body, or JSON `null`, is `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -38,14 +40,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
-        match read(req, state).await? {
-            Some(bytes) => parse(&bytes).map(OptionalJsonBody),
-            None => Ok(OptionalJsonBody(T::default())),
+        let value = match read(req, state).await? {
+            Some(bytes) => parse_json(&bytes)?,
+            None => Value::Null,
+        };
+        if value.is_null() {
+            return Ok(OptionalJsonBody(T::default()));
         }
+        from_value(value).map(OptionalJsonBody).map_err(HttpError::invalid)
     }
 }
 
-/// The body's bytes (`None` when empty), within the size limit and declared as JSON.
+/// The body's bytes (`None` when there are none), within the size limit and declared as JSON.
+/// A body of only white space is not JSON (400), not "no body".
 async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Option<Bytes>, HttpError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
@@ -56,7 +63,7 @@ async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Option<Bytes>, 
             HttpError::bad_request(format!("the body could not be read: {rejection}"))
         }
     })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if bytes.is_empty() {
         return Ok(None);
     }
     let is_json = content_type.as_deref().is_some_and(|ct| {
@@ -72,11 +79,15 @@ async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Option<Bytes>, 
 
 /// Parses a JSON body into `T`, naming every field of the wrong shape.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    from_value(parse_json(bytes)?).map_err(HttpError::invalid)
+}
+
+/// The body as JSON, or 400.
+fn parse_json(bytes: &[u8]) -> Result<Value, HttpError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         // Syntax errors say where (line, column), never what was there.
         HttpError::bad_request(format!("the body is not valid JSON ({e})"))
-    })?;
-    from_value(value).map_err(HttpError::invalid)
+    })
 }
 
 /// Deserializes `value` into `T`. On failure, the bad value is taken out and deserialization is
@@ -85,7 +96,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
 pub fn from_value<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<FieldProblem>> {
     let mut problems: Vec<FieldProblem> = Vec::new();
     while problems.len() < MAX_SHAPE_PROBLEMS {
-        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
+        let err = match serde_path_to_error::deserialize::<_, T>(Strict(&value)) {
             Ok(v) if problems.is_empty() => return Ok(v),
             Ok(_) => return Err(problems),
             Err(e) => e,
@@ -114,6 +125,133 @@ pub fn from_value<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<FieldP
         }
     }
     Err(problems)
+}
+
+/// Deserializes a [`Value`] like `&Value` does, except that a struct is only read from a JSON
+/// object: serde's derived structs also accept an array of their fields in order (`[null, null]`
+/// would be a preview request, `[]` a retry of everything), which the document does not allow.
+struct Strict<'de>(&'de Value);
+
+impl<'de> Deserializer<'de> for Strict<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => visitor.visit_seq(StrictSeq(items.iter())),
+            Value::Object(map) => visitor.visit_map(StrictMap { entries: map.iter(), value: None }),
+            // JSON Schema's integers include `3.0`: a whole float in range reads as an integer.
+            Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+                    visitor.visit_u64(f as u64)
+                }
+                Some(f) if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&f) => {
+                    visitor.visit_i64(f as i64)
+                }
+                _ => self.0.deserialize_any(visitor),
+            },
+            scalar => scalar.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(_) => Err(de::Error::invalid_type(Unexpected::Seq, &visitor)),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    /// Only the tags of internally tagged enums (`"type": "lists"`) are read as identifiers from
+    /// a value: a string. serde would also take a variant's index (`"type": 0`).
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    /// Externally tagged enums (the unit enums of the config: directions, sides, objects).
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct
+        seq tuple tuple_struct map ignored_any
+    }
+}
+
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(_) => Unexpected::Other("number"),
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+struct StrictSeq<'de>(std::slice::Iter<'de, Value>);
+
+impl<'de> SeqAccess<'de> for StrictSeq<'de> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+        self.0.next().map(|v| seed.deserialize(Strict(v))).transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap<'de> {
+    entries: serde_json::map::Iter<'de>,
+    value: Option<&'de Value>,
+}
+
+impl<'de> MapAccess<'de> for StrictMap<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.entries.next() else { return Ok(None) };
+        self.value = Some(value);
+        seed.deserialize(BorrowedStrDeserializer::<serde_json::Error>::new(key)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        let value = self.value.take().ok_or_else(|| de::Error::custom("a map value was read before its key"))?;
+        seed.deserialize(Strict(value))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
 }
 
 /// `missing field `name`` → `name`.
@@ -287,6 +425,63 @@ mod tests {
         let message = |field: &str| problems.iter().find(|p| p.field == field).unwrap().message.clone();
         assert!(message("limit").starts_with("invalid type: string, expected"), "{problems:?}");
         assert!(message("mappings[0].direction").starts_with("unknown variant, expected"), "{problems:?}");
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Optional {
+        #[serde(default)]
+        limit: Option<u32>,
+        #[serde(default)]
+        mapping: Option<Mapping>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Rule {
+        All,
+        Lists { ids: Vec<String> },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Tagged {
+        rule: Rule,
+    }
+
+    #[test]
+    fn structs_are_only_read_from_objects() {
+        // serde would read `[null, null]` as an `Optional` and `["two_way", "a"]` as a mapping.
+        let problems = from_value::<Optional>(serde_json::json!([null, null])).unwrap_err();
+        assert_eq!(problems[0].field, "(body)");
+        assert!(problems[0].message.starts_with("invalid type: sequence, expected struct"), "{problems:?}");
+        assert!(from_value::<Optional>(serde_json::json!([])).is_err());
+        let problems = from_value::<Optional>(serde_json::json!({"mapping": ["two_way", "a"]})).unwrap_err();
+        assert_eq!(problems[0].field, "mapping");
+        let problems = from_value::<Body>(serde_json::json!({"mappings": [["two_way", "a"]]})).unwrap_err();
+        assert_eq!(problems[0].field, "mappings[0]");
+        // Everything else reads as before: lists, options, nulls, numbers, enums, unknown fields.
+        let body: Body = from_value(serde_json::json!({
+            "limit": 7, "name": null, "mappings": [{"property": "a", "direction": "one_way"}, {"property": "b"}]
+        }))
+        .unwrap();
+        assert_eq!((body.limit, body.name, body.mappings.len()), (Some(7), None, 2));
+        assert!(matches!(body.mappings[0].direction, Direction::OneWay));
+        assert!(from_value::<Optional>(serde_json::json!({"limit": 1.5})).is_err());
+        // A whole float is an integer (as in JSON Schema), within the type's range.
+        assert_eq!(from_value::<Optional>(serde_json::json!({"limit": 3.0})).unwrap().limit, Some(3));
+        assert!(from_value::<Optional>(serde_json::json!({"limit": 4294967296.0})).is_err());
+        assert!(from_value::<Optional>(serde_json::json!({"limit": -0.0})).unwrap().limit == Some(0));
+        assert!(from_value::<Optional>(serde_json::json!({"limit": -1})).is_err());
+        // An internally tagged enum's tag is its name, not the variant's index.
+        let problems = from_value::<Tagged>(serde_json::json!({"rule": {"type": 0}})).unwrap_err();
+        assert_eq!(problems[0].field, "rule.type", "{problems:?}");
+        let tagged: Tagged = from_value(serde_json::json!({"rule": {"type": "lists", "ids": ["1"]}})).unwrap();
+        assert!(matches!(tagged.rule, Rule::Lists { .. }));
+        let unknown = from_value::<Optional>(serde_json::json!({"limits": 1})).unwrap_err();
+        assert!(unknown[0].message.starts_with("unknown field"), "{unknown:?}");
     }
 
     #[test]

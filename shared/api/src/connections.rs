@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::Api;
 use crate::body::{JsonBody, OptionalJsonBody};
+use crate::credentials::require_credentials;
 use crate::error::{ErrorBody, FieldProblem, HttpError, config_problems};
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -36,9 +37,10 @@ pub(crate) async fn connection(api: &Api, id: &str) -> Result<Connection, HttpEr
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
-    /// 1–64 letters, digits, `-` or `_`; generated when absent. It appears in the MailerLite
-    /// webhook URL (`/webhooks/mailerlite/{id}`).
+    /// 1–64 letters, digits, `-` or `_`; generated when absent (or `null`). It appears in the
+    /// MailerLite webhook URL (`/webhooks/mailerlite/{id}`).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: Option<String>,
     pub config: ConnectionConfig,
 }
@@ -47,6 +49,7 @@ pub struct NewConnection {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionUpdate {
+    #[schema(maximum = 18446744073709551615u64)]
     pub version: u64,
     pub config: ConnectionConfig,
 }
@@ -151,6 +154,7 @@ async fn detail(api: &Api, conn: Connection) -> Result<ConnectionDetail, HttpErr
     responses(
         (status = 200, body = ConnectionList),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn list_connections(State(api): State<Api>) -> Result<Json<ConnectionList>, HttpError> {
@@ -177,11 +181,13 @@ async fn list_connections(State(api): State<Api>) -> Result<Json<ConnectionList>
     request_body = NewConnection,
     responses(
         (status = 201, body = ConnectionDetail, headers(("Location" = String, description = "The new connection's URL"))),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every bad field", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn create_connection(
@@ -220,6 +226,7 @@ async fn create_connection(
         (status = 200, body = ConnectionDetail),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn get_connection(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<ConnectionDetail>, HttpError> {
@@ -238,12 +245,14 @@ async fn get_connection(State(api): State<Api>, Path(id): Path<String>) -> Resul
     request_body = ConnectionUpdate,
     responses(
         (status = 200, body = ConnectionDetail),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Changed by someone else since `version`", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every problem of the config", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read)", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn update_connection(
@@ -256,6 +265,11 @@ async fn update_connection(
     if !problems.is_empty() {
         return Err(HttpError::invalid(problems));
     }
+    if body.version >= i64::MAX as u64 {
+        // Versions start at 1, grow by one a write and are stored as 64-bit signed integers:
+        // none is this large (and the next one could not be stored).
+        return Err(version_conflict(&id, body.version, Some(conn.version)));
+    }
     // The store compares `version` with the stored one in the same write.
     let next = Connection { config: body.config, version: body.version, ..conn };
     match api.engine.store.update_connection(&next).await {
@@ -263,14 +277,17 @@ async fn update_connection(
             tracing::info!(connection = %id, version = saved.version, "config updated");
             Ok(Json(detail(&api, saved).await?))
         }
-        Err(StoreError::VersionConflict { current, .. }) => Err(HttpError::conflict(format!(
-            "connection {id} changed since version {} (it is at version {})",
-            body.version,
-            current.map_or_else(|| "?".to_string(), |v| v.to_string())
-        ))
-        .with_action("GET the connection again, apply your change to it and send its version.")),
+        Err(StoreError::VersionConflict { current, .. }) => Err(version_conflict(&id, body.version, current)),
         Err(e) => Err(e.into()),
     }
+}
+
+fn version_conflict(id: &str, sent: u64, current: Option<u64>) -> HttpError {
+    HttpError::conflict(format!(
+        "connection {id} changed since version {sent} (it is at version {})",
+        current.map_or_else(|| "?".to_string(), |v| v.to_string())
+    ))
+    .with_action("GET the connection again, apply your change to it and send its version.")
 }
 
 /// Deletes a connection with its links, history, errors, state and credentials. Nothing is
@@ -285,6 +302,7 @@ async fn update_connection(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn delete_connection(State(api): State<Api>, Path(id): Path<String>) -> Result<StatusCode, HttpError> {
@@ -308,12 +326,15 @@ async fn delete_connection(State(api): State<Api>, Path(id): Path<String>) -> Re
         (status = 200, body = Fields),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
     connection(&api, &id).await?;
+    require_credentials(&api, &id).await?;
     let (conn, problems) = api.engine.refresh_fields(&id).await?;
     Ok(Json(Fields { schemas: conn.schemas, problems: config_problems(problems) }))
 }
@@ -329,6 +350,7 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
         (status = 200, body = Fields),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
@@ -345,16 +367,19 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
     tag = "fields",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = Option<PreviewRequest>, description = "Optional; an empty body previews the stored config"),
+    request_body(content = Option<PreviewRequest>, description = "Optional: no body (or `null`) previews the stored config"),
     responses(
         (status = 200, body = Preview),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Every bad field (limits, the config's problems)", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read); checked before either app is asked", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn preview(
@@ -386,5 +411,6 @@ async fn preview(
     if !problems.is_empty() {
         return Err(HttpError::invalid(problems));
     }
+    require_credentials(&api, &id).await?;
     Ok(Json(api.engine.preview(&id, body.config, limit, samples).await?))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use hmsync_engine::adapters::{Credentials, HubSpotAuth};
 use hmsync_engine::views::{CredentialProblem, CredentialsStatus};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,27 +19,31 @@ pub fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new().routes(routes!(get_credentials, put_credentials))
 }
 
-/// Credentials to store; fields left out keep their stored value. No `Debug`: values must
-/// never be printed.
+/// Credentials to store; fields left out keep their stored value (`null` is not "left out": it
+/// is refused). At least one field (`minProperties`, set by `openapi::finish`). No `Debug`:
+/// values must never be printed.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsUpdate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub hubspot: Option<HubSpotCredentials>,
     /// The HubSpot app's id: webhooks caused by the app's own writes carry it and are dropped.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, maximum = 18446744073709551615u64)]
     pub hubspot_app_id: Option<u64>,
     /// The HubSpot app's client secret, which signs its webhooks. With OAuth credentials it
     /// defaults to the OAuth client secret (the same app's).
-    #[serde(default)]
-    #[schema(format = Password, write_only)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = Password, write_only, nullable = false, min_length = 1, pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]")]
     pub hubspot_client_secret: Option<String>,
-    #[serde(default)]
-    #[schema(format = Password, write_only)]
+    /// Printable ASCII without spaces, as every MailerLite key is (it is sent in a header).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = Password, write_only, nullable = false, min_length = 1, pattern = "^[!-~]+$")]
     pub mailerlite_api_key: Option<String>,
     /// The secret MailerLite signs this connection's webhook with (shown when the webhook is created).
-    #[serde(default)]
-    #[schema(format = Password, write_only)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = Password, write_only, nullable = false, min_length = 1, pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]")]
     pub mailerlite_webhook_secret: Option<String>,
 }
 
@@ -49,7 +53,8 @@ pub struct CredentialsUpdate {
 pub enum HubSpotCredentials {
     /// A project app's static access token (or a legacy private app's).
     Token {
-        #[schema(format = Password, write_only)]
+        /// Printable ASCII without spaces, as every HubSpot token is (it is sent in a header).
+        #[schema(format = Password, write_only, min_length = 1, pattern = "^[!-~]+$")]
         access_token: String,
     },
     /// An OAuth app. Without `refresh_token`, install it with
@@ -57,13 +62,22 @@ pub enum HubSpotCredentials {
     /// is kept).
     #[serde(rename = "oauth")]
     OAuth {
+        #[schema(
+            min_length = 1,
+            pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        )]
         client_id: String,
-        #[schema(format = Password, write_only)]
+        #[schema(format = Password, write_only, min_length = 1, pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]")]
         client_secret: String,
-        #[serde(default)]
-        #[schema(format = Password, write_only)]
+        #[serde(default, deserialize_with = "present")]
+        #[schema(format = Password, write_only, nullable = false, min_length = 1, pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]")]
         refresh_token: Option<String>,
     },
+}
+
+/// A field that may be left out but not sent as `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Which credentials a connection has.
@@ -77,6 +91,7 @@ pub enum HubSpotCredentials {
         (status = 200, description = "Which credentials are set (never their values)", body = CredentialsStatus),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn get_credentials(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<CredentialsStatus>, HttpError> {
@@ -95,11 +110,13 @@ async fn get_credentials(State(api): State<Api>, Path(id): Path<String>) -> Resu
     request_body = CredentialsUpdate,
     responses(
         (status = 200, description = "Saved; which credentials are now set", body = CredentialsStatus),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "Each refused or empty credential, by field; nothing was saved", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Each field of the wrong shape, or credential the app refused, by field; nothing was saved", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn put_credentials(
@@ -128,9 +145,33 @@ async fn put_credentials(
     }
 }
 
+/// 409 unless the connection has credentials for both apps: the apps are only asked with stored
+/// credentials, and without them nothing was refused (424 is for credentials the apps refuse).
+pub(crate) async fn require_credentials(api: &Api, id: &str) -> Result<(), HttpError> {
+    let stored = api.engine.credentials(id).await?;
+    let mut missing = Vec::new();
+    match &stored.hubspot {
+        None => missing.push("no HubSpot token or OAuth app"),
+        Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
+            missing.push("the HubSpot OAuth app is not installed yet")
+        }
+        Some(_) => {}
+    }
+    if stored.mailerlite_api_key.is_none() {
+        missing.push("no MailerLite API key");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(HttpError::conflict(format!("connection {id} cannot reach the apps: {}", missing.join("; "))).with_action(
+        "Store the credentials first (PUT /connections/{id}/credentials); install an OAuth app with GET /connections/{id}/oauth/hubspot/start.",
+    ))
+}
+
 /// Empty values and empty requests.
 fn shape_problems(body: &CredentialsUpdate) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
+    let mut header_problems = Vec::new();
     let mut non_empty = |field: &str, value: Option<&String>| {
         if value.is_some_and(|v| v.trim().is_empty()) {
             problems.push(FieldProblem::new(
@@ -140,6 +181,20 @@ fn shape_problems(body: &CredentialsUpdate) -> Vec<FieldProblem> {
             ));
         }
     };
+    // Tokens and keys travel in an `Authorization` header: anything else could never be one.
+    let mut header_safe = |field: &str, value: Option<&String>| {
+        if value.is_some_and(|v| !v.trim().is_empty() && !v.bytes().all(|b| b.is_ascii_graphic())) {
+            header_problems.push(FieldProblem::new(
+                field,
+                "holds a space or a character other than printable ASCII",
+                "Copy the value again, without spaces or line breaks.",
+            ));
+        }
+    };
+    if let Some(HubSpotCredentials::Token { access_token }) = &body.hubspot {
+        header_safe("hubspot.access_token", Some(access_token));
+    }
+    header_safe("mailerlite_api_key", body.mailerlite_api_key.as_ref());
     match &body.hubspot {
         Some(HubSpotCredentials::Token { access_token }) => non_empty("hubspot.access_token", Some(access_token)),
         Some(HubSpotCredentials::OAuth { client_id, client_secret, refresh_token }) => {
@@ -152,6 +207,7 @@ fn shape_problems(body: &CredentialsUpdate) -> Vec<FieldProblem> {
     non_empty("hubspot_client_secret", body.hubspot_client_secret.as_ref());
     non_empty("mailerlite_api_key", body.mailerlite_api_key.as_ref());
     non_empty("mailerlite_webhook_secret", body.mailerlite_webhook_secret.as_ref());
+    problems.append(&mut header_problems);
     let nothing = body.hubspot.is_none()
         && body.hubspot_app_id.is_none()
         && body.hubspot_client_secret.is_none()
@@ -302,5 +358,12 @@ mod tests {
             ["hubspot.access_token", "mailerlite_api_key"]
         );
         assert!(crate::body::from_value::<CredentialsUpdate>(serde_json::json!({"mailerlite_key": "x"})).is_err());
+        assert_eq!(
+            fields(
+                serde_json::json!({"hubspot": {"type": "token", "access_token": "pat na1"}, "mailerlite_api_key": "kéy"})
+            ),
+            ["hubspot.access_token", "mailerlite_api_key"]
+        );
+        assert_eq!(fields(serde_json::json!({"mailerlite_api_key": "eyJ0.x-y_z~!"})), Vec::<String>::new());
     }
 }

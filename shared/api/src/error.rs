@@ -154,6 +154,10 @@ impl From<ApiError> for HttpError {
                 "HubSpot's daily API limit is used up; it resets at midnight in the portal's time zone",
                 Some(retry_after),
             ),
+            // Something the config names is not in the app (where it is not already a problem
+            // of the config, e.g. in the preview).
+            e @ ApiError::NotFound { .. } => HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                .with_action("Check the connection's rules (PATCH /connections/{id})."),
             ApiError::Rejected { side, message } => {
                 HttpError::new(StatusCode::BAD_GATEWAY, format!("{side} rejected a request hmsync made: {message}"))
                     .with_action("This is unexpected: report it with the message above.")

@@ -75,6 +75,7 @@ pub struct OAuthStart {
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "No OAuth client id and secret are stored", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn start(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, HttpError> {
@@ -113,13 +114,13 @@ async fn start(State(api): State<Api>, Path(id): Path<String>) -> Result<Respons
     tag = "credentials",
     params(
         ("code" = Option<String>, Query, description = "The authorization code"),
-        ("state" = Option<String>, Query, description = "The state `start` issued"),
+        ("state" = String, Query, description = "The state `start` issued (signed, single-use, valid for 10 minutes)"),
         ("error" = Option<String>, Query, description = "Set when the user declined or HubSpot refused"),
         ("error_description" = Option<String>, Query, description = "HubSpot's explanation of `error`"),
     ),
     responses(
         (status = 200, description = "Installed: the tokens are stored", content_type = "text/html", body = String),
-        (status = 400, description = "Bad, expired or used state; declined install; missing code", content_type = "text/html", body = String),
+        (status = 400, description = "Missing, bad, expired or used state; declined install; missing code", content_type = "text/html", body = String),
         (status = 404, description = "The connection was deleted meanwhile", content_type = "text/html", body = String),
         (status = 409, description = "The connection's OAuth client changed meanwhile", content_type = "text/html", body = String),
         (status = 502, description = "HubSpot refused the code", content_type = "text/html", body = String),

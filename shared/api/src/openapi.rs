@@ -10,7 +10,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::OpenApi;
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 
 /// The name of the admin-token scheme in the document's `securitySchemes`.
 pub const ADMIN_TOKEN: &str = "admin_token";
@@ -46,6 +48,21 @@ pub fn base() -> utoipa::openapi::OpenApi {
 pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let components = doc.components.get_or_insert_with(Default::default);
+    // utoipa-gen 5.5 writes `#[schema(min_properties = n)]` as `maxProperties` (its
+    // `Feature::MinProperties` calls `.max_properties`): set the bound here instead.
+    if let Some(RefOr::T(Schema::Object(update))) = components.schemas.get_mut("CredentialsUpdate") {
+        update.max_properties = None;
+        update.min_properties = Some(1);
+    }
+    // Nor does it mark the variants of an internally tagged enum with `deny_unknown_fields` as
+    // closed: the API refuses unknown fields there too.
+    if let Some(RefOr::T(Schema::OneOf(credentials))) = components.schemas.get_mut("HubSpotCredentials") {
+        for variant in &mut credentials.items {
+            if let RefOr::T(Schema::Object(variant)) = variant {
+                variant.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
     components.add_security_scheme(
         ADMIN_TOKEN,
         SecurityScheme::Http(
@@ -95,5 +112,74 @@ mod tests {
             }
         }
         assert_eq!(protected, 21);
+    }
+
+    /// Every `pattern` of the document, with where it is.
+    fn patterns(value: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("pattern", serde_json::Value::String(p)) => out.push((at.to_string(), p.clone())),
+                        _ => patterns(v, &format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    patterns(v, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_says_which_strings_are_valid() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let mut found = Vec::new();
+        patterns(&doc, "", &mut found);
+        for (at, pattern) in &found {
+            let expected = if at.ends_with("/NewConnection/properties/id") {
+                "^[A-Za-z0-9_-]+$"
+            } else if at.ends_with("/properties/access_token") || at.ends_with("/properties/mailerlite_api_key") {
+                "^[!-~]+$"
+            } else {
+                hmsync_core::config::NON_BLANK_PATTERN
+            };
+            assert_eq!(pattern, expected, "{at}");
+        }
+        let at: Vec<&str> = found.iter().map(|(at, _)| at.rsplit("/schemas/").next().unwrap()).collect();
+        for field in [
+            "ConnectionConfig/properties/name",
+            "ConnectionConfig/properties/target_group",
+            "FieldMapping/properties/hubspot_property",
+            "FieldMapping/properties/mailerlite_field",
+            "CredentialsUpdate/properties/mailerlite_webhook_secret",
+        ] {
+            assert!(at.contains(&field), "{field} has no pattern: {at:?}");
+        }
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["CredentialsUpdate"]["minProperties"], 1);
+        assert!(schemas["CredentialsUpdate"].get("maxProperties").is_none());
+        for variant in schemas["HubSpotCredentials"]["oneOf"].as_array().unwrap() {
+            assert_eq!(variant["additionalProperties"], false, "{variant}");
+        }
+        assert_eq!(schemas["CredentialsUpdate"]["properties"]["hubspot_app_id"]["type"], "integer", "not nullable");
+        let legal_basis = &schemas["EngagementSettings"]["properties"]["legal_basis"]["enum"];
+        assert_eq!(legal_basis.as_array().unwrap().len(), hmsync_core::validate::LEGAL_BASES.len() + 1);
+        let contact = &doc["paths"]["/connections/{id}/contacts/{email}"]["get"]["parameters"];
+        assert!(contact.as_array().unwrap().iter().any(|p| p["name"] == "email" && p["schema"]["format"] == "email"));
+        for path in ["/connections/{id}/preview", "/connections/{id}/errors/retry"] {
+            assert_ne!(doc["paths"][path]["post"]["requestBody"]["required"], true, "{path}: the body is optional");
+        }
+        let callback = &doc["paths"]["/oauth/hubspot/callback"]["get"]["parameters"];
+        assert!(callback.as_array().unwrap().iter().any(|p| p["name"] == "state" && p["required"] == true));
+        let events = &schemas["HubSpotEvents"];
+        assert_eq!((events["type"].as_str(), events["minItems"].as_u64()), (Some("array"), Some(1)));
+        assert_eq!(
+            schemas["HubSpotEvent"]["required"],
+            serde_json::json!(["portalId", "occurredAt", "subscriptionType"])
+        );
     }
 }

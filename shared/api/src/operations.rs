@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::Api;
 use crate::body::OptionalJsonBody;
 use crate::connections::connection;
+use crate::credentials::require_credentials;
 use crate::error::{ErrorBody, FieldProblem, HttpError};
 
 /// How many of the oldest dead letters the status reads to count a connection's (each status
@@ -115,14 +116,16 @@ async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
         (status = 202, description = "The initial sync started", body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
-        (status = 409, description = "Already active", body = ErrorBody),
+        (status = 409, description = "Already active, or the credentials of an app are not stored yet", body = ErrorBody),
         (status = 422, description = "Every problem of the config against fresh schemas", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
-        (status = 503, description = "An app is unavailable or rate-limited; try again", body = ErrorBody),
+        (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
+        (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
     )
 )]
 async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
+    require_credentials(&api, &id).await?;
     api.engine.activate(&id).await?;
     tracing::info!(connection = %id, "activated; initial sync queued");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))
@@ -139,6 +142,7 @@ async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(Sta
         (status = 200, body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn pause(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -161,6 +165,7 @@ async fn pause(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<St
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "The safety valve holds it: approve instead", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -182,6 +187,7 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Not activated yet", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
@@ -203,6 +209,7 @@ async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(Sta
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Nothing waits for approval", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn approve(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -224,6 +231,7 @@ async fn approve(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<
         (status = 200, body = StatusView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn status(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<StatusView>, HttpError> {
@@ -247,6 +255,7 @@ async fn status(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 422, description = "A bad `limit`", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn list_errors(
@@ -283,14 +292,16 @@ async fn list_errors(
     tag = "health",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = Option<RetryRequest>, description = "Optional; an empty body retries every errored contact"),
+    request_body(content = Option<RetryRequest>, description = "Optional: no body (or `null`) retries every errored contact"),
     responses(
         (status = 202, body = RetryResult),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "Every bad field", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn retry_errors(
@@ -327,13 +338,14 @@ async fn retry_errors(
     security(("admin_token" = [])),
     params(
         ("id" = String, Path, description = "Connection id"),
-        ("email" = String, Path, description = "The contact's email (any case)"),
+        ("email" = String, Path, description = "The contact's email (any case)", format = Email),
     ),
     responses(
         (status = 200, body = ContactView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection, or the email is not linked", body = ErrorBody),
         (status = 422, description = "Not an email address", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn contact(
@@ -367,6 +379,7 @@ async fn contact(
         (status = 200, body = RequeueResult),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 501, description = "This deployment's API cannot read the queue", body = ErrorBody),
+        (status = 503, description = "The queue is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
 async fn requeue_dead_letters(State(api): State<Api>) -> Result<Json<RequeueResult>, HttpError> {

@@ -3,6 +3,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,78 @@ pub(crate) struct WebhookAccepted {
     messages: usize,
 }
 
+/// One HubSpot webhook event, as far as hmsync reads it (other fields are ignored). Only for the
+/// document: the engine parses the events (`hmsync_hubspot::WebhookEvent`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct HubSpotEvent {
+    pub portal_id: u64,
+    /// Epoch ms.
+    pub occurred_at: i64,
+    /// E.g. `contact.propertyChange`, `contact.creation`, `contact.merge`, `company.propertyChange`,
+    /// or a generic `object.*` event with `objectTypeId` `0-1` (contacts) or `0-2` (companies).
+    pub subscription_type: String,
+    #[schema(required = false)]
+    pub event_id: u64,
+    #[schema(required = false)]
+    pub subscription_id: u64,
+    #[schema(required = false)]
+    pub app_id: u64,
+    #[schema(required = false)]
+    pub attempt_number: u32,
+    /// The contact's or company's id (a number, or a string of digits).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub object_id: Option<u64>,
+    pub object_type_id: Option<String>,
+    pub change_source: Option<String>,
+    pub source_id: Option<String>,
+    pub change_flag: Option<String>,
+    pub property_name: Option<String>,
+    pub property_value: Option<String>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub primary_object_id: Option<u64>,
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
+    pub merged_object_ids: Option<Vec<u64>>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub new_object_id: Option<u64>,
+    pub number_of_properties_moved: Option<u64>,
+}
+
+/// A HubSpot delivery: 1 to 100 events (the document's name for the array, with its bound).
+pub(crate) struct HubSpotEvents;
+
+impl utoipa::PartialSchema for HubSpotEvents {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("HubSpotEvent"))
+            .min_items(Some(1))
+            .description(Some("A HubSpot delivery: 1 to 100 events."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HubSpotEvents {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((HubSpotEvent::name().into_owned(), HubSpotEvent::schema()));
+        HubSpotEvent::schemas(schemas);
+    }
+}
+
+/// The refusal of a body that could not be read: 413 over [`MAX_BODY_BYTES`] (as JSON, like
+/// every refusal).
+fn unreadable(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than {MAX_BODY_BYTES} bytes")
+    } else {
+        format!("the body could not be read: {rejection}")
+    };
+    tracing::info!(status = status.as_u16(), "webhook refused");
+    (status, axum::Json(json!({"error": error}))).into_response()
+}
+
 fn answer(result: Result<Accepted, WebhookError>) -> Response {
     match result {
         Ok(a) => (
@@ -61,22 +134,25 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A HubSpot webhook delivery (a JSON array of at most 100 events), signed v3 over the full
-/// URL, body and timestamp with the app's client secret. Public: the signature authenticates.
+/// A HubSpot webhook delivery (a JSON array of 1 to 100 events), signed v3 over the full URL,
+/// body and timestamp with the app's client secret. Public: the signature authenticates. A
+/// request without a signature, with an empty one, or with a timestamp more than 5 minutes
+/// away is refused (401) before the body is parsed or any connection is looked up.
 #[utoipa::path(
     post,
     path = "/webhooks/hubspot",
     tag = "webhooks",
     params(
-        ("X-HubSpot-Signature-v3" = String, Header, description = "base64 HMAC-SHA256 of method + URL + body + timestamp"),
-        ("X-HubSpot-Request-Timestamp" = String, Header, description = "Epoch ms; older than 5 minutes is refused"),
+        ("X-HubSpot-Signature-v3" = String, Header, description = "base64 HMAC-SHA256 of method + URL + body + timestamp with the app's client secret", min_length = 1),
+        ("X-HubSpot-Request-Timestamp" = String, Header, description = "Epoch ms; more than 5 minutes from now is refused"),
     ),
-    request_body(content = Vec<serde_json::Value>, description = "HubSpot's event array", content_type = "application/json"),
+    request_body(content = HubSpotEvents, description = "HubSpot's event array", content_type = "application/json"),
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
-        (status = 400, description = "Malformed or oversized body", body = crate::ErrorBody),
-        (status = 401, description = "Bad signature or stale timestamp", body = crate::ErrorBody),
+        (status = 400, description = "Not an event array, or no events", body = crate::ErrorBody),
+        (status = 401, description = "No or empty signature, stale timestamp, or a signature no connection of the portal verifies", body = crate::ErrorBody),
         (status = 404, description = "No connection for the portal", body = crate::ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
         (status = 503, description = "Not queued; HubSpot retries", body = crate::ErrorBody),
     )
 )]
@@ -84,8 +160,12 @@ pub(crate) async fn hubspot(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(rejection),
+    };
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhooks/hubspot");
     let full = format!("{}{}", state.public_base_url.trim_end_matches('/'), path_and_query);
     let delivery = HubSpotDelivery {
@@ -111,9 +191,10 @@ pub(crate) async fn hubspot(
     request_body(content = serde_json::Value, description = "MailerLite's event or batch", content_type = "application/json"),
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
-        (status = 400, description = "Malformed or oversized body", body = crate::ErrorBody),
-        (status = 401, description = "Bad signature", body = crate::ErrorBody),
+        (status = 400, description = "Signed, but not a MailerLite webhook body", body = crate::ErrorBody),
+        (status = 401, description = "No, empty or wrong signature, or no webhook secret stored", body = crate::ErrorBody),
         (status = 404, description = "No such connection", body = crate::ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
         (status = 503, description = "Not queued; MailerLite retries", body = crate::ErrorBody),
     )
 )]
@@ -121,7 +202,11 @@ pub(crate) async fn mailerlite(
     State(state): State<AppState>,
     Path(connection_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(rejection),
+    };
     answer(state.engine.mailerlite_webhook(&connection_id, &body, header(&headers, "signature")).await)
 }

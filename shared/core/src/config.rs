@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The OpenAPI `pattern` of a string that must not be blank: it holds a character that is not
+/// Unicode white space (`char::is_whitespace`, what `str::trim` removes), so the document says
+/// exactly what [`crate::validate_config`] and the API check. The `#[schema(pattern)]`
+/// attributes repeat this literal (utoipa takes literals only); a test of the API compares them.
+pub const NON_BLANK_PATTERN: &str =
+    "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]";
+
 /// One of the two apps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -76,7 +83,10 @@ pub enum HubSpotRule {
     #[default]
     All,
     /// Members of any of these v3 lists (MANUAL/SNAPSHOT = static, DYNAMIC = active).
-    Lists { list_ids: Vec<String> },
+    Lists {
+        #[cfg_attr(feature = "openapi", schema(schema_with = openapi::non_blank_ids))]
+        list_ids: Vec<String>,
+    },
 }
 
 /// Which MailerLite subscribers take part.
@@ -88,9 +98,15 @@ pub enum MailerLiteRule {
     #[default]
     All,
     /// Members of any of these groups, every status.
-    Groups { group_ids: Vec<String> },
+    Groups {
+        #[cfg_attr(feature = "openapi", schema(schema_with = openapi::non_blank_ids))]
+        group_ids: Vec<String>,
+    },
     /// Members of any of these segments; active subscribers only.
-    Segments { segment_ids: Vec<String> },
+    Segments {
+        #[cfg_attr(feature = "openapi", schema(schema_with = openapi::non_blank_ids))]
+        segment_ids: Vec<String>,
+    },
 }
 
 /// The HubSpot object a mapped property belongs to.
@@ -104,13 +120,34 @@ pub enum HubSpotObject {
     Company,
 }
 
-/// One mapped field: a HubSpot property ↔ a MailerLite field key.
+/// One mapped field: a HubSpot property ↔ a MailerLite field key. Checked together with the
+/// rest of the config (beyond what this schema can say): the email is never mapped (it is the
+/// link key); a company mapping flows `hubspot_to_mailerlite`; a one-way mapping's
+/// `conflict_winner` is its source; its direction agrees with the connection's; each HubSpot
+/// property and MailerLite field is written by one mapping at most; and, once the fields were
+/// read, both exist and their types convert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldMapping {
     #[serde(default)]
     pub hubspot_object: HubSpotObject,
+    /// The HubSpot property's internal name (e.g. `firstname`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub hubspot_property: String,
+    /// The MailerLite field's key (e.g. `last_name`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub mailerlite_field: String,
     #[serde(default)]
     pub direction: Direction,
@@ -161,8 +198,12 @@ impl FieldMapping {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SafetyValve {
+    // utoipa calls u32 `int32`: the maximum says how far it really goes.
+    #[cfg_attr(feature = "openapi", schema(maximum = 4294967295u32))]
     pub max_group_removals: u32,
+    #[cfg_attr(feature = "openapi", schema(maximum = 4294967295u32))]
     pub max_unsubscribes: u32,
+    #[cfg_attr(feature = "openapi", schema(maximum = 4294967295u32))]
     pub max_field_clears: u32,
 }
 
@@ -186,6 +227,7 @@ pub struct EngagementSettings {
     pub unsubscribe_in_hubspot: bool,
     /// The legal basis sent with that opt-out when the portal has GDPR features on.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::legal_basis))]
     pub legal_basis: Option<String>,
 }
 
@@ -199,6 +241,14 @@ impl Default for EngagementSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionConfig {
+    /// Shown on the status page; not blank.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub name: String,
     #[serde(default)]
     pub direction: Direction,
@@ -208,6 +258,13 @@ pub struct ConnectionConfig {
     pub mailerlite_rule: MailerLiteRule,
     /// The MailerLite group that contacts coming from HubSpot are added to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub target_group: Option<String>,
     #[serde(default)]
     pub mappings: Vec<FieldMapping>,
@@ -240,6 +297,32 @@ impl ConnectionConfig {
     }
 }
 
+/// Schemas the derive cannot express with attributes.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+
+    use super::NON_BLANK_PATTERN;
+    use crate::validate::LEGAL_BASES;
+
+    /// A non-empty list of ids, none blank.
+    pub fn non_blank_ids() -> utoipa::openapi::schema::Array {
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(Some(NON_BLANK_PATTERN)))
+            .min_items(Some(1))
+            .build()
+    }
+
+    /// One of HubSpot's legal bases, or null (none sent).
+    pub fn legal_basis() -> utoipa::openapi::schema::Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .enum_values(Some(LEGAL_BASES.iter().map(|b| serde_json::Value::from(*b)).chain([serde_json::Value::Null])))
+            .description(Some("The legal basis sent with that opt-out when the portal has GDPR features on."))
+            .build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +347,31 @@ mod tests {
         assert!(Direction::TwoWay.allows_from(Side::HubSpot) && Direction::TwoWay.allows_from(Side::MailerLite));
         assert!(!Direction::HubSpotToMailerLite.allows_from(Side::MailerLite));
         assert_eq!(Direction::MailerLiteToHubSpot.one_way_source(), Some(Side::MailerLite));
+    }
+
+    #[test]
+    fn the_non_blank_pattern_excludes_exactly_what_trim_removes() {
+        // The pattern's character class, as ranges.
+        const WHITE_SPACE: [(u32, u32); 10] = [
+            (0x09, 0x0d),
+            (0x20, 0x20),
+            (0x85, 0x85),
+            (0xa0, 0xa0),
+            (0x1680, 0x1680),
+            (0x2000, 0x200a),
+            (0x2028, 0x2029),
+            (0x202f, 0x202f),
+            (0x205f, 0x205f),
+            (0x3000, 0x3000),
+        ];
+        let class: String = WHITE_SPACE
+            .iter()
+            .map(|&(a, b)| if a == b { format!("\\u{a:04x}") } else { format!("\\u{a:04x}-\\u{b:04x}") })
+            .collect();
+        assert_eq!(NON_BLANK_PATTERN, format!("[^{class}]"));
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let listed = WHITE_SPACE.iter().any(|&(a, b)| (a..=b).contains(&(c as u32)));
+            assert_eq!(c.is_whitespace(), listed, "U+{:04X}", c as u32);
+        }
     }
 }

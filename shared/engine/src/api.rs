@@ -163,6 +163,10 @@ pub enum ApiError {
     /// The request itself is wrong (a bug or an unexpected API change).
     #[error("{side} rejected the request: {message}")]
     Rejected { side: Side, message: String },
+    /// Something the config names (a MailerLite group or segment, a HubSpot list) does not
+    /// exist in the app.
+    #[error("{side} has no {what}")]
+    NotFound { side: Side, what: String },
 }
 
 impl ApiError {

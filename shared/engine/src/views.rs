@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapters::{
     ApiSettings, Credentials, HubSpotAdapter, HubSpotAuth, MailerLiteAdapter, load_credentials, save_credentials,
 };
-use crate::api::{HubSpotApi, MailerLiteApi};
+use crate::api::{ApiError, HubSpotApi, MailerLiteApi, MlSource};
 use crate::engine::{Engine, EngineError};
 use crate::message::ContactRef;
 use crate::scan::mailerlite_sources;
@@ -125,12 +125,46 @@ pub struct PreviewContact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialsStatus {
-    /// `token`, `oauth`, or absent.
+    /// `token`, `oauth`, `oauth (not connected)` (the OAuth app is stored but not installed), or
+    /// `null` (none).
+    #[cfg_attr(feature = "openapi", schema(schema_with = hubspot_auth_kinds))]
     pub hubspot: Option<String>,
     pub hubspot_app_id: Option<u64>,
     pub hubspot_client_secret: bool,
     pub mailerlite_api_key: bool,
     pub mailerlite_webhook_secret: bool,
+}
+
+/// A group or segment of the MailerLite rule that MailerLite does not have is a problem of the
+/// config (the preview's, which may not be stored), not a failed request.
+fn missing_source(e: ApiError, source: &MlSource) -> crate::LifecycleError {
+    let (field, kind) = match source {
+        MlSource::Group(..) => ("mailerlite_rule.group_ids", "group"),
+        MlSource::Segment(_) => ("mailerlite_rule.segment_ids", "segment"),
+        MlSource::All => return EngineError::Api(e).into(),
+    };
+    match e {
+        ApiError::NotFound { side, what } => crate::LifecycleError::InvalidConfig(vec![hmsync_core::ConfigProblem {
+            field: field.into(),
+            message: format!("{side} has no {what}."),
+            fix: format!("Pick an existing MailerLite {kind}, or sync all subscribers."),
+        }]),
+        e => EngineError::Api(e).into(),
+    }
+}
+
+/// The values of [`CredentialsStatus::hubspot`], for the OpenAPI document.
+#[cfg(feature = "openapi")]
+fn hubspot_auth_kinds() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([Some("token"), Some("oauth"), Some("oauth (not connected)"), None]))
+        .description(Some(
+            "How hmsync reaches HubSpot: `token`, `oauth`, `oauth (not connected)` (the OAuth app is stored but \
+             not installed), or null (not stored).",
+        ))
+        .build()
 }
 
 impl CredentialsStatus {
@@ -262,7 +296,7 @@ impl Engine {
         config: Option<ConnectionConfig>,
         limit: usize,
         samples: usize,
-    ) -> Result<Preview, EngineError> {
+    ) -> Result<Preview, crate::LifecycleError> {
         let conn = self.connection(conn_id).await?;
         let (state, _) = self.state(conn_id).await?;
         let mut conn = conn;
@@ -280,7 +314,7 @@ impl Engine {
         for source in mailerlite_sources(&conn.config.mailerlite_rule) {
             let mut cursor: Option<String> = None;
             while ml_records.len() < limit {
-                let page = ml.list(&source, cursor.as_deref()).await?;
+                let page = ml.list(&source, cursor.as_deref()).await.map_err(|e| missing_source(e, &source))?;
                 ml_records.extend(page.records);
                 match page.next {
                     Some(c) => cursor = Some(c),

@@ -83,12 +83,19 @@ impl Engine {
         if d.body.len() > MAX_BODY_BYTES {
             return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
         }
+        // A request without a usable signature (none, empty, or a timestamp outside the 5-minute
+        // window) is refused before the body is parsed or any connection is looked up.
+        let now = self.now_ms();
+        hs::check_v3_headers(d.timestamp, d.signature_v3, now)
+            .map_err(|e| WebhookError::Unauthorized(format!("signature refused: {e}")))?;
         let events = hs::parse_events(d.body)
             .map_err(|e| WebhookError::BadRequest(format!("not a HubSpot webhook event array: {e}")))?;
+        if events.is_empty() {
+            return Err(WebhookError::BadRequest("the delivery has no events (HubSpot sends 1 to 100)".into()));
+        }
         let mut portals: Vec<u64> = events.iter().map(|e| e.portal_id).collect();
         portals.sort_unstable();
         portals.dedup();
-        let now = self.now_ms();
         let mut candidates: Vec<(u64, String)> = Vec::new();
         for p in &portals {
             for c in self.store.connections_for_portal(*p).await.map_err(EngineError::from)? {

@@ -23,4 +23,6 @@ pub use crm::{ACCOUNT, ASSOCIATIONS, COMPANIES, LISTS, NOTES, PREFERENCES, PROPE
 pub use error::{HubSpotError, PropertyError};
 pub use model::*;
 pub use search::{Filter, FilterGroup, IncrementalScan, ScanCursor, SearchPage, SearchRequest};
-pub use webhooks::{SignatureError, SubscriptionType, WebhookEvent, parse_events, verify_v1, verify_v2, verify_v3};
+pub use webhooks::{
+    SignatureError, SubscriptionType, WebhookEvent, check_v3_headers, parse_events, verify_v1, verify_v2, verify_v3,
+};

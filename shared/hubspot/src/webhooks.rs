@@ -160,7 +160,7 @@ pub fn parse_events(raw_body: &[u8]) -> Result<Vec<WebhookEvent>, serde_json::Er
 /// Why a signature check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the signature header is missing")]
+    #[error("the signature header is missing or empty")]
     Missing,
     #[error("the request timestamp is missing or not a number")]
     BadTimestamp,
@@ -225,14 +225,25 @@ pub fn verify_v3(
     signature_header: Option<&str>,
     now_ms: i64,
 ) -> Result<(), SignatureError> {
-    let signature = signature_header.ok_or(SignatureError::Missing)?;
-    let timestamp = timestamp_header.ok_or(SignatureError::BadTimestamp)?;
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if now_ms - ts > MAX_TIMESTAMP_AGE_MS || ts - now_ms > MAX_TIMESTAMP_AGE_MS {
+    let (signature, timestamp) = check_v3_headers(timestamp_header, signature_header, now_ms)?;
+    let expected = sign_v3(client_secret, method, uri, raw_body, timestamp);
+    if equal(expected.as_bytes(), signature.as_bytes()) { Ok(()) } else { Err(SignatureError::Mismatch) }
+}
+
+/// What can be checked of a v3 request without the client secret: a signature is there (not
+/// empty) and the timestamp is a number within 5 minutes of `now_ms`. Returns both, trimmed.
+pub fn check_v3_headers<'a>(
+    timestamp_header: Option<&'a str>,
+    signature_header: Option<&'a str>,
+    now_ms: i64,
+) -> Result<(&'a str, &'a str), SignatureError> {
+    let signature = signature_header.map(str::trim).filter(|s| !s.is_empty()).ok_or(SignatureError::Missing)?;
+    let timestamp = timestamp_header.map(str::trim).ok_or(SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
+    if now_ms.saturating_sub(ts) > MAX_TIMESTAMP_AGE_MS || ts.saturating_sub(now_ms) > MAX_TIMESTAMP_AGE_MS {
         return Err(SignatureError::Expired);
     }
-    let expected = sign_v3(client_secret, method, uri, raw_body, timestamp.trim());
-    if equal(expected.as_bytes(), signature.trim().as_bytes()) { Ok(()) } else { Err(SignatureError::Mismatch) }
+    Ok((signature, timestamp))
 }
 
 /// v1 (`X-HubSpot-Signature`, version `v1`): `hex(sha256(secret + body))`.
@@ -342,6 +353,22 @@ mod tests {
             verify_v3(SECRET, "POST", uri, b"[]", Some("soon"), Some(second), now),
             Err(SignatureError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn v3_headers_are_checked_without_the_secret() {
+        let now = 1_700_000_000_000;
+        let fresh = Some("1700000000000");
+        assert_eq!(check_v3_headers(fresh, Some(" sig= "), now), Ok(("sig=", "1700000000000")));
+        for empty in [None, Some(""), Some("  ")] {
+            assert_eq!(check_v3_headers(fresh, empty, now), Err(SignatureError::Missing), "{empty:?}");
+        }
+        for bad in [None, Some(""), Some("soon")] {
+            assert_eq!(check_v3_headers(bad, Some("sig"), now), Err(SignatureError::BadTimestamp), "{bad:?}");
+        }
+        for far in ["1699999699999", "1700000300001", "-9223372036854775808", "9223372036854775807"] {
+            assert_eq!(check_v3_headers(Some(far), Some("sig"), now), Err(SignatureError::Expired), "{far}");
+        }
     }
 
     #[test]

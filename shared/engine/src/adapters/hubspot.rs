@@ -221,7 +221,12 @@ impl HubSpotApi for HubSpotAdapter {
     }
 
     async fn list_members(&self, list_id: &str, after: Option<&str>) -> ApiResult<(Vec<String>, Option<String>)> {
-        let (members, next) = self.client.list_memberships_page(list_id, after).await.map_err(api_error)?;
+        let (members, next) = self.client.list_memberships_page(list_id, after).await.map_err(|e| match e {
+            hs::HubSpotError::NotFound { .. } => {
+                ApiError::NotFound { side: Side::HubSpot, what: format!("list {list_id}") }
+            }
+            e => api_error(e),
+        })?;
         Ok((members.into_iter().map(|m| m.record_id).collect(), next))
     }
 

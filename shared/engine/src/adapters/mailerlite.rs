@@ -180,7 +180,15 @@ impl MailerLiteApi for MailerLiteAdapter {
             }
             MlSource::Segment(id) => self.client.segment_members_page(id, ml::Status::Active, cursor).await,
         }
-        .map_err(api_error)?;
+        .map_err(|e| match (e, source) {
+            (ml::Error::NotFound { .. }, MlSource::Group(id, _)) => {
+                ApiError::NotFound { side: Side::MailerLite, what: format!("group {id}") }
+            }
+            (ml::Error::NotFound { .. }, MlSource::Segment(id)) => {
+                ApiError::NotFound { side: Side::MailerLite, what: format!("segment {id}") }
+            }
+            (e, _) => api_error(e),
+        })?;
         let next = page.meta.next_cursor.clone().filter(|_| !page.data.is_empty());
         Ok(MlPage { records: page.data.into_iter().map(record).collect(), next })
     }
