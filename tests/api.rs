@@ -1026,7 +1026,8 @@ async fn a_hubspot_webhook_without_a_usable_signature_is_401_before_anything_els
         }
     }
     // Signed (not yet verified): an empty array or not an array is 400; a portal without a
-    // connection 404; a signature no connection of the portal verifies 401.
+    // connection 401 like a signature no connection of the portal verifies (the answer does not
+    // tell which portals are connected).
     let signed = |body: Value| {
         let (c, now) = (c.clone(), now.clone());
         async move { hubspot_webhook(&c, body.to_string().as_bytes(), Some("c2ln"), Some(&now)).await }
@@ -1035,7 +1036,7 @@ async fn a_hubspot_webhook_without_a_usable_signature_is_401_before_anything_els
     assert_eq!(empty.status, 400, "{}", empty.text);
     assert!(empty.json()["error"].as_str().unwrap().contains("no events"), "{}", empty.text);
     assert_eq!(signed(json!({"portalId": portal})).await.status, 400);
-    assert_eq!(signed(unrouted).await.status, 404);
+    assert_eq!(signed(unrouted).await.status, 401);
     assert_eq!(signed(routed).await.status, 401);
     // Over 1 MiB: 413 with the JSON error body, on both receivers.
     let big = vec![b'['; hmsync_api::MAX_BODY_BYTES + 1];

@@ -150,8 +150,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
         (status = 400, description = "Not an event array, or no events", body = crate::ErrorBody),
-        (status = 401, description = "No or empty signature, stale timestamp, or a signature no connection of the portal verifies", body = crate::ErrorBody),
-        (status = 404, description = "No connection for the portal", body = crate::ErrorBody),
+        (status = 401, description = "No or empty signature, stale timestamp, or a delivery no connection verifies (including a portal without a connection)", body = crate::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
         (status = 503, description = "Not queued; HubSpot retries", body = crate::ErrorBody),
     )

@@ -102,10 +102,12 @@ impl Engine {
                 candidates.push((*p, c));
             }
         }
+        // No connection can check the signature: refused like a bad signature, so the answer
+        // does not tell a caller which portals are connected.
         if candidates.is_empty() {
-            return Err(WebhookError::NotFound(format!(
-                "no connection receives webhooks for HubSpot portal(s) {portals:?}"
-            )));
+            return Err(WebhookError::Unauthorized(
+                "signature refused: no connection of this deployment can verify this delivery".into(),
+            ));
         }
         let mut accepted = Accepted::default();
         let mut messages: Vec<SyncMessage> = Vec::new();
