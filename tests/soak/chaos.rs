@@ -138,6 +138,10 @@ impl WorkQueue for CountingQueue {
         Ok(())
     }
 
+    async fn release(&self, receipt: &str) -> hmsync_store::Result<()> {
+        self.inner.release(receipt).await
+    }
+
     async fn dead_letters(&self, limit: usize) -> hmsync_store::Result<Vec<DeadLetter>> {
         self.inner.dead_letters(limit).await
     }

@@ -1,8 +1,11 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
-//! handled in order, one at a time; after a failure the rest of that connection's messages
-//! wait, so order is kept. Failed messages come back after a delay; a message that keeps
-//! failing ends in the dead-letter queue, where the status page shows it.
+//! handled in order, one at a time: of each connection's messages in a receive, the first is
+//! handled and the rest are released at once, untried, so that they never count a delivery they
+//! were not attempted in — neither when the first fails, nor when the worker is killed while
+//! handling it (their connection's queue group waits for the first meanwhile, so order is
+//! kept). Failed messages come back after a delay; a message that keeps failing ends in the
+//! dead-letter queue, where the status page shows it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,39 +88,34 @@ impl Worker {
         Ok(round)
     }
 
-    /// Handles one connection's messages in order; after a failure the rest come back too.
+    /// Handles the first of one connection's messages; the rest go back untried (uncounted), to
+    /// be received again once the first is done or, if it failed, due again.
     async fn handle_group(&self, messages: Vec<ReceivedMessage>) -> Result<(usize, usize), EngineError> {
-        let (mut done, mut retried) = (0, 0);
-        let mut failed: Option<Duration> = None;
-        for m in messages {
-            if let Some(delay) = failed {
-                self.queue.retry_later(&m.receipt, delay).await?;
-                retried += 1;
-                continue;
+        let mut messages = messages.into_iter();
+        let Some(m) = messages.next() else { return Ok((0, 0)) };
+        for untried in messages {
+            self.queue.release(&untried.receipt).await?;
+        }
+        let outcome = match SyncMessage::from_body(&m.body) {
+            Ok(msg) => self.engine.handle_with_recovery(&msg).await,
+            Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
+        };
+        match outcome {
+            Ok(_) => {
+                self.queue.ack(&m.receipt).await?;
+                Ok((1, 0))
             }
-            let outcome = match SyncMessage::from_body(&m.body) {
-                Ok(msg) => self.engine.handle_with_recovery(&msg).await,
-                Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
-            };
-            match outcome {
-                Ok(_) => {
-                    self.queue.ack(&m.receipt).await?;
-                    done += 1;
-                }
-                Err(e) => {
-                    let delay = match e.retry_after() {
-                        Some(wanted) => self.delay(m.receive_count, wanted),
-                        // Permanent: come back at once, so it reaches the dead letters quickly.
-                        None => Duration::ZERO,
-                    };
-                    tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
-                    self.queue.retry_later(&m.receipt, delay).await?;
-                    failed = Some(delay);
-                    retried += 1;
-                }
+            Err(e) => {
+                let delay = match e.retry_after() {
+                    Some(wanted) => self.delay(m.receive_count, wanted),
+                    // Permanent: come back at once, so it reaches the dead letters quickly.
+                    None => Duration::ZERO,
+                };
+                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
+                self.queue.retry_later(&m.receipt, delay).await?;
+                Ok((0, 1))
             }
         }
-        Ok((done, retried))
     }
 
     /// Runs until `shutdown` turns true.

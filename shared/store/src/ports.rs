@@ -183,6 +183,14 @@ pub trait WorkQueue: SyncQueue {
     /// Not done: the message is delivered again after `delay` (its group waits until then).
     async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<()>;
 
+    /// Not attempted: the message is visible again at once (first in its group, which still
+    /// waits for any of its messages in flight), and where the queue can, this delivery does not
+    /// count towards the dead-letter limit — a message nobody tried must not die of the failures
+    /// of the messages before it. SQS cannot take a receive back: there this is a visibility
+    /// change to 0 and the receive still counts (the template's `maxReceiveCount` of 10 leaves
+    /// room for that).
+    async fn release(&self, receipt: &str) -> Result<()>;
+
     /// The oldest dead letters, without removing them.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 

@@ -52,10 +52,15 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 );
 ";
 
-/// Behaviour of the local queue (SQS's defaults for the queue's redrive policy and FIFO dedup).
+/// Behaviour of the local queue (the deployed queue's redrive policy and SQS's FIFO dedup).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteQueueConfig {
     /// Deliveries before a message is moved to the dead letters instead (SQS `maxReceiveCount`).
+    /// The default, 10, is `template.yaml`'s `maxReceiveCount`, so a message dies locally when it
+    /// would die on AWS: the local worker gives back messages it never attempted uncounted
+    /// ([`WorkQueue::release`]), but a worker killed mid-batch cannot, and on SQS every receive
+    /// counts (a FIFO batch that fails hands back the messages behind the failure too), so the
+    /// limit leaves room for deliveries that were never attempted.
     pub max_receives: u32,
     /// A message whose dedup id was sent within this window is accepted and dropped.
     pub dedup_window: Duration,
@@ -63,7 +68,7 @@ pub struct SqliteQueueConfig {
 
 impl Default for SqliteQueueConfig {
     fn default() -> Self {
-        Self { max_receives: 5, dedup_window: Duration::from_secs(5 * 60) }
+        Self { max_receives: 10, dedup_window: Duration::from_secs(5 * 60) }
     }
 }
 
@@ -247,6 +252,25 @@ impl WorkQueue for SqliteQueue {
                 let updated = db.execute(
                     "UPDATE queue_messages SET visible_at_ms = ?1 WHERE receipt = ?2",
                     params![now_ms() + delay, receipt],
+                )?;
+                if updated == 0 {
+                    return Err(in_flight_receipt());
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release(&self, receipt: &str) -> Result<()> {
+        let receipt = receipt.to_string();
+        self.db
+            .call(move |db| {
+                // The delivery is taken back: visible now, its receive uncounted, its receipt void.
+                let updated = db.execute(
+                    "UPDATE queue_messages
+                     SET visible_at_ms = ?1, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+                     WHERE receipt = ?2",
+                    params![now_ms(), receipt],
                 )?;
                 if updated == 0 {
                     return Err(in_flight_receipt());

@@ -68,6 +68,7 @@ macro_rules! queue_contract {
             queue_redelivers_after_the_visibility_timeout,
             queue_retry_later_delays_redelivery,
             queue_dead_letters_after_max_receives_and_requeues,
+            queue_release_gives_an_untried_message_back_at_once,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -895,6 +896,29 @@ pub async fn queue_dead_letters_after_max_receives_and_requeues(queue: &dyn Work
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].group_id.as_str(), back[0].body.as_str(), back[0].receive_count), (g.as_str(), "poison", 1));
     queue.ack(&back[0].receipt).await.unwrap();
+}
+
+pub async fn queue_release_gives_an_untried_message_back_at_once(queue: &dyn WorkQueue) {
+    let g = unique("g");
+    queue.send_batch(&[msg(&g, "m1", "one"), msg(&g, "m2", "two")]).await.unwrap();
+    let got = queue.receive(10, LONG).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["one", "two"]);
+
+    // "two" was never tried: it goes back at once, but its group still waits for "one".
+    queue.release(&got[1].receipt).await.unwrap();
+    assert!(queue.receive(10, LONG).await.unwrap().is_empty(), "the group waits for the message in flight");
+
+    // Released too, "one" is visible at once and still first in its group.
+    queue.release(&got[0].receipt).await.unwrap();
+    let back = receive_eventually(queue, 10).await;
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["one", "two"]);
+    assert_eq!(back[0].message_id, got[0].message_id);
+    for m in &back {
+        // The local queue takes the receive back; SQS cannot (it counts every receive).
+        assert!((1..=2).contains(&m.receive_count), "{back:?}");
+        queue.ack(&m.receipt).await.unwrap();
+    }
+    assert!(queue.receive(10, LONG).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
