@@ -287,6 +287,8 @@ impl Planner {
             plan.changes.push(change(Side::MailerLite, "contact", None, None, Reason::DeletedIn(Side::MailerLite)));
         }
         if let Some(hs) = hubspot {
+            // The survivor of a merge is compared with its actual values now (below).
+            next.hs_merged = false;
             if link.hs_deleted {
                 plan.changes.push(change(Side::HubSpot, "contact", None, None, Reason::RestoredIn(Side::HubSpot)));
             }
@@ -637,10 +639,13 @@ impl Planner {
         next.hs_opted_out = hs.opted_out();
         let status_now = ml_status.unwrap_or(ml.status);
 
-        // The MailerLite status is recorded on the HubSpot contact.
+        // The MailerLite status is recorded on the HubSpot contact: when it changed since it
+        // was recorded, or when a merge may have copied another contact's status onto it (a
+        // status recorded before is not written again on a read that lags behind the write).
         let recorded = link.and_then(|l| l.ml_status);
+        let merged = link.is_some_and(|l| l.hs_merged);
         if config.engagement.enabled
-            && recorded != Some(status_now)
+            && (recorded != Some(status_now) || merged)
             && hs.property(engagement::STATUS) != Some(status_now.as_str())
         {
             hs_props.insert(engagement::STATUS.to_string(), status_now.as_str().to_string());

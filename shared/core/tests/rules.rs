@@ -111,8 +111,68 @@ fn hubspot_merge_rekeys_the_link_to_new_object_id_else_primary() {
     assert_eq!(survivor_id("111", None), "111");
     let mut l = Link::new("L1", "a@x.com");
     l.hubspot_id = Some("222".into());
-    let out = rekey_after_merge(survivor_id("111", None), Some("a@x.com"), vec![l]);
+    let out = rekey_after_merge(survivor_id("111", None), Some("a@x.com"), None, vec![l]);
     assert_eq!(out.kept.unwrap().hubspot_id.as_deref(), Some("111"));
+}
+
+#[test]
+fn a_merged_away_contacts_link_is_retired_like_a_deleted_contacts() {
+    let c = config();
+    let p = planner(&c);
+    let (link, _, m) = linked_after_initial(&c, &hs("2", "bo@x.com", &[]), &ml("9", "bo@x.com", empty()));
+    let mut survivor = Link::new("L1", "ada@x.com");
+    survivor.hubspot_id = Some("1".into());
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![link, survivor]);
+    let retired = out.retired[0].clone();
+    assert!(retired.hs_deleted);
+    // Its subscriber is planned as that of a deleted contact: out of the target group, nothing else.
+    assert!(m.groups.contains(&"tg".to_string()));
+    let plan = p.plan(Phase::Continuous, Some(&retired), None, Some(&m));
+    assert_eq!(plan.group_changes, vec![GroupChange::Remove { group_id: "tg".into() }]);
+    assert!(plan.hubspot.is_none() && plan.mailerlite.is_none());
+    assert!(plan.link.unwrap().hs_deleted);
+}
+
+#[test]
+fn a_merge_into_a_contact_whose_email_another_subscriber_has_links_the_survivor_by_email() {
+    // Contact 2 (linked to subscriber 9) is merged into contact 1, never linked, whose email
+    // subscriber 8 has: the survivor belongs with subscriber 8; contact 2's link is retired.
+    let mut merged = Link::new("L2", "bo@x.com");
+    merged.hubspot_id = Some("2".into());
+    merged.mailerlite_id = Some("9".into());
+    let out = rekey_after_merge("1", Some("ada@x.com"), Some("8"), vec![merged.clone()]);
+    assert_eq!(out.kept, None);
+    assert_eq!(out.retired.len(), 1);
+    assert!(out.retired[0].hs_deleted);
+    // Without a subscriber of its own, the survivor keeps the merged contact's link (and its
+    // email then follows the link).
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![merged.clone()]);
+    assert_eq!(out.kept.map(|k| k.hubspot_id), Some(Some("1".into())));
+    // The subscriber found by email is the link's own: kept.
+    let out = rekey_after_merge("1", Some("ada@x.com"), Some("9"), vec![merged]);
+    assert!(out.kept.is_some());
+}
+
+#[test]
+fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
+    let mut c = config();
+    c.engagement.enabled = true;
+    let p = planner(&c);
+    let (link, mut h, mut m) = linked_after_initial(&c, &hs("1", "ada@x.com", &[]), &ml("9", "ada@x.com", empty()));
+    m.status = MlStatus::Unsubscribed;
+    h.properties.insert(engagement::STATUS.into(), Some("unsubscribed".into()));
+    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    let link = plan.link.unwrap();
+    assert_eq!(link.ml_status, Some(MlStatus::Unsubscribed));
+    // HubSpot merges a newer contact into it and copies that contact's status over.
+    h.properties.insert(engagement::STATUS.into(), Some("active".into()));
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![link.clone()]);
+    let plan = p.plan(Phase::Continuous, Some(out.kept.as_ref().unwrap()), Some(&h), Some(&m));
+    assert_eq!(hs_props(&plan).get(engagement::STATUS).map(String::as_str), Some("unsubscribed"));
+    assert!(!plan.link.unwrap().hs_merged, "checked once");
+    // Without a merge, a status the sync recorded is not written again on a stale read.
+    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert!(hs_props(&plan).get(engagement::STATUS).is_none());
 }
 
 // ---------------------------------------------------------------- Initial sync
