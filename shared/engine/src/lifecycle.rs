@@ -455,4 +455,49 @@ impl Engine {
         self.failpoints.check(failpoint::AFTER_MERGE_REKEYED)?;
         Ok(refs)
     }
+
+    /// The merges a scan finds on the contacts it read (`hs_merged_object_ids`) whose webhook was
+    /// lost: a link still holding a merged-away contact as live. Re-keys them and returns the
+    /// references to sync besides the page (the retired links' subscribers). Costs one store
+    /// lookup per page with merged contacts, and API reads only for merges not handled yet.
+    pub(crate) async fn repair_lost_merges(
+        &self,
+        conn: &Connection,
+        records: &[HsRecord],
+    ) -> Result<Vec<ContactRef>, EngineError> {
+        let merged = |r: &HsRecord| -> Vec<String> {
+            r.property(MERGED_IDS)
+                .map(|m| {
+                    m.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != r.id).map(String::from).collect()
+                })
+                .unwrap_or_default()
+        };
+        let keys: Vec<LinkKey> = records.iter().flat_map(merged).map(LinkKey::HubSpot).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let live: Vec<String> = self
+            .store
+            .find_links(&conn.id, &keys)
+            .await?
+            .into_iter()
+            .filter(|(_, l)| !l.hs_deleted)
+            .filter_map(|(k, _)| match k {
+                LinkKey::HubSpot(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let mut refs = Vec::new();
+        for r in records {
+            let ids = merged(r);
+            if ids.iter().any(|id| live.contains(id)) {
+                tracing::info!(connection = %conn.id, survivor = %r.id, merged = ?ids, "a merge whose webhook was lost: links re-keyed");
+                refs.extend(self.rekey_merge(conn, &r.id, &ids, Some(r)).await?);
+            }
+        }
+        Ok(refs)
+    }
 }
+
+/// The HubSpot property listing the contacts merged into a contact (`;`-separated ids).
+pub(crate) const MERGED_IDS: &str = "hs_merged_object_ids";

@@ -172,11 +172,13 @@ impl Engine {
                     })
                     .await?;
                 }
-                let refs = page
-                    .records
-                    .iter()
-                    .map(|r| ContactRef::HubSpot { id: r.id.clone(), changes: Vec::new(), structural: false })
-                    .collect();
+                // Merges whose webhook was lost: the survivors name the contacts they absorbed.
+                let mut refs = if initial { Vec::new() } else { self.repair_lost_merges(&conn, &page.records).await? };
+                refs.extend(page.records.iter().map(|r| ContactRef::HubSpot {
+                    id: r.id.clone(),
+                    changes: Vec::new(),
+                    structural: false,
+                }));
                 // After a full MailerLite pass of every subscriber, an unlinked contact has no
                 // counterpart: no lookup by email is needed.
                 let known_absent = initial && matches!(config.mailerlite_rule, MailerLiteRule::All);

@@ -134,11 +134,17 @@ pub(crate) fn coalesce(refs: Vec<ContactRef>) -> Vec<ContactRef> {
 
 /// The HubSpot properties a sync reads.
 pub(crate) fn hubspot_properties(planner: &Planner) -> Vec<String> {
-    let mut props: BTreeSet<String> =
-        ["email", "hs_email_optout", "createdate", "lastmodifieddate", engagement::STATUS]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut props: BTreeSet<String> = [
+        "email",
+        "hs_email_optout",
+        "createdate",
+        "lastmodifieddate",
+        engagement::STATUS,
+        crate::lifecycle::MERGED_IDS,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for (m, _) in planner.conversions() {
         match m.hubspot_object {
             HubSpotObject::Contact => {
