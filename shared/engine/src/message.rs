@@ -98,6 +98,9 @@ pub enum ScanPart {
     HubSpotList { list_index: usize },
     /// Linked contacts re-checked for list membership (to notice contacts that left the lists).
     HubSpotLinks,
+    /// Linked subscribers outside the MailerLite rule's groups/segments, which the rule's
+    /// listings do not walk, read again by id (their status is recorded whatever the rules).
+    MailerLiteLinks,
 }
 
 /// One queue message.
