@@ -180,6 +180,56 @@ async fn an_email_change_follows_the_link_in_both_directions_without_duplicates(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_email_is_not_sent_again_until_it_changes_or_the_contact_is_retried() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 3, ..Default::default() }).unwrap().ids;
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 3, group_ids: vec![group.clone()], ..Default::default() }).unwrap();
+    // Person 10 is only in MailerLite, outside the rule's group: not synced, but has the email.
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 10, ..Default::default() }).unwrap();
+    let taken_by = h.mailerlite.subscriber(&person(10).email).unwrap().id;
+    let mut c = config(None);
+    c.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group] };
+    let conn = h.connect("c1", c).await;
+    h.activate(&conn).await;
+    let error = async |h: &Harness| {
+        let errors = h.store.list_errors(&conn, None, 10).await.unwrap().items;
+        assert!(errors.len() <= 1, "{errors:#?}");
+        errors.into_iter().next()
+    };
+
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", &person(10).email)]), 7).unwrap();
+    h.settle().await;
+    let first = error(&h).await.expect("the refused email is recorded");
+    let problem = &first.problems[0];
+    assert_eq!(problem.field.as_deref(), Some("email"));
+    assert!(problem.message.contains(&taken_by), "names the subscriber that has the email: {problem:?}");
+    assert!(problem.action.contains("merge") && problem.action.contains(&person(1).email), "{problem:?}");
+    assert_eq!(problem.refused.get("email"), Some(&person(10).email));
+
+    // Later changes of the contact sync; the refused email is not sent again (the error stands
+    // as it was recorded, not refused a second time).
+    h.hubspot.user_edit_contact(ids[1], &props(&[("firstname", "Zed")]), 7).unwrap();
+    h.settle().await;
+    assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().fields.get("name"), Some(&json!("Zed")));
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(1), "not sent again");
+    h.engine.sync_now(&conn).await.unwrap();
+    h.settle().await;
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(1), "not sent again by the scan");
+
+    // Asked to retry, the sync sends it again (it is still taken).
+    h.engine.retry_errors(&conn, None).await.unwrap();
+    h.settle().await;
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(2), "sent again on retry");
+
+    // Once the email changes, the new one is sent, and the error is gone.
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", "person1.new@example.org")]), 7).unwrap();
+    h.settle().await;
+    assert!(h.mailerlite.subscriber("person1.new@example.org").is_some(), "the new email followed the link");
+    assert_eq!(error(&h).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_webhooks_our_writes_caused_writes_nothing() {
     let (h, ids) = synced(true).await;
     h.hubspot.user_edit_contact(ids[3], &props(&[("firstname", "Echo")]), 7).unwrap();

@@ -93,6 +93,53 @@ fn email_change_in_mailerlite_follows_the_link_and_updates_hubspot() {
 }
 
 #[test]
+fn a_value_the_destination_refused_is_withheld_and_the_rest_of_the_contact_still_syncs() {
+    // Ada's new email is another subscriber's: MailerLite refuses it. Her new first name and
+    // her opt-out still reach her subscriber; the email change stays pending, not forgotten.
+    let c = config();
+    let p = planner(&c);
+    let (link, mut h, m) = linked_after_initial(
+        &c,
+        &hs("1", "ada@example.com", &[("firstname", "Ada")]),
+        &ml("9", "ada@example.com", empty()),
+    );
+    h.properties.insert("email".into(), Some("taken@example.com".into()));
+    h.properties.insert("firstname".into(), Some("Zed".into()));
+    h.properties.insert("hs_email_optout".into(), Some("true".into()));
+    let mut plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert_eq!(plan.written_value(Side::MailerLite, "email").as_deref(), Some("taken@example.com"));
+    assert!(p.withhold(&mut plan, Some(&link), Side::MailerLite, "email"));
+    match &plan.mailerlite {
+        Some(MailerLiteWrite::Update { email, fields, status, .. }) => {
+            assert_eq!(
+                (email, fields.get("name"), status),
+                (&None, Some(&json!("Zed")), &Some(MlStatus::Unsubscribed))
+            );
+        }
+        other => panic!("expected the rest of the update, got {other:?}"),
+    }
+    assert!(!plan.changes.iter().any(|c| c.field == "email"));
+    let next = plan.link.clone().unwrap();
+    assert_eq!(next.email, "ada@example.com", "the link keeps the email both apps still have");
+    assert!(!p.withhold(&mut plan, Some(&link), Side::MailerLite, "email"), "nothing more to withhold");
+
+    // Next time the email change is still planned (and withheld again while it stands refused).
+    let m = apply(&c, &plan, Some(&h), Some(&m), "-", "-").mailerlite.unwrap();
+    let again = p.plan(Phase::Continuous, Some(&next), Some(&h), Some(&m));
+    assert_eq!(again.written_value(Side::MailerLite, "email").as_deref(), Some("taken@example.com"));
+    assert!(ml_fields(&again).is_empty(), "the first name is synced");
+    assert_eq!(ml_status_write(&again), None, "the opt-out is synced");
+
+    // A refused field is withheld the same way: its base stays, so the change stays pending.
+    h.properties.insert("city".into(), Some("Lima".into()));
+    let mut plan = p.plan(Phase::Continuous, Some(&next), Some(&h), Some(&m));
+    assert!(p.withhold(&mut plan, Some(&next), Side::MailerLite, "city"));
+    let key = FieldMapping::new("city", "city").key();
+    assert!(next.bases.contains_key(&key));
+    assert_eq!(plan.link.unwrap().bases.get(&key), next.bases.get(&key));
+}
+
+#[test]
 fn email_changed_differently_on_both_sides_the_conflict_winner_wins() {
     let mut c = config();
     c.conflict_winner = Side::MailerLite;

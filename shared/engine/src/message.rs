@@ -69,8 +69,12 @@ impl ContactRef {
 pub enum Origin {
     Webhook,
     Scan,
+    /// The sync comes back to a contact by itself (after a conflict it could not settle at once).
     Retry,
     Initial,
+    /// Someone asked to retry errored contacts (the status page, the API): values an app refused
+    /// before are sent again.
+    UserRetry,
 }
 
 /// Why a scan runs.
