@@ -476,18 +476,20 @@ impl Engine {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let live: Vec<String> = self
-            .store
-            .find_links(&conn.id, &keys)
-            .await?
-            .into_iter()
-            .filter(|(_, l)| !l.hs_deleted)
-            .filter_map(|(k, _)| match k {
-                LinkKey::HubSpot(id) => Some(id),
-                _ => None,
-            })
-            .collect();
+        let mut live: Vec<String> = Vec::new();
         let mut refs = Vec::new();
+        for (key, l) in self.store.find_links(&conn.id, &keys).await? {
+            let LinkKey::HubSpot(id) = key else { continue };
+            if !l.hs_deleted {
+                live.push(id);
+            } else if l.in_target_group
+                && let Some(ml_id) = &l.mailerlite_id
+            {
+                // Retired by a merge whose sync did not finish (a crash in between): its
+                // subscriber still has to leave the target group.
+                refs.push(ContactRef::mailerlite(ml_id));
+            }
+        }
         for r in records {
             let ids = merged(r);
             if ids.iter().any(|id| live.contains(id)) {
