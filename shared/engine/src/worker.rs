@@ -1,13 +1,12 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
-//! handled in order, one at a time: of each connection's messages in a receive, the first is
-//! handled and the rest are released at once, untried, so that they never count a delivery they
-//! were not attempted in — neither when the first fails, nor when the worker is killed while
-//! handling it (their connection's queue group waits for the first meanwhile, so order is
-//! kept). Failed messages come back after a delay; a message that keeps failing ends in the
-//! dead-letter queue, where the status page shows it.
+//! handled in order, one at a time: the worker receives only the first message of each
+//! connection ([`WorkQueue::receive_heads`]), so that no message waits in its hands untried and
+//! counts a delivery it was not attempted in — neither when the one before it fails, nor when
+//! the worker is killed while handling it (the connection's queue group waits for its message
+//! in flight, so order is kept). Failed messages come back after a delay; a message that keeps
+//! failing ends in the dead-letter queue, where the status page shows it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use crate::message::SyncMessage;
 pub struct WorkerSettings {
     /// How long a received message stays invisible (longer than handling it may take).
     pub visibility: Duration,
-    /// Messages per receive.
+    /// Messages per receive (one per connection).
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
@@ -73,13 +72,9 @@ impl Worker {
 
     /// Receives and handles what is visible now.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
-        let messages = self.queue.receive(self.settings.batch, self.settings.visibility).await?;
+        let messages = self.queue.receive_heads(self.settings.batch, self.settings.visibility).await?;
         let mut round = Round { received: messages.len(), ..Round::default() };
-        let mut groups: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
-        for m in messages {
-            groups.entry(m.group_id.clone()).or_default().push(m);
-        }
-        let results = futures::future::join_all(groups.into_values().map(|msgs| self.handle_group(msgs))).await;
+        let results = futures::future::join_all(messages.into_iter().map(|m| self.handle(m))).await;
         for r in results {
             let (done, retried) = r?;
             round.done += done;
@@ -88,14 +83,8 @@ impl Worker {
         Ok(round)
     }
 
-    /// Handles the first of one connection's messages; the rest go back untried (uncounted), to
-    /// be received again once the first is done or, if it failed, due again.
-    async fn handle_group(&self, messages: Vec<ReceivedMessage>) -> Result<(usize, usize), EngineError> {
-        let mut messages = messages.into_iter();
-        let Some(m) = messages.next() else { return Ok((0, 0)) };
-        for untried in messages {
-            self.queue.release(&untried.receipt).await?;
-        }
+    /// Handles a connection's next message.
+    async fn handle(&self, m: ReceivedMessage) -> Result<(usize, usize), EngineError> {
         let outcome = match SyncMessage::from_body(&m.body) {
             Ok(msg) => self.engine.handle_with_recovery(&msg).await,
             Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),

@@ -191,6 +191,23 @@ pub trait WorkQueue: SyncQueue {
     /// room for that).
     async fn release(&self, receipt: &str) -> Result<()>;
 
+    /// Like [`WorkQueue::receive`], but at most one message per group, its first: for a consumer
+    /// that handles a group's messages one at a time, so that none waits in its hands untried
+    /// (counting a receive for nothing if the consumer fails or dies). The default receives and
+    /// releases the rest.
+    async fn receive_heads(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        let mut groups = std::collections::BTreeSet::new();
+        let mut heads = Vec::new();
+        for m in self.receive(max, visibility).await? {
+            if groups.insert(m.group_id.clone()) {
+                heads.push(m);
+            } else {
+                self.release(&m.receipt).await?;
+            }
+        }
+        Ok(heads)
+    }
+
     /// The oldest dead letters, without removing them.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 

@@ -170,65 +170,94 @@ impl SyncQueue for SqliteQueue {
     }
 }
 
-#[async_trait]
-impl WorkQueue for SqliteQueue {
-    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+impl SqliteQueue {
+    /// Receives up to `max` messages; with `heads`, only the first message of each group.
+    async fn receive_with(&self, max: usize, visibility: Duration, heads: bool) -> Result<Vec<ReceivedMessage>> {
         let visibility = millis(visibility);
         let max_receives = self.config.max_receives;
         // Room for some dead letters to be moved aside on the way; the rest wait for the next call.
         let candidate_limit = i64::try_from(max.saturating_add(32)).unwrap_or(i64::MAX);
+        // Visible messages of groups without a message in flight, oldest first: each group yields
+        // a prefix of its messages, in order (with `heads`, its first message only).
+        let query = if heads {
+            "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
+             WHERE visible_at_ms <= ?1
+               AND NOT EXISTS (SELECT 1 FROM queue_messages f
+                               WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
+               AND NOT EXISTS (SELECT 1 FROM queue_messages e WHERE e.group_id = m.group_id AND e.seq < m.seq)
+             ORDER BY seq LIMIT ?2"
+        } else {
+            "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
+             WHERE visible_at_ms <= ?1
+               AND NOT EXISTS (SELECT 1 FROM queue_messages f
+                               WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
+             ORDER BY seq LIMIT ?2"
+        };
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = now_ms();
-                // Visible messages of groups without a message in flight, oldest first: each
-                // group yields a prefix of its messages, in order.
-                let candidates: Vec<(i64, String, String, String, String, u32)> = {
-                    let mut stmt = tx.prepare(
-                        "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
-                         WHERE visible_at_ms <= ?1
-                           AND NOT EXISTS (SELECT 1 FROM queue_messages f
-                                           WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
-                         ORDER BY seq LIMIT ?2",
-                    )?;
-                    stmt.query_map(params![now, candidate_limit], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-                };
                 let mut received = Vec::new();
-                for (seq, message_id, group_id, dedup_id, body, receive_count) in candidates {
-                    if received.len() >= max {
+                loop {
+                    let candidates: Vec<(i64, String, String, String, String, u32)> = {
+                        let mut stmt = tx.prepare(query)?;
+                        stmt.query_map(params![now, candidate_limit], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?
+                    };
+                    let mut moved = false;
+                    for (seq, message_id, group_id, dedup_id, body, receive_count) in candidates {
+                        if received.len() >= max {
+                            break;
+                        }
+                        if receive_count >= max_receives {
+                            tx.execute(
+                                "INSERT INTO queue_dead_letters
+                                 (message_id, group_id, dedup_id, body, receive_count, dead_at_ms)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                params![message_id, group_id, dedup_id, body, receive_count, now],
+                            )?;
+                            tx.execute("DELETE FROM queue_messages WHERE seq = ?1", params![seq])?;
+                            moved = true;
+                            continue;
+                        }
+                        let receipt = uuid::Uuid::new_v4().simple().to_string();
+                        tx.execute(
+                            "UPDATE queue_messages
+                             SET visible_at_ms = ?1, receive_count = receive_count + 1, receipt = ?2
+                             WHERE seq = ?3",
+                            params![now + visibility, receipt, seq],
+                        )?;
+                        received.push(ReceivedMessage {
+                            message_id,
+                            receipt,
+                            group_id,
+                            body,
+                            receive_count: receive_count + 1,
+                        });
+                    }
+                    // A group whose first message was set aside has a new first message.
+                    if !heads || !moved || received.len() >= max {
                         break;
                     }
-                    if receive_count >= max_receives {
-                        tx.execute(
-                            "INSERT INTO queue_dead_letters
-                             (message_id, group_id, dedup_id, body, receive_count, dead_at_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![message_id, group_id, dedup_id, body, receive_count, now],
-                        )?;
-                        tx.execute("DELETE FROM queue_messages WHERE seq = ?1", params![seq])?;
-                        continue;
-                    }
-                    let receipt = uuid::Uuid::new_v4().simple().to_string();
-                    tx.execute(
-                        "UPDATE queue_messages SET visible_at_ms = ?1, receive_count = receive_count + 1, receipt = ?2
-                         WHERE seq = ?3",
-                        params![now + visibility, receipt, seq],
-                    )?;
-                    received.push(ReceivedMessage {
-                        message_id,
-                        receipt,
-                        group_id,
-                        body,
-                        receive_count: receive_count + 1,
-                    });
                 }
                 tx.commit()?;
                 Ok(received)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqliteQueue {
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        self.receive_with(max, visibility, false).await
+    }
+
+    /// One query: the first message of each group (no receive to give back).
+    async fn receive_heads(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        self.receive_with(max, visibility, true).await
     }
 
     async fn ack(&self, receipt: &str) -> Result<()> {

@@ -69,6 +69,7 @@ macro_rules! queue_contract {
             queue_retry_later_delays_redelivery,
             queue_dead_letters_after_max_receives_and_requeues,
             queue_release_gives_an_untried_message_back_at_once,
+            queue_receive_heads_gives_the_first_message_of_each_group,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -920,6 +921,36 @@ pub async fn queue_release_gives_an_untried_message_back_at_once(queue: &dyn Wor
         queue.ack(&m.receipt).await.unwrap();
     }
     assert!(queue.receive(10, LONG).await.unwrap().is_empty());
+}
+
+pub async fn queue_receive_heads_gives_the_first_message_of_each_group(queue: &dyn WorkQueue) {
+    let (a, b) = (unique("a"), unique("b"));
+    queue.send_batch(&[msg(&a, "a1", "a1"), msg(&a, "a2", "a2"), msg(&b, "b1", "b1")]).await.unwrap();
+    let mut heads = queue.receive_heads(10, LONG).await.unwrap();
+    heads.sort_by(|x, y| x.body.cmp(&y.body));
+    assert_eq!(heads.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["a1", "b1"]);
+    assert!(heads.iter().all(|m| m.receive_count == 1), "{heads:?}");
+    assert!(queue.receive_heads(10, LONG).await.unwrap().is_empty(), "both groups wait for their message in flight");
+    for m in &heads {
+        queue.ack(&m.receipt).await.unwrap();
+    }
+    let next = receive_eventually_heads(queue).await;
+    assert_eq!(next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["a2"]);
+    // The local queue never received it before; SQS received and released it once.
+    assert!((1..=2).contains(&next[0].receive_count), "{next:?}");
+    queue.ack(&next[0].receipt).await.unwrap();
+    assert!(queue.receive_heads(10, LONG).await.unwrap().is_empty());
+}
+
+async fn receive_eventually_heads(queue: &dyn WorkQueue) -> Vec<ReceivedMessage> {
+    for _ in 0..100 {
+        let got = queue.receive_heads(10, LONG).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no message became visible again");
 }
 
 // ---------------------------------------------------------------------------------------------
