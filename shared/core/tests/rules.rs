@@ -219,7 +219,7 @@ fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
     assert!(!plan.link.unwrap().hs_merged, "checked once");
     // Without a merge, a status the sync recorded is not written again on a stale read.
     let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
-    assert!(hs_props(&plan).get(engagement::STATUS).is_none());
+    assert!(!hs_props(&plan).contains_key(engagement::STATUS));
 }
 
 // ---------------------------------------------------------------- Initial sync
