@@ -29,7 +29,11 @@ pub fn link_kept_after_merge(
     survivor_subscriber: Option<&str>,
     links: &[Link],
 ) -> Option<usize> {
-    if let Some(i) = links.iter().position(|l| survivor_email.is_some_and(|e| l.email == e)) {
+    let has_email = |l: &Link| survivor_email.is_some_and(|e| l.email == e);
+    // A link an earlier merge retired comes last among those with the email.
+    if let Some(i) =
+        links.iter().position(|l| has_email(l) && !l.hs_deleted).or_else(|| links.iter().position(has_email))
+    {
         return Some(i);
     }
     if let Some(i) = links.iter().position(|l| l.hubspot_id.as_deref() == Some(survivor_id)) {
@@ -124,6 +128,19 @@ mod tests {
         );
         assert_eq!(out.kept.as_ref().map(|k| (k.id.as_str(), k.hubspot_id.as_deref())), Some(("L2", Some("111"))));
         assert_eq!((out.retired[0].hubspot_id.as_deref(), out.retired[0].hs_deleted), (None, true));
+    }
+
+    #[test]
+    fn a_link_retired_by_an_earlier_merge_is_not_preferred_to_a_live_one() {
+        let mut old = link("L0", "100", "a@x.com");
+        old.hs_deleted = true;
+        let out = rekey_after_merge(
+            "111",
+            Some("a@x.com"),
+            None,
+            vec![old, link("L2", "222", "b@x.com"), link("L1", "111", "a@x.com")],
+        );
+        assert_eq!(out.kept.map(|k| k.id), Some("L1".to_string()));
     }
 
     #[test]
