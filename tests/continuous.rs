@@ -154,7 +154,11 @@ async fn a_hubspot_merge_rekeys_the_link_and_makes_no_duplicate() {
     assert_eq!(link.email, person(1).email);
     assert_eq!(h.all_subscribers().await.len(), before, "no subscriber created or deleted");
     let retired = h.store.link_by_email("c1", &person(2).email).await.unwrap().unwrap();
-    assert!(retired.hs_deleted && retired.hubspot_id.is_none());
+    // Retired: marked deleted (DESIGN.md §2, a contact gone from HubSpot), never holding the
+    // survivor. It still names the merged-away contact, so that a merge replayed after a crash
+    // finds it again.
+    assert!(retired.hs_deleted && retired.hubspot_id.as_deref() != Some(survivor.to_string().as_str()));
+    assert_eq!(h.store.link_by_hubspot_id("c1", &ids[2].to_string()).await.unwrap().map(|l| l.id), Some(retired.id));
     // The survivor keeps syncing.
     h.hubspot.user_edit_contact(survivor, &props(&[("city", "Kyoto")]), 7).unwrap();
     h.settle().await;
@@ -177,6 +181,56 @@ async fn an_email_change_follows_the_link_in_both_directions_without_duplicates(
     assert_eq!(h.hubspot.contact(ids[7]).unwrap()["properties"]["email"], json!("grace.new@example.org"));
     assert_eq!(h.all_subscribers().await.len(), before_ml);
     assert_eq!(h.all_contacts(&["email"]).await.len(), before_hs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_email_is_not_sent_again_until_it_changes_or_the_contact_is_retried() {
+    let h = Harness::start(Options::default()).await;
+    let ids = h.hubspot.seed(&SeedRequest { count: 3, ..Default::default() }).unwrap().ids;
+    let group = h.mailerlite.create_group("Newsletter");
+    h.mailerlite.seed(&SeedSpec { count: 3, group_ids: vec![group.clone()], ..Default::default() }).unwrap();
+    // Person 10 is only in MailerLite, outside the rule's group: not synced, but has the email.
+    h.mailerlite.seed(&SeedSpec { count: 1, start_index: 10, ..Default::default() }).unwrap();
+    let taken_by = h.mailerlite.subscriber(&person(10).email).unwrap().id;
+    let mut c = config(None);
+    c.mailerlite_rule = hmsync_core::MailerLiteRule::Groups { group_ids: vec![group] };
+    let conn = h.connect("c1", c).await;
+    h.activate(&conn).await;
+    let error = async |h: &Harness| {
+        let errors = h.store.list_errors(&conn, None, 10).await.unwrap().items;
+        assert!(errors.len() <= 1, "{errors:#?}");
+        errors.into_iter().next()
+    };
+
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", &person(10).email)]), 7).unwrap();
+    h.settle().await;
+    let first = error(&h).await.expect("the refused email is recorded");
+    let problem = &first.problems[0];
+    assert_eq!(problem.field.as_deref(), Some("email"));
+    assert!(problem.message.contains(&taken_by), "names the subscriber that has the email: {problem:?}");
+    assert!(problem.action.contains("merge") && problem.action.contains(&person(1).email), "{problem:?}");
+    assert_eq!(problem.refused.get("email"), Some(&person(10).email));
+
+    // Later changes of the contact sync; the refused email is not sent again (the error stands
+    // as it was recorded, not refused a second time).
+    h.hubspot.user_edit_contact(ids[1], &props(&[("firstname", "Zed")]), 7).unwrap();
+    h.settle().await;
+    assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().fields.get("name"), Some(&json!("Zed")));
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(1), "not sent again");
+    h.engine.sync_now(&conn).await.unwrap();
+    h.settle().await;
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(1), "not sent again by the scan");
+
+    // Asked to retry, the sync sends it again (it is still taken).
+    h.engine.retry_errors(&conn, None).await.unwrap();
+    h.settle().await;
+    assert_eq!(error(&h).await.map(|e| e.attempts), Some(2), "sent again on retry");
+
+    // Once the email changes, the new one is sent, and the error is gone.
+    h.hubspot.user_edit_contact(ids[1], &props(&[("email", "person1.new@example.org")]), 7).unwrap();
+    h.settle().await;
+    assert!(h.mailerlite.subscriber("person1.new@example.org").is_some(), "the new email followed the link");
+    assert_eq!(error(&h).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

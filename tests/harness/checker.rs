@@ -1024,6 +1024,7 @@ mod tests {
             message: "refused".into(),
             action: "fix it".into(),
             api_message: None,
+            refused: BTreeMap::new(),
         };
         case.errors.push(ContactError::new("L1", vec![problem]));
         assert_eq!(case.run(), BTreeMap::new());

@@ -126,6 +126,13 @@ impl WorkQueue for CountingQueue {
         Ok(got)
     }
 
+    async fn receive_heads(&self, max: usize, visibility: Duration) -> hmsync_store::Result<Vec<ReceivedMessage>> {
+        let got = self.inner.receive_heads(max, visibility).await?;
+        self.received.fetch_add(got.len() as u64, Ordering::Relaxed);
+        self.redelivered.fetch_add(got.iter().filter(|m| m.receive_count > 1).count() as u64, Ordering::Relaxed);
+        Ok(got)
+    }
+
     async fn ack(&self, receipt: &str) -> hmsync_store::Result<()> {
         self.inner.ack(receipt).await?;
         self.acked.fetch_add(1, Ordering::Relaxed);
@@ -136,6 +143,10 @@ impl WorkQueue for CountingQueue {
         self.inner.retry_later(receipt, delay).await?;
         self.retried.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn release(&self, receipt: &str) -> hmsync_store::Result<()> {
+        self.inner.release(receipt).await
     }
 
     async fn dead_letters(&self, limit: usize) -> hmsync_store::Result<Vec<DeadLetter>> {

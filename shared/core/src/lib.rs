@@ -23,9 +23,9 @@ pub use config::{
 };
 pub use email::{Candidate, choose_oldest, is_valid_email, normalize_email};
 pub use engagement::{EngagementEvent, EngagementNote, EngagementState, EngagementUpdate, EventKind, record_events};
-pub use merge::{MergeOutcome, rekey_after_merge, survivor_id};
+pub use merge::{MergeOutcome, link_kept_after_merge, rekey_after_merge, survivor_id};
 pub use plan::{
-    Change, Exclusion, FieldError, GroupChange, HubSpotWrite, MailerLiteWrite, Phase, Plan, Planner, Reason,
+    Change, Exclusion, FieldError, GroupChange, HubSpotWrite, MailerLiteWrite, Phase, Plan, Planner, Reason, value_text,
 };
 pub use record::{FieldBase, HubSpotContact, Link, MailerLiteSubscriber};
 pub use rules::MlStatus;

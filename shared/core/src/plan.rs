@@ -154,6 +154,32 @@ impl Plan {
     pub fn conflicts(&self) -> usize {
         self.changes.iter().filter(|c| matches!(c.reason, Reason::ConflictWinner(_))).count()
     }
+
+    /// The value the plan writes to `field` of an existing record on `side` (`email`, a HubSpot
+    /// property or a MailerLite field key), as text: what a refused value is compared with.
+    pub fn written_value(&self, side: Side, field: &str) -> Option<String> {
+        match side {
+            Side::HubSpot => match &self.hubspot {
+                Some(HubSpotWrite::Update { properties, .. }) => properties.get(field).cloned(),
+                _ => None,
+            },
+            Side::MailerLite => match &self.mailerlite {
+                Some(MailerLiteWrite::Update { email, fields, .. }) => match field {
+                    "email" => email.clone(),
+                    _ => fields.get(field).map(value_text),
+                },
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A MailerLite value as text (strings as they are, anything else as JSON).
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// One mapping, prepared once per connection.
@@ -231,6 +257,59 @@ impl Planner {
         &self.config
     }
 
+    /// Takes back what `plan` writes to `field` of the existing record on `side` — a value that
+    /// app refused — as if it had not been planned: the link keeps what it held for that field
+    /// (so the change stays pending, and is sent once it changes), and everything else of the
+    /// contact is written as planned. Returns whether there was such a write.
+    pub fn withhold(&self, plan: &mut Plan, link: Option<&Link>, side: Side, field: &str) -> bool {
+        let taken = match (side, &mut plan.hubspot, &mut plan.mailerlite) {
+            (Side::HubSpot, Some(HubSpotWrite::Update { properties, .. }), _) => {
+                let taken = properties.remove(field).is_some();
+                if properties.is_empty() {
+                    plan.hubspot = None;
+                }
+                taken
+            }
+            (Side::MailerLite, _, Some(MailerLiteWrite::Update { email, fields, status, .. })) => {
+                let taken = match field {
+                    "email" => email.take().is_some(),
+                    _ => fields.remove(field).is_some(),
+                };
+                if email.is_none() && fields.is_empty() && status.is_none() {
+                    plan.mailerlite = None;
+                }
+                taken
+            }
+            _ => false,
+        };
+        if !taken {
+            return false;
+        }
+        plan.changes.retain(|c| !(c.target == side && c.field == field));
+        let Some(next) = plan.link.as_mut() else { return true };
+        if field == "email" {
+            if let Some(l) = link {
+                next.email = l.email.clone();
+            }
+            return true;
+        }
+        for m in &self.mappings {
+            let maps = match side {
+                Side::HubSpot => {
+                    m.mapping.hubspot_object == HubSpotObject::Contact && m.mapping.hubspot_property == field
+                }
+                Side::MailerLite => m.mapping.mailerlite_field == field,
+            };
+            if maps {
+                match link.and_then(|l| l.bases.get(&m.key)) {
+                    Some(base) => next.bases.insert(m.key.clone(), base.clone()),
+                    None => next.bases.remove(&m.key),
+                };
+            }
+        }
+        true
+    }
+
     /// The mapping keys and conversions in use (for the convergence checks of tests and tools).
     pub fn conversions(&self) -> impl Iterator<Item = (&FieldMapping, &Conversion)> {
         self.mappings.iter().map(|m| (&m.mapping, &m.conversion))
@@ -287,6 +366,8 @@ impl Planner {
             plan.changes.push(change(Side::MailerLite, "contact", None, None, Reason::DeletedIn(Side::MailerLite)));
         }
         if let Some(hs) = hubspot {
+            // The survivor of a merge is compared with its actual values now (below).
+            next.hs_merged = false;
             if link.hs_deleted {
                 plan.changes.push(change(Side::HubSpot, "contact", None, None, Reason::RestoredIn(Side::HubSpot)));
             }
@@ -637,10 +718,13 @@ impl Planner {
         next.hs_opted_out = hs.opted_out();
         let status_now = ml_status.unwrap_or(ml.status);
 
-        // The MailerLite status is recorded on the HubSpot contact.
+        // The MailerLite status is recorded on the HubSpot contact: when it changed since it
+        // was recorded, or when a merge may have copied another contact's status onto it (a
+        // status recorded before is not written again on a read that lags behind the write).
         let recorded = link.and_then(|l| l.ml_status);
+        let merged = link.is_some_and(|l| l.hs_merged);
         if config.engagement.enabled
-            && recorded != Some(status_now)
+            && (recorded != Some(status_now) || merged)
             && hs.property(engagement::STATUS) != Some(status_now.as_str())
         {
             hs_props.insert(engagement::STATUS.to_string(), status_now.as_str().to_string());

@@ -114,6 +114,12 @@ pub struct Link {
     pub hs_deleted: bool,
     #[serde(default)]
     pub ml_deleted: bool,
+    /// HubSpot merged another contact into the link's contact since it was last synced: the
+    /// survivor may hold the merged contact's copies of what the sync wrote (its MailerLite
+    /// status), so what the link remembers writing is no guide until the next sync compares
+    /// with the survivor's actual values.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hs_merged: bool,
     /// `lastmodifieddate` of the HubSpot contact when last synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hs_last_modified: Option<String>,
@@ -146,6 +152,7 @@ impl Link {
             ml_status: None,
             hs_deleted: false,
             ml_deleted: false,
+            hs_merged: false,
             hs_last_modified: None,
             ml_updated_at: None,
             bases: BTreeMap::new(),

@@ -93,6 +93,53 @@ fn email_change_in_mailerlite_follows_the_link_and_updates_hubspot() {
 }
 
 #[test]
+fn a_value_the_destination_refused_is_withheld_and_the_rest_of_the_contact_still_syncs() {
+    // Ada's new email is another subscriber's: MailerLite refuses it. Her new first name and
+    // her opt-out still reach her subscriber; the email change stays pending, not forgotten.
+    let c = config();
+    let p = planner(&c);
+    let (link, mut h, m) = linked_after_initial(
+        &c,
+        &hs("1", "ada@example.com", &[("firstname", "Ada")]),
+        &ml("9", "ada@example.com", empty()),
+    );
+    h.properties.insert("email".into(), Some("taken@example.com".into()));
+    h.properties.insert("firstname".into(), Some("Zed".into()));
+    h.properties.insert("hs_email_optout".into(), Some("true".into()));
+    let mut plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert_eq!(plan.written_value(Side::MailerLite, "email").as_deref(), Some("taken@example.com"));
+    assert!(p.withhold(&mut plan, Some(&link), Side::MailerLite, "email"));
+    match &plan.mailerlite {
+        Some(MailerLiteWrite::Update { email, fields, status, .. }) => {
+            assert_eq!(
+                (email, fields.get("name"), status),
+                (&None, Some(&json!("Zed")), &Some(MlStatus::Unsubscribed))
+            );
+        }
+        other => panic!("expected the rest of the update, got {other:?}"),
+    }
+    assert!(!plan.changes.iter().any(|c| c.field == "email"));
+    let next = plan.link.clone().unwrap();
+    assert_eq!(next.email, "ada@example.com", "the link keeps the email both apps still have");
+    assert!(!p.withhold(&mut plan, Some(&link), Side::MailerLite, "email"), "nothing more to withhold");
+
+    // Next time the email change is still planned (and withheld again while it stands refused).
+    let m = apply(&c, &plan, Some(&h), Some(&m), "-", "-").mailerlite.unwrap();
+    let again = p.plan(Phase::Continuous, Some(&next), Some(&h), Some(&m));
+    assert_eq!(again.written_value(Side::MailerLite, "email").as_deref(), Some("taken@example.com"));
+    assert!(ml_fields(&again).is_empty(), "the first name is synced");
+    assert_eq!(ml_status_write(&again), None, "the opt-out is synced");
+
+    // A refused field is withheld the same way: its base stays, so the change stays pending.
+    h.properties.insert("city".into(), Some("Lima".into()));
+    let mut plan = p.plan(Phase::Continuous, Some(&next), Some(&h), Some(&m));
+    assert!(p.withhold(&mut plan, Some(&next), Side::MailerLite, "city"));
+    let key = FieldMapping::new("city", "city").key();
+    assert!(next.bases.contains_key(&key));
+    assert_eq!(plan.link.unwrap().bases.get(&key), next.bases.get(&key));
+}
+
+#[test]
 fn email_changed_differently_on_both_sides_the_conflict_winner_wins() {
     let mut c = config();
     c.conflict_winner = Side::MailerLite;
@@ -111,8 +158,68 @@ fn hubspot_merge_rekeys_the_link_to_new_object_id_else_primary() {
     assert_eq!(survivor_id("111", None), "111");
     let mut l = Link::new("L1", "a@x.com");
     l.hubspot_id = Some("222".into());
-    let out = rekey_after_merge(survivor_id("111", None), Some("a@x.com"), vec![l]);
+    let out = rekey_after_merge(survivor_id("111", None), Some("a@x.com"), None, vec![l]);
     assert_eq!(out.kept.unwrap().hubspot_id.as_deref(), Some("111"));
+}
+
+#[test]
+fn a_merged_away_contacts_link_is_retired_like_a_deleted_contacts() {
+    let c = config();
+    let p = planner(&c);
+    let (link, _, m) = linked_after_initial(&c, &hs("2", "bo@x.com", &[]), &ml("9", "bo@x.com", empty()));
+    let mut survivor = Link::new("L1", "ada@x.com");
+    survivor.hubspot_id = Some("1".into());
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![link, survivor]);
+    let retired = out.retired[0].clone();
+    assert!(retired.hs_deleted);
+    // Its subscriber is planned as that of a deleted contact: out of the target group, nothing else.
+    assert!(m.groups.contains(&"tg".to_string()));
+    let plan = p.plan(Phase::Continuous, Some(&retired), None, Some(&m));
+    assert_eq!(plan.group_changes, vec![GroupChange::Remove { group_id: "tg".into() }]);
+    assert!(plan.hubspot.is_none() && plan.mailerlite.is_none());
+    assert!(plan.link.unwrap().hs_deleted);
+}
+
+#[test]
+fn a_merge_into_a_contact_whose_email_another_subscriber_has_links_the_survivor_by_email() {
+    // Contact 2 (linked to subscriber 9) is merged into contact 1, never linked, whose email
+    // subscriber 8 has: the survivor belongs with subscriber 8; contact 2's link is retired.
+    let mut merged = Link::new("L2", "bo@x.com");
+    merged.hubspot_id = Some("2".into());
+    merged.mailerlite_id = Some("9".into());
+    let out = rekey_after_merge("1", Some("ada@x.com"), Some("8"), vec![merged.clone()]);
+    assert_eq!(out.kept, None);
+    assert_eq!(out.retired.len(), 1);
+    assert!(out.retired[0].hs_deleted);
+    // Without a subscriber of its own, the survivor keeps the merged contact's link (and its
+    // email then follows the link).
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![merged.clone()]);
+    assert_eq!(out.kept.map(|k| k.hubspot_id), Some(Some("1".into())));
+    // The subscriber found by email is the link's own: kept.
+    let out = rekey_after_merge("1", Some("ada@x.com"), Some("9"), vec![merged]);
+    assert!(out.kept.is_some());
+}
+
+#[test]
+fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
+    let mut c = config();
+    c.engagement.enabled = true;
+    let p = planner(&c);
+    let (link, mut h, mut m) = linked_after_initial(&c, &hs("1", "ada@x.com", &[]), &ml("9", "ada@x.com", empty()));
+    m.status = MlStatus::Unsubscribed;
+    h.properties.insert(engagement::STATUS.into(), Some("unsubscribed".into()));
+    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    let link = plan.link.unwrap();
+    assert_eq!(link.ml_status, Some(MlStatus::Unsubscribed));
+    // HubSpot merges a newer contact into it and copies that contact's status over.
+    h.properties.insert(engagement::STATUS.into(), Some("active".into()));
+    let out = rekey_after_merge("1", Some("ada@x.com"), None, vec![link.clone()]);
+    let plan = p.plan(Phase::Continuous, Some(out.kept.as_ref().unwrap()), Some(&h), Some(&m));
+    assert_eq!(hs_props(&plan).get(engagement::STATUS).map(String::as_str), Some("unsubscribed"));
+    assert!(!plan.link.unwrap().hs_merged, "checked once");
+    // Without a merge, a status the sync recorded is not written again on a stale read.
+    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert!(!hs_props(&plan).contains_key(engagement::STATUS));
 }
 
 // ---------------------------------------------------------------- Initial sync

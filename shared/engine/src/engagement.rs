@@ -100,6 +100,7 @@ impl Engine {
                                 message: format!("Engagement could not be recorded: {}", e.message),
                                 action: e.action.clone(),
                                 api_message: e.api_message.clone(),
+                                refused: Default::default(),
                             }],
                         );
                         err.email = Some(link.email.clone());

@@ -2,10 +2,12 @@
 //! resume, sync now, approve (releases the safety valve), the schedule's tick, and HubSpot
 //! merges.
 
-use hmsync_core::{ConfigProblem, FieldSchemas, Planner, engagement, rekey_after_merge, validate_config};
+use hmsync_core::{
+    ConfigProblem, FieldSchemas, Planner, engagement, link_kept_after_merge, rekey_after_merge, validate_config,
+};
 use hmsync_store::{Connection, LinkKey};
 
-use crate::api::ApiError;
+use crate::api::{ApiError, HsRecord};
 use crate::engine::{Engine, EngineError, Report};
 use crate::failpoint;
 use crate::message::{ContactRef, Origin, ScanKind, SyncMessage};
@@ -362,7 +364,8 @@ impl Engine {
     }
 
     /// A HubSpot merge: the links of the merged contacts move to the survivor (one link is kept,
-    /// no duplicate is made), then the survivor is synced.
+    /// no duplicate is made), then the survivor and the subscribers of the retired links are
+    /// synced (those leave the target group, like the subscribers of deleted contacts).
     pub(crate) async fn merge(
         &self,
         conn_id: &str,
@@ -375,6 +378,24 @@ impl Engine {
         if let Some(report) = self.gate(conn_id, &state, message).await? {
             return Ok(report);
         }
+        let mut refs = vec![ContactRef::hubspot(survivor_id)];
+        refs.extend(self.rekey_merge(&conn, survivor_id, merged_ids, None).await?);
+        self.sync_contacts(conn_id, refs, Origin::Webhook, Preloaded::default(), message).await
+    }
+
+    /// Re-keys the links of a merge in the store ([`hmsync_core::rekey_after_merge`]) and
+    /// returns the references to sync for the retired links' subscribers. `survivor` is the
+    /// survivor as already read, if it was. Costs a HubSpot read of the survivor when not given,
+    /// and a MailerLite read by email when the link to keep does not have the survivor's email
+    /// (another subscriber may have it).
+    pub(crate) async fn rekey_merge(
+        &self,
+        conn: &Connection,
+        survivor_id: &str,
+        merged_ids: &[String],
+        survivor: Option<&HsRecord>,
+    ) -> Result<Vec<ContactRef>, EngineError> {
+        let conn_id = conn.id.as_str();
         let mut keys: Vec<LinkKey> = merged_ids.iter().map(|i| LinkKey::HubSpot(i.clone())).collect();
         keys.push(LinkKey::HubSpot(survivor_id.to_string()));
         let mut links: Vec<hmsync_core::Link> = Vec::new();
@@ -383,34 +404,102 @@ impl Engine {
                 links.push(l);
             }
         }
-        if !links.is_empty() {
-            let hs = self.apis.hubspot(&conn).await?;
-            let planner = Planner::new(&conn.config, &conn.schemas.clone().unwrap_or_default());
-            let survivor = hs.read_contacts(&[survivor_id.to_string()], &hubspot_properties(&planner)).await?;
-            let survivor_email =
-                survivor.first().and_then(|r| r.property("email").and_then(hmsync_core::normalize_email));
-            let before = links.clone();
-            let outcome = rekey_after_merge(survivor_id, survivor_email.as_deref(), links);
-            // Retired links give up the survivor's id before the kept link claims it.
-            for r in &outcome.retired {
-                let prev = before.iter().find(|l| l.id == r.id);
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read;
+        let survivor = match survivor {
+            Some(s) => Some(s),
+            None => {
+                let hs = self.apis.hubspot(conn).await?;
+                let planner = Planner::new(&conn.config, &conn.schemas.clone().unwrap_or_default());
+                read = hs.read_contacts(&[survivor_id.to_string()], &hubspot_properties(&planner)).await?;
+                read.iter().find(|r| r.id == survivor_id)
+            }
+        };
+        let survivor_email = survivor.and_then(|r| r.property("email").and_then(hmsync_core::normalize_email));
+        // Email is the link key: when the link that would be kept has another email, the
+        // subscriber that has the survivor's email (if any) belongs with the survivor.
+        let mut survivor_subscriber: Option<String> = None;
+        if let Some(email) = &survivor_email
+            && let Some(keep) = link_kept_after_merge(survivor_id, Some(email), None, &links)
+            && links[keep].email != *email
+        {
+            let ml = self.apis.mailerlite(conn).await?;
+            survivor_subscriber = ml
+                .get_by_emails(std::slice::from_ref(email))
+                .await?
+                .into_iter()
+                .find(|m| hmsync_core::normalize_email(&m.email).as_deref() == Some(email.as_str()))
+                .map(|m| m.id);
+        }
+        let before = links.clone();
+        let outcome = rekey_after_merge(survivor_id, survivor_email.as_deref(), survivor_subscriber.as_deref(), links);
+        // Retired links give up the survivor's id before the kept link claims it.
+        let mut refs = Vec::new();
+        for r in &outcome.retired {
+            let prev = before.iter().find(|l| l.id == r.id);
+            if prev != Some(r) {
                 self.store.put_link(conn_id, r, prev).await?;
             }
-            if let Some(k) = &outcome.kept {
-                let prev = before.iter().find(|l| l.id == k.id);
-                if prev != Some(k) {
-                    self.store.put_link(conn_id, k, prev).await?;
-                }
+            if let Some(ml_id) = &r.mailerlite_id {
+                refs.push(ContactRef::mailerlite(ml_id));
             }
-            self.failpoints.check(failpoint::AFTER_MERGE_REKEYED)?;
         }
-        self.sync_contacts(
-            conn_id,
-            vec![ContactRef::hubspot(survivor_id)],
-            Origin::Webhook,
-            Preloaded::default(),
-            message,
-        )
-        .await
+        if let Some(k) = &outcome.kept {
+            let prev = before.iter().find(|l| l.id == k.id);
+            if prev != Some(k) {
+                self.store.put_link(conn_id, k, prev).await?;
+            }
+        }
+        self.failpoints.check(failpoint::AFTER_MERGE_REKEYED)?;
+        Ok(refs)
+    }
+
+    /// The merges a scan finds on the contacts it read (`hs_merged_object_ids`) whose webhook was
+    /// lost: a link still holding a merged-away contact as live. Re-keys them and returns the
+    /// references to sync besides the page (the retired links' subscribers). Costs one store
+    /// lookup per page with merged contacts, and API reads only for merges not handled yet.
+    pub(crate) async fn repair_lost_merges(
+        &self,
+        conn: &Connection,
+        records: &[HsRecord],
+    ) -> Result<Vec<ContactRef>, EngineError> {
+        let merged = |r: &HsRecord| -> Vec<String> {
+            r.property(MERGED_IDS)
+                .map(|m| {
+                    m.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != r.id).map(String::from).collect()
+                })
+                .unwrap_or_default()
+        };
+        let keys: Vec<LinkKey> = records.iter().flat_map(merged).map(LinkKey::HubSpot).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut live: Vec<String> = Vec::new();
+        let mut refs = Vec::new();
+        for (key, l) in self.store.find_links(&conn.id, &keys).await? {
+            let LinkKey::HubSpot(id) = key else { continue };
+            if !l.hs_deleted {
+                live.push(id);
+            } else if l.in_target_group
+                && let Some(ml_id) = &l.mailerlite_id
+            {
+                // Retired by a merge whose sync did not finish (a crash in between): its
+                // subscriber still has to leave the target group.
+                refs.push(ContactRef::mailerlite(ml_id));
+            }
+        }
+        for r in records {
+            let ids = merged(r);
+            if ids.iter().any(|id| live.contains(id)) {
+                tracing::info!(connection = %conn.id, survivor = %r.id, merged = ?ids, "a merge whose webhook was lost: links re-keyed");
+                refs.extend(self.rekey_merge(conn, &r.id, &ids, Some(r)).await?);
+            }
+        }
+        Ok(refs)
     }
 }
+
+/// The HubSpot property listing the contacts merged into a contact (`;`-separated ids).
+pub(crate) const MERGED_IDS: &str = "hs_merged_object_ids";

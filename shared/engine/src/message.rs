@@ -69,8 +69,12 @@ impl ContactRef {
 pub enum Origin {
     Webhook,
     Scan,
+    /// The sync comes back to a contact by itself (after a conflict it could not settle at once).
     Retry,
     Initial,
+    /// Someone asked to retry errored contacts (the status page, the API): values an app refused
+    /// before are sent again.
+    UserRetry,
 }
 
 /// Why a scan runs.
@@ -98,6 +102,9 @@ pub enum ScanPart {
     HubSpotList { list_index: usize },
     /// Linked contacts re-checked for list membership (to notice contacts that left the lists).
     HubSpotLinks,
+    /// Linked subscribers outside the MailerLite rule's groups/segments, which the rule's
+    /// listings do not walk, read again by id (their status is recorded whatever the rules).
+    MailerLiteLinks,
 }
 
 /// One queue message.

@@ -1,7 +1,8 @@
 //! Scans: the initial (historical) sync reads both sides in full; scheduled scans and "sync
 //! now" are the safety net for missed webhooks (HubSpot: contacts modified since the watermark;
 //! MailerLite has no "modified since", so its subscribers are paged and compared with what each
-//! link last saw). A scan is a chain of bounded page messages through the connection's queue
+//! link last saw; linked subscribers outside the rule's groups or segments are read again by id).
+//! A scan is a chain of bounded page messages through the connection's queue
 //! group, so it is resumable and shares the connection's API budget with everything else.
 
 use hmsync_core::{HubSpotRule, MailerLiteRule, MlStatus};
@@ -29,10 +30,19 @@ pub fn mailerlite_sources(rule: &MailerLiteRule) -> Vec<MlSource> {
     }
 }
 
+/// Links per page of the [`ScanPart::MailerLiteLinks`] part (a store read; only the linked
+/// subscribers outside the rule among them are read from MailerLite, 50 per request).
+const LINKS_PAGE: usize = 1000;
+
 /// The parts of a scan, in order.
 fn parts(kind: ScanKind, hubspot_rule: &HubSpotRule, mailerlite_rule: &MailerLiteRule) -> Vec<ScanPart> {
     let mut parts: Vec<ScanPart> =
         (0..mailerlite_sources(mailerlite_rule).len()).map(|i| ScanPart::MailerLite { source_index: i }).collect();
+    if kind != ScanKind::Initial && !matches!(mailerlite_rule, MailerLiteRule::All) {
+        // The rule's listings miss linked subscribers outside it; without a "modified since"
+        // filter, they are read again by id.
+        parts.push(ScanPart::MailerLiteLinks);
+    }
     match (hubspot_rule, kind) {
         (HubSpotRule::All, _) => parts.push(ScanPart::HubSpot),
         (HubSpotRule::Lists { list_ids }, ScanKind::Initial) => {
@@ -172,11 +182,13 @@ impl Engine {
                     })
                     .await?;
                 }
-                let refs = page
-                    .records
-                    .iter()
-                    .map(|r| ContactRef::HubSpot { id: r.id.clone(), changes: Vec::new(), structural: false })
-                    .collect();
+                // Merges whose webhook was lost: the survivors name the contacts they absorbed.
+                let mut refs = if initial { Vec::new() } else { self.repair_lost_merges(&conn, &page.records).await? };
+                refs.extend(page.records.iter().map(|r| ContactRef::HubSpot {
+                    id: r.id.clone(),
+                    changes: Vec::new(),
+                    structural: false,
+                }));
                 // After a full MailerLite pass of every subscriber, an unlinked contact has no
                 // counterpart: no lookup by email is needed.
                 let known_absent = initial && matches!(config.mailerlite_rule, MailerLiteRule::All);
@@ -215,6 +227,45 @@ impl Engine {
                     self.sync_contacts(conn_id, refs, origin(initial), Preloaded::default(), message).await?
                 };
                 next_cursor = next;
+            }
+            ScanPart::MailerLiteLinks => {
+                let page = self.store.list_links(conn_id, cursor, LINKS_PAGE).await?;
+                let ids: Vec<String> = page
+                    .items
+                    .iter()
+                    .filter(|l| !l.ml_in_scope && !l.ml_deleted && !l.hs_deleted && l.hubspot_id.is_some())
+                    .filter_map(|l| l.mailerlite_id.clone())
+                    .collect();
+                records = ids.len() as u64;
+                report = if ids.is_empty() {
+                    Report::default()
+                } else {
+                    let ml = self.apis.mailerlite(&conn).await?;
+                    let found = ml.get_by_ids(&ids).await?;
+                    let mut refs: Vec<ContactRef> = found
+                        .iter()
+                        .map(|r| ContactRef::MailerLite {
+                            id: r.id.clone(),
+                            snapshot: None,
+                            member: None,
+                            group: None,
+                            structural: false,
+                        })
+                        .collect();
+                    // Gone from MailerLite: the sync marks their links.
+                    refs.extend(
+                        ids.iter()
+                            .filter(|id| !found.iter().any(|r| &r.id == *id))
+                            .map(|id| ContactRef::mailerlite(id)),
+                    );
+                    let pre = Preloaded { mailerlite: found.clone(), skip_unchanged: true, ..Preloaded::default() };
+                    let mut r = self.sync_contacts(conn_id, refs, Origin::Scan, pre, message).await?;
+                    if !r.parked {
+                        r.enqueued += self.engagement_from_scan(&conn, &found).await?.min(1);
+                    }
+                    r
+                };
+                next_cursor = page.next;
             }
             ScanPart::HubSpotLinks => {
                 let page = self.store.list_links(conn_id, cursor, 100).await?;
@@ -258,7 +309,7 @@ impl Engine {
             }
         };
         let now = self.now_ms();
-        let hubspot_part = !matches!(part, ScanPart::MailerLite { .. });
+        let hubspot_part = !matches!(part, ScanPart::MailerLite { .. } | ScanPart::MailerLiteLinks);
         if initial && records > 0 && !matches!(part, ScanPart::HubSpotLinks) {
             self.store.add_counters(conn_id, &[(counters::INITIAL_DONE, records as i64)]).await?;
         }
@@ -350,6 +401,15 @@ mod tests {
         assert_eq!(sources.len(), 10);
         assert!(sources.contains(&MlSource::Group("b".into(), MlStatus::Junk)));
         assert_eq!(mailerlite_sources(&MailerLiteRule::All), vec![MlSource::All]);
+    }
+
+    #[test]
+    fn scans_after_the_initial_sync_read_the_linked_subscribers_outside_a_group_rule_again() {
+        let groups = MailerLiteRule::Groups { group_ids: vec!["a".into()] };
+        let p = parts(ScanKind::Scheduled, &HubSpotRule::All, &groups);
+        assert_eq!(p[5..], [ScanPart::MailerLiteLinks, ScanPart::HubSpot]);
+        assert!(!parts(ScanKind::Initial, &HubSpotRule::All, &groups).contains(&ScanPart::MailerLiteLinks));
+        assert!(!parts(ScanKind::Manual, &HubSpotRule::All, &MailerLiteRule::All).contains(&ScanPart::MailerLiteLinks));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub(crate) struct Unit {
     pub(crate) structural: bool,
     pub(crate) plan: Option<Plan>,
     pub(crate) problems: Vec<ContactProblem>,
+    /// Problems recorded before whose refused values the plan would have sent again unchanged:
+    /// those values were withheld, and the problems stand.
+    pub(crate) held: Vec<ContactProblem>,
     /// Some write failed: nothing is stored for this contact (it is planned again next time).
     pub(crate) failed: bool,
     /// Come back to this contact in a later message.
@@ -134,11 +137,17 @@ pub(crate) fn coalesce(refs: Vec<ContactRef>) -> Vec<ContactRef> {
 
 /// The HubSpot properties a sync reads.
 pub(crate) fn hubspot_properties(planner: &Planner) -> Vec<String> {
-    let mut props: BTreeSet<String> =
-        ["email", "hs_email_optout", "createdate", "lastmodifieddate", engagement::STATUS]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut props: BTreeSet<String> = [
+        "email",
+        "hs_email_optout",
+        "createdate",
+        "lastmodifieddate",
+        engagement::STATUS,
+        crate::lifecycle::MERGED_IDS,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for (m, _) in planner.conversions() {
         match m.hubspot_object {
             HubSpotObject::Contact => {
@@ -230,7 +239,7 @@ fn to_subscriber(m: &MlRecord, in_scope: bool) -> MailerLiteSubscriber {
 }
 
 fn problem(side: Side, field: Option<String>, message: String, action: String, api: Option<String>) -> ContactProblem {
-    ContactProblem { side, field, message, action, api_message: api }
+    ContactProblem { side, field, message, action, api_message: api, refused: BTreeMap::new() }
 }
 
 fn item_problem(side: Side, e: &ItemError) -> ContactProblem {
@@ -263,6 +272,7 @@ fn origin_text(origin: Origin) -> &'static str {
         Origin::Scan => "scan",
         Origin::Retry => "retry",
         Origin::Initial => "initial sync",
+        Origin::UserRetry => "retry requested",
     }
 }
 
@@ -536,6 +546,7 @@ impl Engine {
             return Ok(report);
         }
         let destructive = plan_units(&planner, phase, &mut units, &mut report);
+        self.withhold_refused(conn_id, &planner, &mut units, origin).await?;
         let hs_api = self.apis.hubspot(&conn).await?;
         let ml_api = self.apis.mailerlite(&conn).await?;
 
@@ -576,9 +587,9 @@ impl Engine {
         }
 
         // 8. Write: MailerLite, then HubSpot creates, updates and opt-outs.
-        self.write_mailerlite(&mut units, &*ml_api).await?;
+        self.write_mailerlite(&mut units, &*ml_api, &planner).await?;
         self.failpoints.check(failpoint::AFTER_MAILERLITE_WRITES)?;
-        self.write_hubspot(&mut units, &*hs_api, &config).await?;
+        self.write_hubspot(&mut units, &*hs_api, &planner).await?;
 
         // 9. Store links, errors, history, meter and counters.
         let stored =
@@ -592,7 +603,7 @@ impl Engine {
         }
         if !retry_refs.is_empty() {
             report.enqueued += 1;
-            self.enqueue_retry(conn_id, retry_refs, now).await?;
+            self.enqueue_retry(conn_id, retry_refs, now, Origin::Retry).await?;
         }
         let created_hs = units.iter().filter(|u| !u.failed && u.written_hs.is_some() && u.hs.is_none()).count();
         let created_ml = units.iter().filter(|u| !u.failed && u.written_ml.is_some() && u.ml.is_none()).count();
@@ -619,8 +630,9 @@ impl Engine {
         conn_id: &str,
         refs: Vec<ContactRef>,
         now: i64,
+        origin: Origin,
     ) -> Result<(), EngineError> {
-        let message = SyncMessage::Contacts { connection_id: conn_id.to_string(), refs, origin: Origin::Retry };
+        let message = SyncMessage::Contacts { connection_id: conn_id.to_string(), refs, origin };
         let body = message.to_body();
         let dedup = format!("retry-{now}-{}", &message.content_dedup_id()[..16]);
         self.queue
@@ -855,10 +867,72 @@ impl Engine {
         Ok(hs_api.read_companies(&ids, &props).await?.into_iter().collect())
     }
 
+    /// Values an app refused stand refused while their problem is recorded: a plan that would
+    /// send one again unchanged leaves it out (the rest of the contact is written) and the
+    /// problem stands, unless someone asked for a retry. Costs store reads only when errors are
+    /// recorded, and only for contacts whose plan updates a record.
+    async fn withhold_refused(
+        &self,
+        conn_id: &str,
+        planner: &Planner,
+        units: &mut [Unit],
+        origin: Origin,
+    ) -> Result<(), EngineError> {
+        if origin == Origin::UserRetry {
+            return Ok(());
+        }
+        let updates = |u: &Unit| {
+            u.plan.as_ref().is_some_and(|p| {
+                matches!(p.hubspot, Some(hmsync_core::HubSpotWrite::Update { .. }))
+                    || matches!(p.mailerlite, Some(hmsync_core::MailerLiteWrite::Update { .. }))
+            })
+        };
+        let candidates: Vec<usize> = (0..units.len()).filter(|i| !units[*i].failed && updates(&units[*i])).collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        const LISTED: usize = 200;
+        let count = self.store.count_errors(conn_id).await?;
+        if count == 0 {
+            return Ok(());
+        }
+        let mut errors: HashMap<String, ContactError> = HashMap::new();
+        if count as usize <= LISTED {
+            for e in self.store.list_errors(conn_id, None, LISTED).await?.items {
+                errors.insert(e.key.clone(), e);
+            }
+        } else {
+            for &i in &candidates {
+                let key = units[i].error_key();
+                if let Some(e) = self.store.get_error(conn_id, &key).await? {
+                    errors.insert(key, e);
+                }
+            }
+        }
+        for i in candidates {
+            let u = &mut units[i];
+            let Some(error) = errors.get(&u.error_key()) else { continue };
+            let Some(plan) = u.plan.as_mut() else { continue };
+            for p in error.problems.iter().filter(|p| !p.refused.is_empty()) {
+                let mut held = false;
+                for (field, value) in &p.refused {
+                    if plan.written_value(p.side, field).as_deref() == Some(value.as_str()) {
+                        held |= planner.withhold(plan, u.link.as_ref(), p.side, field);
+                    }
+                }
+                if held {
+                    u.held.push(p.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn write_mailerlite(
         &self,
         units: &mut [Unit],
         ml_api: &dyn crate::api::MailerLiteApi,
+        planner: &Planner,
     ) -> Result<(), EngineError> {
         let mut ops: Vec<(usize, MlOp)> = Vec::new();
         for (i, u) in units.iter().enumerate() {
@@ -930,6 +1004,9 @@ impl Engine {
         }
         let only: Vec<MlOp> = ops.iter().map(|(_, op)| op.clone()).collect();
         let results = ml_api.apply(&only).await?;
+        let mut second: Vec<(usize, MlOp)> = Vec::new();
+        // New emails MailerLite refused (another subscriber has them, most likely): unit, email.
+        let mut emails_refused: Vec<(usize, String)> = Vec::new();
         for ((i, op), result) in ops.into_iter().zip(results) {
             let u = &mut units[i];
             match result {
@@ -940,11 +1017,117 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    // MailerLite refuses the whole update for one value: record it and write the
+                    // rest of the contact without it (its opt-out included).
+                    let updates = matches!(
+                        u.plan.as_ref().and_then(|p| p.mailerlite.as_ref()),
+                        Some(hmsync_core::MailerLiteWrite::Update { .. })
+                    );
+                    if updates
+                        && let ItemErrorKind::Invalid { properties } = &e.kind
+                        && let Some((rest, refused)) = without_refused(&op, properties)
+                    {
+                        let (email, others): (BTreeMap<String, String>, BTreeMap<String, String>) =
+                            refused.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k == "email");
+                        if let Some(new) = email.get("email") {
+                            let mut p = item_problem(Side::MailerLite, &e);
+                            p.field = Some("email".into());
+                            p.refused = email.clone();
+                            u.problems.push(p);
+                            emails_refused.push((i, new.clone()));
+                        }
+                        if !others.is_empty() {
+                            let mut p = item_problem(Side::MailerLite, &e);
+                            p.field = others.keys().next().cloned();
+                            p.refused = others;
+                            u.problems.push(p);
+                        }
+                        if let Some(plan) = u.plan.as_mut() {
+                            for field in refused.keys() {
+                                planner.withhold(plan, u.link.as_ref(), Side::MailerLite, field);
+                            }
+                        }
+                        if let Some(rest) = rest {
+                            second.push((i, rest));
+                        }
+                        continue;
+                    }
                     u.failed = true;
                     match e.kind {
                         ItemErrorKind::NotFound | ItemErrorKind::ReactivationRefused => u.retry = true,
                         _ => u.problems.push(item_problem(Side::MailerLite, &e)),
                     }
+                }
+            }
+        }
+        if !second.is_empty() {
+            let only: Vec<MlOp> = second.iter().map(|(_, op)| op.clone()).collect();
+            let results = ml_api.apply(&only).await?;
+            for ((i, _), result) in second.into_iter().zip(results) {
+                let u = &mut units[i];
+                match result {
+                    Ok(rec) => u.written_ml = rec.or(u.written_ml.take()),
+                    Err(e) => {
+                        u.failed = true;
+                        match e.kind {
+                            ItemErrorKind::NotFound | ItemErrorKind::ReactivationRefused => u.retry = true,
+                            _ => u.problems.push(item_problem(Side::MailerLite, &e)),
+                        }
+                    }
+                }
+            }
+        }
+        if !emails_refused.is_empty() {
+            self.explain_refused_emails(units, ml_api, emails_refused).await?;
+        }
+        Ok(())
+    }
+
+    /// Words the problem of a new email MailerLite refused: which subscriber already has it, and
+    /// what to do (one batch read of those emails).
+    async fn explain_refused_emails(
+        &self,
+        units: &mut [Unit],
+        ml_api: &dyn crate::api::MailerLiteApi,
+        refused: Vec<(usize, String)>,
+    ) -> Result<(), EngineError> {
+        let emails: Vec<String> = refused.iter().map(|(_, e)| e.clone()).collect();
+        let holders: HashMap<String, MlRecord> = ml_api
+            .get_by_emails(&emails)
+            .await?
+            .into_iter()
+            .filter_map(|m| normalize_email(&m.email).map(|e| (e, m)))
+            .collect();
+        for (i, email) in refused {
+            let u = &mut units[i];
+            let old = u.ml.as_ref().map(|m| m.email.clone()).unwrap_or_default();
+            let own = u.ml.as_ref().map(|m| m.id.clone());
+            let holder = normalize_email(&email).and_then(|e| holders.get(&e)).filter(|m| Some(&m.id) != own.as_ref());
+            let Some(p) =
+                u.problems.iter_mut().find(|p| p.side == Side::MailerLite && p.refused.get("email") == Some(&email))
+            else {
+                continue;
+            };
+            match holder {
+                Some(other) => {
+                    p.message = format!(
+                        "The new email {email} was not copied to MailerLite: another subscriber ({}, id {}) already \
+                         has it, so MailerLite refused it.",
+                        other.email, other.id
+                    );
+                    p.action = format!(
+                        "If they are the same person, merge or delete the other subscriber (id {}) in MailerLite, then \
+                         retry this contact; otherwise change the email in HubSpot back to {old} (or to one of their \
+                         own). The rest of the contact keeps syncing meanwhile.",
+                        other.id
+                    );
+                }
+                None => {
+                    p.message = format!("The new email {email} was not copied to MailerLite: {}", p.message);
+                    p.action = format!(
+                        "Correct the email in HubSpot (the subscriber keeps {old} meanwhile), or retry this contact \
+                         once MailerLite accepts it. The rest of the contact keeps syncing meanwhile."
+                    );
                 }
             }
         }
@@ -955,8 +1138,9 @@ impl Engine {
         &self,
         units: &mut [Unit],
         hs_api: &dyn crate::api::HubSpotApi,
-        config: &hmsync_core::ConnectionConfig,
+        planner: &Planner,
     ) -> Result<(), EngineError> {
+        let config = planner.config();
         let mut creates: Vec<(usize, HsWrite)> = Vec::new();
         let mut updates: Vec<(usize, HsWrite)> = Vec::new();
         let mut optouts: Vec<(usize, String)> = Vec::new();
@@ -1007,28 +1191,51 @@ impl Engine {
                 let u = &mut units[i];
                 match result {
                     Ok(rec) => u.written_hs = Some(rec),
-                    Err(e) => match &e.kind {
-                        // HubSpot refuses the whole write for one bad value: record it and write
-                        // the rest of the contact without it.
-                        ItemErrorKind::Invalid { properties } if !properties.is_empty() => {
-                            u.problems.push(item_problem(Side::HubSpot, &e));
+                    Err(e) => {
+                        // HubSpot refuses the whole write for one bad value (or for an email
+                        // another contact has): record it and write the rest of the contact
+                        // without it.
+                        let refused: Vec<String> = match &e.kind {
+                            ItemErrorKind::Invalid { properties } => properties.clone(),
+                            ItemErrorKind::AlreadyExists { .. } => vec!["email".to_string()],
+                            _ => Vec::new(),
+                        };
+                        let refused: BTreeMap<String, String> = refused
+                            .into_iter()
+                            .filter_map(|k| write.properties.get(&k).map(|v| (k, v.clone())))
+                            .collect();
+                        if !refused.is_empty() {
+                            let mut p = item_problem(Side::HubSpot, &e);
+                            if let Some(new) = refused.get("email") {
+                                let old = u.hs.as_ref().and_then(|h| h.property("email")).unwrap_or_default();
+                                p.field = Some("email".into());
+                                p.message = format!("The new email {new} was not copied to HubSpot: {}", e.message);
+                                p.action = format!(
+                                    "If they are the same person, merge the two contacts in HubSpot (the sync then \
+                                     links the survivor) and retry this contact; otherwise change the subscriber's \
+                                     email in MailerLite back to {old}. The rest of the contact keeps syncing meanwhile."
+                                );
+                            }
+                            p.refused = refused.clone();
+                            u.problems.push(p);
+                            if let Some(plan) = u.plan.as_mut() {
+                                for field in refused.keys() {
+                                    planner.withhold(plan, u.link.as_ref(), Side::HubSpot, field);
+                                }
+                            }
                             let mut w = write.clone();
-                            w.properties.retain(|k, _| !properties.contains(k));
-                            if w.properties.is_empty() {
-                                u.failed = true;
-                            } else {
+                            w.properties.retain(|k, _| !refused.contains_key(k));
+                            if !w.properties.is_empty() {
                                 second.push((i, w));
                             }
+                            continue;
                         }
-                        ItemErrorKind::NotFound => {
-                            u.failed = true;
-                            u.retry = true;
+                        u.failed = true;
+                        match e.kind {
+                            ItemErrorKind::NotFound => u.retry = true,
+                            _ => u.problems.push(item_problem(Side::HubSpot, &e)),
                         }
-                        _ => {
-                            u.failed = true;
-                            u.problems.push(item_problem(Side::HubSpot, &e));
-                        }
-                    },
+                    }
                 }
             }
             if !second.is_empty() {
@@ -1036,11 +1243,15 @@ impl Engine {
                 let results = hs_api.update_contacts(&inputs).await?;
                 for ((i, _), result) in second.into_iter().zip(results) {
                     let u = &mut units[i];
-                    // The contact is only partly written: nothing is stored, so the refused value
-                    // stays pending (and errored) until it is fixed.
-                    u.failed = true;
-                    if let Err(e) = result {
-                        u.problems.push(item_problem(Side::HubSpot, &e));
+                    match result {
+                        Ok(rec) => u.written_hs = Some(rec),
+                        Err(e) => {
+                            u.failed = true;
+                            match e.kind {
+                                ItemErrorKind::NotFound => u.retry = true,
+                                _ => u.problems.push(item_problem(Side::HubSpot, &e)),
+                            }
+                        }
                     }
                 }
             }
@@ -1131,6 +1342,8 @@ impl Engine {
                 }
                 continue;
             }
+            // A write of the plan was refused: the link keeps what it held for that value (the
+            // plan was adjusted), the rest is stored.
             let Some(mut link) = plan.link.clone() else {
                 if !u.problems.is_empty() {
                     report.errors += 1;
@@ -1184,7 +1397,8 @@ impl Engine {
                 report.written += 1;
             }
             if u.problems.is_empty() {
-                if had_errors {
+                // Values withheld because they stand refused: their problems stand too.
+                if had_errors && u.held.is_empty() {
                     self.store.clear_error(conn_id, &link.id).await?;
                     for key in [
                         u.hs_id.as_ref().map(|h| format!("hubspot:{h}")),
@@ -1208,13 +1422,65 @@ impl Engine {
     }
 
     async fn record_error(&self, conn_id: &str, u: &Unit) -> Result<(), EngineError> {
-        let mut e = ContactError::new(&u.error_key(), u.problems.clone());
+        let mut problems = u.problems.clone();
+        problems.extend(u.held.iter().filter(|h| !u.problems.contains(h)).cloned());
+        let mut e = ContactError::new(&u.error_key(), problems);
         e.email = u.email();
         e.hubspot_id = u.hs_id.clone();
         e.mailerlite_id = u.ml_id.clone();
         self.store.set_error(conn_id, &e).await?;
         Ok(())
     }
+}
+
+/// A MailerLite update without the values MailerLite refused (`properties`, as its error names
+/// them): the rest of the write (`None` if nothing is left) and the refused values as text.
+/// `None` if the error names nothing the write sent.
+fn without_refused(op: &MlOp, properties: &[String]) -> Option<(Option<MlOp>, BTreeMap<String, String>)> {
+    let (email, fields) = match op {
+        MlOp::Update { email, fields, .. } => (email.as_ref(), fields),
+        MlOp::Upsert { fields, .. } => (None, fields),
+        _ => return None,
+    };
+    let mut refused = BTreeMap::new();
+    for p in properties {
+        match (p.as_str(), email) {
+            ("email", Some(e)) => {
+                refused.insert(p.clone(), e.clone());
+            }
+            _ => {
+                if let Some(v) = fields.get(p) {
+                    refused.insert(p.clone(), hmsync_core::value_text(v));
+                }
+            }
+        }
+    }
+    if refused.is_empty() {
+        return None;
+    }
+    let rest = match op.clone() {
+        MlOp::Update { id, email, mut fields, status } => {
+            let email = email.filter(|_| !refused.contains_key("email"));
+            fields.retain(|k, _| !refused.contains_key(k));
+            (email.is_some() || !fields.is_empty() || status.is_some()).then_some(MlOp::Update {
+                id,
+                email,
+                fields,
+                status,
+            })
+        }
+        MlOp::Upsert { email, mut fields, status, groups } => {
+            fields.retain(|k, _| !refused.contains_key(k));
+            (!fields.is_empty() || status.is_some() || !groups.is_empty()).then_some(MlOp::Upsert {
+                email,
+                fields,
+                status,
+                groups,
+            })
+        }
+        _ => None,
+    };
+    Some((rest, refused))
 }
 
 /// Plans every loaded contact; returns the destructive changes planned in total.

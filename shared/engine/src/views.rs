@@ -13,7 +13,7 @@ use crate::adapters::{
 };
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi, MlSource};
 use crate::engine::{Engine, EngineError};
-use crate::message::ContactRef;
+use crate::message::{ContactRef, Origin};
 use crate::scan::mailerlite_sources;
 use crate::state::{ConnectionState, Lifecycle, LinkCounts, Pause, Problem, ScanRun, ScanSummary, counters};
 use crate::sync::{Preloaded, plan_units};
@@ -282,7 +282,7 @@ impl Engine {
         }
         let now = self.now_ms();
         for chunk in refs.chunks(self.settings.refs_per_message.max(1)) {
-            self.enqueue_retry(conn_id, chunk.to_vec(), now).await?;
+            self.enqueue_retry(conn_id, chunk.to_vec(), now, Origin::UserRetry).await?;
         }
         Ok(errors.len())
     }

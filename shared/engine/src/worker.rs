@@ -1,10 +1,12 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
-//! handled in order, one at a time; after a failure the rest of that connection's messages
-//! wait, so order is kept. Failed messages come back after a delay; a message that keeps
+//! handled in order, one at a time: the worker receives only the first message of each
+//! connection ([`WorkQueue::receive_heads`]), so that no message waits in its hands untried and
+//! counts a delivery it was not attempted in — neither when the one before it fails, nor when
+//! the worker is killed while handling it (the connection's queue group waits for its message
+//! in flight, so order is kept). Failed messages come back after a delay; a message that keeps
 //! failing ends in the dead-letter queue, where the status page shows it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use crate::message::SyncMessage;
 pub struct WorkerSettings {
     /// How long a received message stays invisible (longer than handling it may take).
     pub visibility: Duration,
-    /// Messages per receive.
+    /// Messages per receive (one per connection).
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
@@ -70,13 +72,9 @@ impl Worker {
 
     /// Receives and handles what is visible now.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
-        let messages = self.queue.receive(self.settings.batch, self.settings.visibility).await?;
+        let messages = self.queue.receive_heads(self.settings.batch, self.settings.visibility).await?;
         let mut round = Round { received: messages.len(), ..Round::default() };
-        let mut groups: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
-        for m in messages {
-            groups.entry(m.group_id.clone()).or_default().push(m);
-        }
-        let results = futures::future::join_all(groups.into_values().map(|msgs| self.handle_group(msgs))).await;
+        let results = futures::future::join_all(messages.into_iter().map(|m| self.handle(m))).await;
         for r in results {
             let (done, retried) = r?;
             round.done += done;
@@ -85,39 +83,28 @@ impl Worker {
         Ok(round)
     }
 
-    /// Handles one connection's messages in order; after a failure the rest come back too.
-    async fn handle_group(&self, messages: Vec<ReceivedMessage>) -> Result<(usize, usize), EngineError> {
-        let (mut done, mut retried) = (0, 0);
-        let mut failed: Option<Duration> = None;
-        for m in messages {
-            if let Some(delay) = failed {
-                self.queue.retry_later(&m.receipt, delay).await?;
-                retried += 1;
-                continue;
+    /// Handles a connection's next message.
+    async fn handle(&self, m: ReceivedMessage) -> Result<(usize, usize), EngineError> {
+        let outcome = match SyncMessage::from_body(&m.body) {
+            Ok(msg) => self.engine.handle_with_recovery(&msg).await,
+            Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
+        };
+        match outcome {
+            Ok(_) => {
+                self.queue.ack(&m.receipt).await?;
+                Ok((1, 0))
             }
-            let outcome = match SyncMessage::from_body(&m.body) {
-                Ok(msg) => self.engine.handle_with_recovery(&msg).await,
-                Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
-            };
-            match outcome {
-                Ok(_) => {
-                    self.queue.ack(&m.receipt).await?;
-                    done += 1;
-                }
-                Err(e) => {
-                    let delay = match e.retry_after() {
-                        Some(wanted) => self.delay(m.receive_count, wanted),
-                        // Permanent: come back at once, so it reaches the dead letters quickly.
-                        None => Duration::ZERO,
-                    };
-                    tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
-                    self.queue.retry_later(&m.receipt, delay).await?;
-                    failed = Some(delay);
-                    retried += 1;
-                }
+            Err(e) => {
+                let delay = match e.retry_after() {
+                    Some(wanted) => self.delay(m.receive_count, wanted),
+                    // Permanent: come back at once, so it reaches the dead letters quickly.
+                    None => Duration::ZERO,
+                };
+                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
+                self.queue.retry_later(&m.receipt, delay).await?;
+                Ok((0, 1))
             }
         }
-        Ok((done, retried))
     }
 
     /// Runs until `shutdown` turns true.

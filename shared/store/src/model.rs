@@ -112,6 +112,12 @@ pub struct ContactProblem {
     /// The app's own error message, verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_message: Option<String>,
+    /// The values the app refused, by property or field (`email` for the email), as sent (JSON
+    /// text for MailerLite values that are not strings). While this problem stands they are
+    /// not sent again unless they change, or the contact is retried: the rest of the contact
+    /// syncs without them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub refused: std::collections::BTreeMap<String, String>,
 }
 
 /// The current error of one contact (cleared when the contact syncs again).

@@ -183,6 +183,31 @@ pub trait WorkQueue: SyncQueue {
     /// Not done: the message is delivered again after `delay` (its group waits until then).
     async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<()>;
 
+    /// Not attempted: the message is visible again at once (first in its group, which still
+    /// waits for any of its messages in flight), and where the queue can, this delivery does not
+    /// count towards the dead-letter limit — a message nobody tried must not die of the failures
+    /// of the messages before it. SQS cannot take a receive back: there this is a visibility
+    /// change to 0 and the receive still counts (the template's `maxReceiveCount` of 10 leaves
+    /// room for that).
+    async fn release(&self, receipt: &str) -> Result<()>;
+
+    /// Like [`WorkQueue::receive`], but at most one message per group, its first: for a consumer
+    /// that handles a group's messages one at a time, so that none waits in its hands untried
+    /// (counting a receive for nothing if the consumer fails or dies). The default receives and
+    /// releases the rest.
+    async fn receive_heads(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        let mut groups = std::collections::BTreeSet::new();
+        let mut heads = Vec::new();
+        for m in self.receive(max, visibility).await? {
+            if groups.insert(m.group_id.clone()) {
+                heads.push(m);
+            } else {
+                self.release(&m.receipt).await?;
+            }
+        }
+        Ok(heads)
+    }
+
     /// The oldest dead letters, without removing them.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 

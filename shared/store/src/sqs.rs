@@ -319,6 +319,12 @@ impl WorkQueue for SqsQueue {
         }
     }
 
+    /// SQS cannot take a receive back: the message becomes visible at once and this delivery
+    /// still counts towards `maxReceiveCount` (10 in the template, to leave room for this).
+    async fn release(&self, receipt: &str) -> Result<()> {
+        self.retry_later(receipt, Duration::ZERO).await
+    }
+
     /// Peeks: receives the dead letters briefly and releases them again at once. Their
     /// `receive_count` is SQS's approximate count, which includes earlier peeks.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {

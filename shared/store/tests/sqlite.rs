@@ -128,6 +128,56 @@ async fn an_unacked_message_returns_to_a_new_queue_instance_after_the_timeout() 
 }
 
 #[tokio::test]
+async fn a_released_message_does_not_count_the_delivery_it_was_not_tried_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteQueue::open_with(dir.path().join("queue.db"), queue_config()).unwrap();
+    queue.send_batch(&[message("c1", 0), message("c1", 1)]).await.unwrap();
+    // The first message keeps failing; the one behind it is given back untried every time.
+    for attempt in 1..=QUEUE_MAX_RECEIVES {
+        let got = queue.receive(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            got.iter().map(|m| (m.body.as_str(), m.receive_count)).collect::<Vec<_>>(),
+            vec![("c1:0", attempt), ("c1:1", 1)]
+        );
+        queue.release(&got[1].receipt).await.unwrap();
+        queue.retry_later(&got[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    let next = queue.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(next.iter().map(|m| (m.body.as_str(), m.receive_count)).collect::<Vec<_>>(), vec![("c1:1", 1)]);
+    assert_eq!(queue.dead_letters(10).await.unwrap().len(), 1, "only the failing message is a dead letter");
+    // A released delivery's receipt is void.
+    queue.release(&next[0].receipt).await.unwrap();
+    assert!(matches!(queue.release(&next[0].receipt).await, Err(hmsync_store::StoreError::NotFound { .. })));
+    assert!(matches!(queue.ack(&next[0].receipt).await, Err(hmsync_store::StoreError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn the_first_message_of_a_group_set_aside_as_a_dead_letter_makes_way_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteQueue::open_with(dir.path().join("queue.db"), queue_config()).unwrap();
+    queue.send_batch(&[message("c1", 0), message("c1", 1), message("c2", 0)]).await.unwrap();
+    for _ in 0..QUEUE_MAX_RECEIVES {
+        let got = queue.receive_heads(1, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(got[0].body, "c1:0");
+        queue.retry_later(&got[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    let mut heads = queue.receive_heads(10, Duration::from_secs(60)).await.unwrap();
+    heads.sort_by(|x, y| x.body.cmp(&y.body));
+    assert_eq!(
+        heads.iter().map(|m| (m.body.as_str(), m.receive_count)).collect::<Vec<_>>(),
+        vec![("c1:1", 1), ("c2:0", 1)]
+    );
+    assert_eq!(queue.dead_letters(10).await.unwrap().len(), 1);
+}
+
+#[test]
+fn the_local_queue_dead_letters_after_as_many_receives_as_the_template() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
+    let expected = format!("maxReceiveCount: {}", SqliteQueueConfig::default().max_receives);
+    assert!(template.contains(&expected), "template.yaml has no `{expected}`");
+}
+
+#[tokio::test]
 async fn a_restarted_sole_consumer_gets_its_in_flight_messages_back_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.db");

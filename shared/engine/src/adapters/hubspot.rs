@@ -91,7 +91,7 @@ fn item_error(e: hs::HubSpotError) -> Result<ItemError, ApiError> {
             ItemError {
                 field: properties.first().cloned(),
                 message: format!("HubSpot refused the values: {detail}"),
-                action: "Fix the value in MailerLite, or the property's options in HubSpot; the contact syncs again on its next change or on retry.".into(),
+                action: "Fix the value in MailerLite, or the property's options in HubSpot. The rest of the contact keeps syncing meanwhile; the value is sent again when it changes, or when you retry the contact.".into(),
                 api_message,
                 kind: ItemErrorKind::Invalid { properties },
             }

@@ -128,7 +128,7 @@ fn item_error(e: ml::Error) -> Result<ItemError, ApiError> {
             ItemError {
                 field: fields.first().cloned(),
                 message: format!("MailerLite refused the values: {}", describe(&message, &errors)),
-                action: "Correct the value in HubSpot (or the field's type in MailerLite); the contact syncs again on its next change or on retry.".into(),
+                action: "Correct the value in HubSpot (or the field's type in MailerLite). The rest of the contact keeps syncing meanwhile; the value is sent again when it changes, or when you retry the contact.".into(),
                 api_message,
                 kind: ItemErrorKind::Invalid { properties: fields },
             }

@@ -52,10 +52,15 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 );
 ";
 
-/// Behaviour of the local queue (SQS's defaults for the queue's redrive policy and FIFO dedup).
+/// Behaviour of the local queue (the deployed queue's redrive policy and SQS's FIFO dedup).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteQueueConfig {
     /// Deliveries before a message is moved to the dead letters instead (SQS `maxReceiveCount`).
+    /// The default, 10, is `template.yaml`'s `maxReceiveCount`, so a message dies locally when it
+    /// would die on AWS: the local worker gives back messages it never attempted uncounted
+    /// ([`WorkQueue::release`]), but a worker killed mid-batch cannot, and on SQS every receive
+    /// counts (a FIFO batch that fails hands back the messages behind the failure too), so the
+    /// limit leaves room for deliveries that were never attempted.
     pub max_receives: u32,
     /// A message whose dedup id was sent within this window is accepted and dropped.
     pub dedup_window: Duration,
@@ -63,7 +68,7 @@ pub struct SqliteQueueConfig {
 
 impl Default for SqliteQueueConfig {
     fn default() -> Self {
-        Self { max_receives: 5, dedup_window: Duration::from_secs(5 * 60) }
+        Self { max_receives: 10, dedup_window: Duration::from_secs(5 * 60) }
     }
 }
 
@@ -165,65 +170,94 @@ impl SyncQueue for SqliteQueue {
     }
 }
 
-#[async_trait]
-impl WorkQueue for SqliteQueue {
-    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+impl SqliteQueue {
+    /// Receives up to `max` messages; with `heads`, only the first message of each group.
+    async fn receive_with(&self, max: usize, visibility: Duration, heads: bool) -> Result<Vec<ReceivedMessage>> {
         let visibility = millis(visibility);
         let max_receives = self.config.max_receives;
         // Room for some dead letters to be moved aside on the way; the rest wait for the next call.
         let candidate_limit = i64::try_from(max.saturating_add(32)).unwrap_or(i64::MAX);
+        // Visible messages of groups without a message in flight, oldest first: each group yields
+        // a prefix of its messages, in order (with `heads`, its first message only).
+        let query = if heads {
+            "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
+             WHERE visible_at_ms <= ?1
+               AND NOT EXISTS (SELECT 1 FROM queue_messages f
+                               WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
+               AND NOT EXISTS (SELECT 1 FROM queue_messages e WHERE e.group_id = m.group_id AND e.seq < m.seq)
+             ORDER BY seq LIMIT ?2"
+        } else {
+            "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
+             WHERE visible_at_ms <= ?1
+               AND NOT EXISTS (SELECT 1 FROM queue_messages f
+                               WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
+             ORDER BY seq LIMIT ?2"
+        };
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = now_ms();
-                // Visible messages of groups without a message in flight, oldest first: each
-                // group yields a prefix of its messages, in order.
-                let candidates: Vec<(i64, String, String, String, String, u32)> = {
-                    let mut stmt = tx.prepare(
-                        "SELECT seq, message_id, group_id, dedup_id, body, receive_count FROM queue_messages m
-                         WHERE visible_at_ms <= ?1
-                           AND NOT EXISTS (SELECT 1 FROM queue_messages f
-                                           WHERE f.group_id = m.group_id AND f.visible_at_ms > ?1)
-                         ORDER BY seq LIMIT ?2",
-                    )?;
-                    stmt.query_map(params![now, candidate_limit], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-                };
                 let mut received = Vec::new();
-                for (seq, message_id, group_id, dedup_id, body, receive_count) in candidates {
-                    if received.len() >= max {
+                loop {
+                    let candidates: Vec<(i64, String, String, String, String, u32)> = {
+                        let mut stmt = tx.prepare(query)?;
+                        stmt.query_map(params![now, candidate_limit], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?
+                    };
+                    let mut moved = false;
+                    for (seq, message_id, group_id, dedup_id, body, receive_count) in candidates {
+                        if received.len() >= max {
+                            break;
+                        }
+                        if receive_count >= max_receives {
+                            tx.execute(
+                                "INSERT INTO queue_dead_letters
+                                 (message_id, group_id, dedup_id, body, receive_count, dead_at_ms)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                params![message_id, group_id, dedup_id, body, receive_count, now],
+                            )?;
+                            tx.execute("DELETE FROM queue_messages WHERE seq = ?1", params![seq])?;
+                            moved = true;
+                            continue;
+                        }
+                        let receipt = uuid::Uuid::new_v4().simple().to_string();
+                        tx.execute(
+                            "UPDATE queue_messages
+                             SET visible_at_ms = ?1, receive_count = receive_count + 1, receipt = ?2
+                             WHERE seq = ?3",
+                            params![now + visibility, receipt, seq],
+                        )?;
+                        received.push(ReceivedMessage {
+                            message_id,
+                            receipt,
+                            group_id,
+                            body,
+                            receive_count: receive_count + 1,
+                        });
+                    }
+                    // A group whose first message was set aside has a new first message.
+                    if !heads || !moved || received.len() >= max {
                         break;
                     }
-                    if receive_count >= max_receives {
-                        tx.execute(
-                            "INSERT INTO queue_dead_letters
-                             (message_id, group_id, dedup_id, body, receive_count, dead_at_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![message_id, group_id, dedup_id, body, receive_count, now],
-                        )?;
-                        tx.execute("DELETE FROM queue_messages WHERE seq = ?1", params![seq])?;
-                        continue;
-                    }
-                    let receipt = uuid::Uuid::new_v4().simple().to_string();
-                    tx.execute(
-                        "UPDATE queue_messages SET visible_at_ms = ?1, receive_count = receive_count + 1, receipt = ?2
-                         WHERE seq = ?3",
-                        params![now + visibility, receipt, seq],
-                    )?;
-                    received.push(ReceivedMessage {
-                        message_id,
-                        receipt,
-                        group_id,
-                        body,
-                        receive_count: receive_count + 1,
-                    });
                 }
                 tx.commit()?;
                 Ok(received)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqliteQueue {
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        self.receive_with(max, visibility, false).await
+    }
+
+    /// One query: the first message of each group (no receive to give back).
+    async fn receive_heads(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>> {
+        self.receive_with(max, visibility, true).await
     }
 
     async fn ack(&self, receipt: &str) -> Result<()> {
@@ -247,6 +281,25 @@ impl WorkQueue for SqliteQueue {
                 let updated = db.execute(
                     "UPDATE queue_messages SET visible_at_ms = ?1 WHERE receipt = ?2",
                     params![now_ms() + delay, receipt],
+                )?;
+                if updated == 0 {
+                    return Err(in_flight_receipt());
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release(&self, receipt: &str) -> Result<()> {
+        let receipt = receipt.to_string();
+        self.db
+            .call(move |db| {
+                // The delivery is taken back: visible now, its receive uncounted, its receipt void.
+                let updated = db.execute(
+                    "UPDATE queue_messages
+                     SET visible_at_ms = ?1, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+                     WHERE receipt = ?2",
+                    params![now_ms(), receipt],
                 )?;
                 if updated == 0 {
                     return Err(in_flight_receipt());

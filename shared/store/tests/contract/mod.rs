@@ -68,6 +68,8 @@ macro_rules! queue_contract {
             queue_redelivers_after_the_visibility_timeout,
             queue_retry_later_delays_redelivery,
             queue_dead_letters_after_max_receives_and_requeues,
+            queue_release_gives_an_untried_message_back_at_once,
+            queue_receive_heads_gives_the_first_message_of_each_group,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -165,6 +167,7 @@ fn problem(message: &str) -> ContactProblem {
         message: message.into(),
         action: "Shorten the value in HubSpot".into(),
         api_message: Some("The company may not be greater than 255 characters.".into()),
+        refused: BTreeMap::from([("company".into(), "x".repeat(300))]),
     }
 }
 
@@ -556,7 +559,7 @@ pub async fn errors_are_set_cleared_paged_and_counted(store: &dyn Store) {
     assert_eq!(updated.attempts, 2);
     assert_eq!(updated.first_seen_ms, stored.first_seen_ms);
     assert!(updated.last_seen_ms > stored.last_seen_ms);
-    assert_eq!(updated.problems.len(), 2);
+    assert_eq!(updated.problems, again.problems);
     assert_eq!((updated.email.as_deref(), updated.mailerlite_id.as_deref()), (None, Some("9")));
     assert_eq!(store.get_error(&conn, "hubspot:42").await.unwrap(), Some(updated));
     assert_eq!(store.count_errors(&conn).await.unwrap(), 1);
@@ -895,6 +898,59 @@ pub async fn queue_dead_letters_after_max_receives_and_requeues(queue: &dyn Work
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].group_id.as_str(), back[0].body.as_str(), back[0].receive_count), (g.as_str(), "poison", 1));
     queue.ack(&back[0].receipt).await.unwrap();
+}
+
+pub async fn queue_release_gives_an_untried_message_back_at_once(queue: &dyn WorkQueue) {
+    let g = unique("g");
+    queue.send_batch(&[msg(&g, "m1", "one"), msg(&g, "m2", "two")]).await.unwrap();
+    let got = queue.receive(10, LONG).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["one", "two"]);
+
+    // "two" was never tried: it goes back at once, but its group still waits for "one".
+    queue.release(&got[1].receipt).await.unwrap();
+    assert!(queue.receive(10, LONG).await.unwrap().is_empty(), "the group waits for the message in flight");
+
+    // Released too, "one" is visible at once and still first in its group.
+    queue.release(&got[0].receipt).await.unwrap();
+    let back = receive_eventually(queue, 10).await;
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["one", "two"]);
+    assert_eq!(back[0].message_id, got[0].message_id);
+    for m in &back {
+        // The local queue takes the receive back; SQS cannot (it counts every receive).
+        assert!((1..=2).contains(&m.receive_count), "{back:?}");
+        queue.ack(&m.receipt).await.unwrap();
+    }
+    assert!(queue.receive(10, LONG).await.unwrap().is_empty());
+}
+
+pub async fn queue_receive_heads_gives_the_first_message_of_each_group(queue: &dyn WorkQueue) {
+    let (a, b) = (unique("a"), unique("b"));
+    queue.send_batch(&[msg(&a, "a1", "a1"), msg(&a, "a2", "a2"), msg(&b, "b1", "b1")]).await.unwrap();
+    let mut heads = queue.receive_heads(10, LONG).await.unwrap();
+    heads.sort_by(|x, y| x.body.cmp(&y.body));
+    assert_eq!(heads.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["a1", "b1"]);
+    assert!(heads.iter().all(|m| m.receive_count == 1), "{heads:?}");
+    assert!(queue.receive_heads(10, LONG).await.unwrap().is_empty(), "both groups wait for their message in flight");
+    for m in &heads {
+        queue.ack(&m.receipt).await.unwrap();
+    }
+    let next = receive_eventually_heads(queue).await;
+    assert_eq!(next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["a2"]);
+    // The local queue never received it before; SQS received and released it once.
+    assert!((1..=2).contains(&next[0].receive_count), "{next:?}");
+    queue.ack(&next[0].receipt).await.unwrap();
+    assert!(queue.receive_heads(10, LONG).await.unwrap().is_empty());
+}
+
+async fn receive_eventually_heads(queue: &dyn WorkQueue) -> Vec<ReceivedMessage> {
+    for _ in 0..100 {
+        let got = queue.receive_heads(10, LONG).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no message became visible again");
 }
 
 // ---------------------------------------------------------------------------------------------
