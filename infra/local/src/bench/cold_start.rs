@@ -378,7 +378,7 @@ pub async fn local_aws(endpoint: &str) -> anyhow::Result<AwsResources> {
 
 /// Measures every function found in `dir`, `runs` cold starts each.
 pub async fn cold_start(dir: &Path, runs: usize, aws_endpoint: Option<&str>) -> anyhow::Result<ColdStart> {
-    let mut result = ColdStart::default();
+    let mut result = ColdStart { dir: dir.display().to_string(), ..ColdStart::default() };
     let aws = match aws_endpoint {
         Some(e) => Some(local_aws(e).await.with_context(|| format!("creating a table and a queue at {e}"))?),
         None => None,

@@ -157,16 +157,19 @@ fn arrived(sandbox: &Sandbox, c: &Change) -> bool {
     }
 }
 
-/// Both journals so far, by (side, record id), oldest first.
+/// One side's journal entries by record id, oldest first.
+type ByRecord = HashMap<u64, Vec<JournalEntry>>;
+
+/// Both journals so far.
 struct Journals {
-    hubspot: HashMap<u64, Vec<JournalEntry>>,
-    mailerlite: HashMap<u64, Vec<JournalEntry>>,
+    hubspot: ByRecord,
+    mailerlite: ByRecord,
 }
 
 impl Journals {
     fn read(sandbox: &Sandbox) -> Journals {
-        fn by_record(entries: Vec<JournalEntry>) -> HashMap<u64, Vec<JournalEntry>> {
-            let mut m: HashMap<u64, Vec<JournalEntry>> = HashMap::new();
+        fn by_record(entries: Vec<JournalEntry>) -> ByRecord {
+            let mut m = ByRecord::new();
             for e in entries {
                 m.entry(e.record_id).or_default().push(e);
             }
@@ -178,7 +181,8 @@ impl Journals {
         }
     }
 
-    fn sides(&self, d: Direction) -> (&HashMap<u64, Vec<JournalEntry>>, &HashMap<u64, Vec<JournalEntry>>) {
+    /// The source's and the destination's journal.
+    fn sides(&self, d: Direction) -> (&ByRecord, &ByRecord) {
         match d {
             Direction::HubSpotToMailerLite => (&self.hubspot, &self.mailerlite),
             Direction::MailerLiteToHubSpot => (&self.mailerlite, &self.hubspot),
