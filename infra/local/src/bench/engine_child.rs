@@ -252,9 +252,13 @@ impl EngineProcess {
         Ok(process)
     }
 
-    /// The OS process id (for reading `/proc/<pid>`).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+    /// The port of the webhook receivers (`api_url` is `http://127.0.0.1:PORT`).
+    pub fn api_port(&self) -> anyhow::Result<u16> {
+        self.api_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in the engine's address {}", self.api_url))
     }
 
     async fn send_line(&mut self, line: &str) -> anyhow::Result<()> {

@@ -34,7 +34,7 @@ use anyhow::{Context, bail};
 
 use report::{BenchReport, evaluate, render_markdown};
 use setup::Engines;
-use usage::{Machine, own_usage};
+use usage::{Machine, load_average, own_usage};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -83,11 +83,14 @@ pub struct BenchOptions {
     /// Parts to run (C and D need A).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e")]
     pub parts: Vec<Part>,
-    /// Divides every rate-limit window during the initial syncs and the scan (figures are scaled
-    /// back to real seconds) [default: 1 up to 1,000 contacts per side, 2 up to 10,000, 10 above;
+    /// Divides every rate-limit window during the initial syncs (figures are scaled
+    /// back to real seconds) [default: 1 up to 1,000 contacts per side, 2 up to 10,000, 4 above;
     /// --quick: 10].
     #[arg(long)]
     pub time_scale: Option<f64>,
+    /// Divides every rate-limit window during the scheduled scan (part D).
+    #[arg(long, default_value_t = 10.0)]
+    pub scan_time_scale: f64,
     /// Steady-state changes per direction [default: 1000; --quick: 20].
     #[arg(long)]
     pub steady_changes: Option<u64>,
@@ -137,7 +140,7 @@ impl BenchOptions {
             (None, true) => 10.0,
             (None, false) if per_side <= 1_000 => 1.0,
             (None, false) if per_side <= 10_000 => 2.0,
-            (None, false) => 10.0,
+            (None, false) => 4.0,
         }
     }
 
@@ -175,8 +178,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("parts C and D compare with and continue on part A's initial syncs: add `a` to --parts");
     }
     let positive = |v: f64| v.is_finite() && v > 0.0;
-    if !o.time_scale.is_none_or(positive) || !positive(o.steady_rate) {
-        bail!("--time-scale and --steady-rate must be positive numbers");
+    if !o.time_scale.is_none_or(positive) || !positive(o.scan_time_scale) || !positive(o.steady_rate) {
+        bail!("--time-scale, --scan-time-scale and --steady-rate must be positive numbers");
     }
     let started = Instant::now();
     let engines = Engines {
@@ -190,6 +193,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         command: std::iter::once("hmsync".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" "),
         quick: o.quick,
         wall_seconds: 0.0,
+        load_at_start: load_average(),
+        load_at_end: String::new(),
         initial: Vec::new(),
         steady: None,
         scan: None,
@@ -210,7 +215,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 a.per_record = Some(per_record::per_record(n, o.pick(o.per_record_sample, 1000, 500), &a).await?);
             }
             if o.runs(Part::D) && n == largest {
-                let d = scan::scan_after_changes(&mut synced, scale).await?;
+                let (d, rest) = scan::scan_after_changes(synced, &engines, o.scan_time_scale).await?;
+                synced = rest;
                 let changed = d.changed_hubspot + d.changed_mailerlite;
                 if d.propagated != changed {
                     problems.push(format!("D: the scan synced {} of {changed} changes", d.propagated));
@@ -219,6 +225,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             synced.engine.stop().await?;
             report.initial.push(a);
+            report.wall_seconds = started.elapsed().as_secs_f64();
             report.targets = evaluate(&report);
             write_outputs(&o.out_dir, &report)?;
         }
@@ -233,6 +240,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (b, p) = steady::steady(&engines, plan).await?;
         problems.extend(p);
         report.steady = Some(b);
+        report.wall_seconds = started.elapsed().as_secs_f64();
         report.targets = evaluate(&report);
         write_outputs(&o.out_dir, &report)?;
     }
@@ -242,6 +250,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     report.bench_process = own_usage();
     report.wall_seconds = started.elapsed().as_secs_f64();
+    report.load_at_end = load_average();
     report.targets = evaluate(&report);
     write_outputs(&o.out_dir, &report)?;
     let _ = std::fs::remove_dir_all(&engines.work_dir);

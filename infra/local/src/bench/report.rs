@@ -223,6 +223,9 @@ pub struct BenchReport {
     pub command: String,
     pub quick: bool,
     pub wall_seconds: f64,
+    /// Load averages (1, 5, 15 min) when the run started and ended.
+    pub load_at_start: String,
+    pub load_at_end: String,
     pub initial: Vec<InitialSync>,
     pub steady: Option<Steady>,
     pub scan: Option<Scan>,
@@ -299,7 +302,7 @@ pub fn evaluate(r: &BenchReport) -> Vec<Target> {
                 "E",
                 format!("cold start < 100 ms: {}", f.name),
                 format!("{:.1} ms", f.first_event_ms),
-                f.first_event_ms < 100.0 && f.outcome == "response",
+                f.first_event_ms < 100.0 && f.outcome.starts_with("response"),
             ));
         }
     }
@@ -349,7 +352,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let m = &r.machine;
     let _ = writeln!(
         md,
-        "Measured {} on {} CPUs ({}), {} MiB memory, Linux {}; {} build; `{}`{}.\n",
+        "Measured {} on {} CPUs ({}), {} MiB memory, Linux {}; {} build; `{}`{}. Load average (1/5/15 min) {} at the start, {} at the end; the run took {:.0} s.\n",
         r.date,
         m.cpus,
         m.cpu_model,
@@ -357,7 +360,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
         m.kernel,
         r.build,
         r.command,
-        if r.quick { " (quick: smaller sizes, fewer steady-state changes)" } else { "" }
+        if r.quick { " (quick: smaller sizes, fewer steady-state changes)" } else { "" },
+        r.load_at_start,
+        r.load_at_end,
+        r.wall_seconds
     );
 
     if !r.initial.is_empty() {
@@ -491,8 +497,9 @@ pub fn render_markdown(r: &BenchReport) -> String {
     if let Some(d) = &r.scan {
         let _ = writeln!(
             md,
-            "### D. Scheduled scan, {}/side, after {} HubSpot and {} MailerLite changes whose webhooks were lost\n",
+            "### D. Scheduled scan, {}/side (time scale {}), after {} HubSpot and {} MailerLite changes whose webhooks were lost\n",
             thousands(d.per_side),
+            d.time_scale,
             d.changed_hubspot,
             d.changed_mailerlite
         );
@@ -622,6 +629,8 @@ mod tests {
             command: "hmsync bench".into(),
             quick: false,
             wall_seconds: 1000.0,
+            load_at_start: "0.50 0.40 0.30".into(),
+            load_at_end: "1.00 0.80 0.60".into(),
             initial: vec![initial],
             steady: Some(Steady {
                 population_per_side: 2200,
@@ -670,7 +679,7 @@ mod tests {
                     init_ms: 12.0,
                     first_event_ms: 14.5,
                     first_event_max_ms: 20.0,
-                    outcome: "response".into(),
+                    outcome: "response (HTTP 404)".into(),
                 }],
                 missing: vec!["config-api (no target/release/config-api)".into()],
                 notes: Vec::new(),
@@ -718,7 +727,9 @@ mod tests {
         assert!(md.contains("| HubSpot → MailerLite | 1,000 | 1,000 | 700 ms | 1200 ms | 1900 ms | 2500 ms |"), "{md}");
         assert!(md.contains("| HubSpot → MailerLite | 100 | 100 | 200 | 100 | 0 |"), "{md}");
         assert!(
-            md.contains("| contact-sync | 8.0 MiB | SQS, no records | 5 | 12.0 ms | 14.5 ms | 20.0 ms | response |"),
+            md.contains(
+                "| contact-sync | 8.0 MiB | SQS, no records | 5 | 12.0 ms | 14.5 ms | 20.0 ms | response (HTTP 404) |"
+            ),
             "{md}"
         );
         assert!(md.contains("### E. Lambda cold start (binaries from `target/release`, local Runtime API)"), "{md}");

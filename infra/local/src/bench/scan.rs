@@ -22,7 +22,7 @@ use super::bound::bound;
 use super::engine_child::EngineProcess;
 use super::initial::Synced;
 use super::report::{Scan, ScanRun, SideRequests, thousands};
-use super::setup;
+use super::setup::{self, Engines};
 
 /// The engine's HubSpot search lag (`EngineSettings::search_lag`), plus a margin.
 const SEARCH_LAG: Duration = Duration::from_secs(62);
@@ -63,10 +63,17 @@ fn text(pairs: &[(&str, String)]) -> Map<String, Value> {
 }
 
 /// Changes `per_side / 1000` contacts on each side with every webhook dropped, scans, and checks
-/// that the scan carried each change to the other side.
-pub async fn scan_after_changes(run: &mut Synced, time_scale: f64) -> anyhow::Result<Scan> {
+/// that the scan carried each change to the other side. Runs at `time_scale` (the engine is
+/// restarted at that scale if the initial sync ran at another one).
+pub async fn scan_after_changes(run: Synced, engines: &Engines, time_scale: f64) -> anyhow::Result<(Scan, Synced)> {
+    let mut run = run;
     let per_side = run.seeded.hubspot.contacts;
     let label = format!("D {}/side", thousands(per_side));
+    if run.sandbox.mailerlite().config().time_scale != time_scale {
+        run.sandbox.set_time_scale(time_scale);
+        let group = run.seeded.mailerlite.group_id.clone();
+        run.engine = engines.restart(&run.sandbox, run.engine, group).await?;
+    }
     let wait_until = run.finished_at_ms + SEARCH_LAG.as_millis() as i64;
     let wait = (wait_until - now_ms()).max(0);
     if wait > 0 {
@@ -137,7 +144,7 @@ pub async fn scan_after_changes(run: &mut Synced, time_scale: f64) -> anyhow::Re
         scan.bound.seconds,
         expected.len()
     );
-    Ok(Scan {
+    let result = Scan {
         per_side,
         time_scale,
         changed_hubspot: changes,
@@ -145,5 +152,6 @@ pub async fn scan_after_changes(run: &mut Synced, time_scale: f64) -> anyhow::Re
         propagated,
         first_scan,
         scan,
-    })
+    };
+    Ok((result, run))
 }

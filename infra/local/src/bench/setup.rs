@@ -131,6 +131,21 @@ impl Engines {
         hubspot_webhooks(sandbox, &engine.api_url);
         Ok(engine)
     }
+
+    /// Stops `engine` and starts it again on the same data directory and webhook address (so
+    /// the webhooks registered with both apps keep reaching it), with its clients paced at the
+    /// sandbox's current time scale. The connection resumes as it was.
+    pub async fn restart(
+        &self,
+        sandbox: &Sandbox,
+        engine: EngineProcess,
+        target_group: Option<String>,
+    ) -> anyhow::Result<EngineProcess> {
+        let port = engine.api_port()?;
+        let data_dir = engine.data_dir.clone();
+        engine.stop().await?;
+        self.start(sandbox, &data_dir, target_group, port, true).await
+    }
 }
 
 /// Resets both simulators' request counts.
@@ -172,10 +187,4 @@ pub async fn settle(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A free port on 127.0.0.1 (for an engine restarted on the same webhook address).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }

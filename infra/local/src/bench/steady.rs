@@ -293,16 +293,13 @@ pub async fn steady(engines: &Engines, plan: SteadyPlan) -> anyhow::Result<(Stea
     let sandbox = setup::sandbox(SETUP_TIME_SCALE).await?;
     let seeded = setup::seed(&sandbox, setup::population(per_side)).await?;
     let group = seeded.mailerlite.group_id.clone();
-    let port = setup::free_port()?;
     let data_dir = engines.data_dir("steady")?;
-    let mut engine = engines.start(&sandbox, &data_dir, group.clone(), port, false).await?;
+    let mut engine = engines.start(&sandbox, &data_dir, group.clone(), 0, false).await?;
     engine.activate().await?;
     wait_until_synced(&mut engine, label).await?;
     setup::settle(&sandbox, &mut engine, Duration::from_secs(1), Duration::from_secs(300)).await?;
-    engine.stop().await?;
-
     sandbox.set_time_scale(1.0);
-    let mut engine = engines.start(&sandbox, &data_dir, group, port, true).await?;
+    let mut engine = engines.restart(&sandbox, engine, group).await?;
     let latency = FaultSpec { latency_ms: plan.added_latency_ms, ..FaultSpec::everywhere() };
     sandbox.hubspot().instrumentation().faults.set(vec![latency.clone()], 1);
     sandbox.mailerlite().instrumentation().faults.set(vec![latency], 1);

@@ -63,6 +63,13 @@ impl Machine {
     }
 }
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`): other work on the machine shows
+/// in every time a run measures.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn cpu_model(cpuinfo: &str) -> Option<String> {
     cpuinfo
         .lines()
