@@ -22,7 +22,10 @@ fn seconds(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
-/// This process's usage.
+/// This process's usage: CPU time from `getrusage(RUSAGE_SELF)`, peak memory from `VmHWM` in
+/// `/proc/self/status`. Not `ru_maxrss`: Linux carries a process's peak over into the program
+/// it executes, so an engine process started by the bench would report the bench's own peak
+/// (the simulators with their 200,000 records) instead of its own.
 pub fn own_usage() -> ProcessUsage {
     // SAFETY: getrusage only writes the struct we hand it; a zeroed rusage is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -31,12 +34,22 @@ pub fn own_usage() -> ProcessUsage {
     if rc != 0 {
         return ProcessUsage::default();
     }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // ru_maxrss (KiB on Linux) only where /proc is missing.
+    let peak_kib = status_kib(&status, "VmHWM:").unwrap_or(usage.ru_maxrss as u64);
     ProcessUsage {
-        // Linux reports ru_maxrss in KiB.
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
         user_cpu_seconds: seconds(usage.ru_utime),
         system_cpu_seconds: seconds(usage.ru_stime),
     }
+}
+
+/// A `Name:   1234 kB` line of `/proc/<pid>/status` or `/proc/meminfo`, in KiB.
+fn status_kib(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The machine a run was measured on (for the report's header).
@@ -56,7 +69,7 @@ impl Machine {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         Machine {
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            memory_mib: meminfo_total_kib(&meminfo) / 1024,
+            memory_mib: status_kib(&meminfo, "MemTotal:").unwrap_or(0) / 1024,
             cpu_model: cpu_model(&cpuinfo).unwrap_or_else(|| "unknown".into()),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
         }
@@ -78,15 +91,6 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-fn meminfo_total_kib(meminfo: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,8 +100,9 @@ mod tests {
         let cpuinfo =
             "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t: fpu\n";
         assert_eq!(cpu_model(cpuinfo).as_deref(), Some("Intel(R) Xeon(R) Processor"));
-        assert_eq!(meminfo_total_kib("MemTotal:       24590256 kB\nMemFree:  1 kB\n"), 24_590_256);
-        assert_eq!(meminfo_total_kib(""), 0);
+        assert_eq!(status_kib("MemTotal:       24590256 kB\nMemFree:  1 kB\n", "MemTotal:"), Some(24_590_256));
+        assert_eq!(status_kib("Name:\thmsync\nVmHWM:\t   39568 kB\n", "VmHWM:"), Some(39_568));
+        assert_eq!(status_kib("", "VmHWM:"), None);
     }
 
     #[test]
