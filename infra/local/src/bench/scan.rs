@@ -27,10 +27,21 @@ use super::setup::{self, Engines};
 /// The engine's HubSpot search lag (`EngineSettings::search_lag`), plus a margin.
 const SEARCH_LAG: Duration = Duration::from_secs(62);
 
-/// Runs a scheduled scan and measures it.
+/// Runs a scheduled scan (the schedule's tick) and measures it.
 async fn scheduled_scan(sandbox: &Sandbox, engine: &mut EngineProcess, time_scale: f64) -> anyhow::Result<ScanRun> {
     setup::reset_stats(sandbox);
     let asked_at_ms = engine.scheduled_scan().await?;
+    measure_scan(sandbox, engine, time_scale, asked_at_ms).await
+}
+
+/// Waits for the scheduled scan started at or after `asked_at_ms` to finish, then for what it
+/// set off to settle, and measures it (requests since the stats were last reset).
+async fn measure_scan(
+    sandbox: &Sandbox,
+    engine: &mut EngineProcess,
+    time_scale: f64,
+    asked_at_ms: i64,
+) -> anyhow::Result<ScanRun> {
     let summary = loop {
         let p = engine.progress().await?;
         if let Some(s) = p.last_scan.filter(|s| s.started_at_ms >= asked_at_ms && !p.scan_running) {
@@ -69,11 +80,6 @@ pub async fn scan_after_changes(run: Synced, engines: &Engines, time_scale: f64)
     let mut run = run;
     let per_side = run.seeded.hubspot.contacts;
     let label = format!("D {}/side", thousands(per_side));
-    if run.sandbox.mailerlite().config().time_scale != time_scale {
-        run.sandbox.set_time_scale(time_scale);
-        let group = run.seeded.mailerlite.group_id.clone();
-        run.engine = engines.restart(&run.sandbox, run.engine, group).await?;
-    }
     let wait_until = run.finished_at_ms + SEARCH_LAG.as_millis() as i64;
     let wait = (wait_until - now_ms()).max(0);
     if wait > 0 {
@@ -83,8 +89,20 @@ pub async fn scan_after_changes(run: Synced, engines: &Engines, time_scale: f64)
         );
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
-    eprintln!("{label}: first scheduled scan after the initial sync");
-    let first_scan = scheduled_scan(&run.sandbox, &mut run.engine, time_scale).await?;
+    let first_scan = if run.sandbox.mailerlite().config().time_scale != time_scale {
+        // The runtime's schedule scans as soon as it starts (to catch up with what changed while
+        // it was down): at the new scale, that is the first scheduled scan.
+        eprintln!("{label}: engine restarted at time scale {time_scale}; its first scheduled scan");
+        run.sandbox.set_time_scale(time_scale);
+        setup::reset_stats(&run.sandbox);
+        let asked_at_ms = now_ms();
+        let group = run.seeded.mailerlite.group_id.clone();
+        run.engine = engines.restart(&run.sandbox, run.engine, group).await?;
+        measure_scan(&run.sandbox, &mut run.engine, time_scale, asked_at_ms).await?
+    } else {
+        eprintln!("{label}: first scheduled scan after the initial sync");
+        scheduled_scan(&run.sandbox, &mut run.engine, time_scale).await?
+    };
 
     let changes = (per_side / 1000).max(1);
     let hs = &run.seeded.hubspot;

@@ -5,8 +5,8 @@
 //!
 //! This part runs at time scale 1 (real time): its figures are latencies, and the fixed costs
 //! in them (API latency, the worker's poll interval) do not shrink with a time scale while the
-//! rate-limit windows would. The initial sync before it runs at a higher scale and the engine is
-//! then restarted on the same data at scale 1 (the simulators' windows start empty).
+//! rate-limit windows would. The stream starts once the initial sync's requests have left
+//! MailerLite's one-minute window, as in a steady state long after the initial sync.
 //!
 //! Echoes: the webhooks of hmsync's own writes arrive like any other during the stream. To count
 //! exactly what they cost, a further sample of changes is made per direction with the
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hmsync_sandbox::Sandbox;
 use hmsync_sandbox::common::people::{INDUSTRY_OPTIONS, person};
-use hmsync_sandbox::common::{ChangedBy, DeliveryOptions, Dispatcher, FaultSpec, JournalEntry};
+use hmsync_sandbox::common::{ChangedBy, DeliveryOptions, Dispatcher, FaultSpec, JournalEntry, now_ms};
 use hmsync_sandbox::mailerlite::UserEdit;
 use serde_json::{Map, Value, json};
 
@@ -28,8 +28,8 @@ use super::initial::wait_until_synced;
 use super::report::{EchoCheck, Latencies, SideRequests, Steady, thousands};
 use super::setup::{self, Engines};
 
-/// The initial sync before the stream runs this much faster than real time.
-const SETUP_TIME_SCALE: f64 = 10.0;
+/// MailerLite's window (60 s) as the client paces it, and a margin.
+const MAILERLITE_WINDOW: Duration = Duration::from_secs(62);
 
 /// What part B does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -290,16 +290,25 @@ pub async fn steady(engines: &Engines, plan: SteadyPlan) -> anyhow::Result<(Stea
     let half = plan.changes_per_direction + plan.echo_sample;
     let per_side = 2 * half;
     eprintln!("{label}: seeding {}/side and syncing them", thousands(per_side));
-    let sandbox = setup::sandbox(SETUP_TIME_SCALE).await?;
+    let sandbox = setup::sandbox(1.0).await?;
     let seeded = setup::seed(&sandbox, setup::population(per_side)).await?;
     let group = seeded.mailerlite.group_id.clone();
     let data_dir = engines.data_dir("steady")?;
-    let mut engine = engines.start(&sandbox, &data_dir, group.clone(), 0, false).await?;
+    let mut engine = engines.start(&sandbox, &data_dir, group, 0, false).await?;
+    setup::reset_stats(&sandbox);
     engine.activate().await?;
-    wait_until_synced(&mut engine, label).await?;
+    let synced = wait_until_synced(&mut engine, label).await?;
     setup::settle(&sandbox, &mut engine, Duration::from_secs(1), Duration::from_secs(300)).await?;
-    sandbox.set_time_scale(1.0);
-    let mut engine = engines.restart(&sandbox, engine, group).await?;
+    // More than a tenth of MailerLite's window still in use would slow the first changes down.
+    if sandbox.mailerlite().stats().total_requests > 12 {
+        let finished = synced.initial_finished_at_ms.unwrap_or_else(now_ms);
+        let wait = (finished + MAILERLITE_WINDOW.as_millis() as i64 - now_ms()).max(0);
+        eprintln!(
+            "{label}: waiting {:.0} s for the initial sync's requests to leave MailerLite's window",
+            wait as f64 / 1000.0
+        );
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
     let latency = FaultSpec { latency_ms: plan.added_latency_ms, ..FaultSpec::everywhere() };
     sandbox.hubspot().instrumentation().faults.set(vec![latency.clone()], 1);
     sandbox.mailerlite().instrumentation().faults.set(vec![latency], 1);
