@@ -84,7 +84,7 @@ pub struct BenchOptions {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e")]
     pub parts: Vec<Part>,
     /// Divides every rate-limit window during the initial syncs (figures are scaled
-    /// back to real seconds) [default: 1 up to 1,000 contacts per side, 2 up to 10,000, 4 above;
+    /// back to real seconds) [default: 1 up to 1,000 contacts per side, 2 up to 10,000, 3 above;
     /// --quick: 10].
     #[arg(long)]
     pub time_scale: Option<f64>,
@@ -140,7 +140,7 @@ impl BenchOptions {
             (None, true) => 10.0,
             (None, false) if per_side <= 1_000 => 1.0,
             (None, false) if per_side <= 10_000 => 2.0,
-            (None, false) => 4.0,
+            (None, false) => 3.0,
         }
     }
 
