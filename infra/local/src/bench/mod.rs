@@ -121,6 +121,9 @@ pub struct BenchOptions {
     /// Where `bench.md` and `bench.json` are written (and scratch data, removed afterwards).
     #[arg(long, default_value = "target/bench")]
     pub out_dir: PathBuf,
+    /// Measure nothing: print the tables of an earlier run's `bench.json`.
+    #[arg(long, value_name = "BENCH_JSON")]
+    pub render: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -174,6 +177,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return engine_child::run_child(&data_dir).await;
     }
     let o = args.options;
+    if let Some(path) = &o.render {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut report: BenchReport =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a bench.json", path.display()))?;
+        report.targets = evaluate(&report);
+        print!("{}", render_markdown(&report));
+        return Ok(());
+    }
     if (o.runs(Part::C) || o.runs(Part::D)) && !o.runs(Part::A) {
         bail!("parts C and D compare with and continue on part A's initial syncs: add `a` to --parts");
     }

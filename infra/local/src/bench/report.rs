@@ -49,10 +49,12 @@ fn per_contact(side: &SideRequests, unique: u64) -> String {
     let unique = unique.max(1) as f64;
     let setup = side.setup_requests();
     let all = format!("{:.4}", side.total as f64 / unique);
-    if setup == 0 {
-        return all;
+    let without = format!("{:.4}", (side.total - setup) as f64 / unique);
+    match setup {
+        _ if without == all => all,
+        1 => format!("{all} ({without} without its one-time setup request)"),
+        n => format!("{all} ({without} without its {n} one-time setup requests)"),
     }
-    format!("{all} ({:.4} without {setup} one-time setup requests)", (side.total - setup) as f64 / unique)
 }
 
 /// Part A: one initial sync.
@@ -398,8 +400,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
         for a in &r.initial {
             let _ = writeln!(
                 md,
-                "- {}/side: bound per bucket — {} (binding: {}). Linked {} of {}, {} errors, {} dead letters, {} answers 429. HubSpot: {}. MailerLite: {}.",
+                "- {}/side ({:.0} s wall at time scale {}): bound per bucket — {} (binding: {}). Linked {} of {}, {} errors, {} dead letters, {} answers 429. HubSpot: {}. MailerLite: {}.",
                 thousands(a.per_side),
+                a.wall_seconds,
+                a.time_scale,
                 buckets(&a.bound),
                 a.bound.binding,
                 thousands(a.links),
@@ -504,17 +508,18 @@ pub fn render_markdown(r: &BenchReport) -> String {
             d.changed_mailerlite
         );
         let _ =
-            writeln!(md, "| Scan | Records read | HubSpot requests | MailerLite requests | Bound (s) | Measured (s) |");
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+            writeln!(md, "| Scan | Records read | HubSpot requests | MailerLite requests | Bound (s) | Measured (s) | Wall (s) |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
         for (name, s) in [("first scan after the initial sync", &d.first_scan), ("scan after the changes", &d.scan)] {
             let _ = writeln!(
                 md,
-                "| {name} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} |",
                 thousands(s.records),
                 thousands(s.hubspot.total),
                 thousands(s.mailerlite.total),
                 secs(s.bound.seconds),
-                secs(s.measured_seconds)
+                secs(s.measured_seconds),
+                secs(s.wall_seconds)
             );
         }
         let _ = writeln!(
@@ -760,9 +765,12 @@ mod tests {
         .map(|(k, n)| (k.to_string(), *n))
         .collect();
         assert_eq!(hs.setup_requests(), 23);
-        assert_eq!(per_contact(&hs, 1500), "0.0447 (0.0293 without 23 one-time setup requests)");
-        let ml = side(48, "requests", "GET /api/subscribers");
-        assert_eq!((ml.setup_requests(), per_contact(&ml, 1500)), (0, "0.0320".to_string()));
+        assert_eq!(per_contact(&hs, 1500), "0.0447 (0.0293 without its 23 one-time setup requests)");
+        let mut ml = side(48, "requests", "unused");
+        ml.endpoints = [("GET /api/subscribers".to_string(), 47), ("GET /api/fields".to_string(), 1)].into();
+        assert_eq!((ml.setup_requests(), per_contact(&ml, 1500)), (1, "0.0320 (0.0313 without its one-time setup request)".into()));
+        ml.total = 4502;
+        assert_eq!(per_contact(&ml, 150_000), "0.0300", "no difference to show");
     }
 
     #[test]
