@@ -13,6 +13,8 @@ enum Command {
     Serve(hmsync::serve::ServeArgs),
     /// Only the two simulators, for testing your own integrations.
     Sandbox(hmsync_sandbox::cli::Args),
+    /// The benchmark: request counts, sync time against the rate-limit bound, latencies, cold starts.
+    Bench(hmsync::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -25,5 +27,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => hmsync::demo::run(args).await,
         Command::Serve(args) => hmsync::serve::run(args).await,
         Command::Sandbox(args) => hmsync_sandbox::cli::run(args).await.map_err(Into::into),
+        Command::Bench(args) => hmsync::bench::run(args).await,
     }
 }

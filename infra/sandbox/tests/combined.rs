@@ -177,6 +177,53 @@ async fn both_apis_answer_with_their_tokens() {
 }
 
 #[tokio::test]
+async fn the_change_journals_stamp_api_writes_and_user_edits_in_milliseconds() {
+    use hmsync_sandbox::common::{ChangedBy, now_ms};
+    use hmsync_sandbox::mailerlite::UserEdit;
+    let sb = sandbox().await;
+    sb.seed_people(&PeopleSeed { per_side: 2, overlap: 1.0, ..PeopleSeed::default() }).unwrap();
+    let hs_id = hubspot_people(&sb)[&0].id;
+    let ml_id: u64 = sb.mailerlite().subscriber(&email(1)).unwrap().id.parse().unwrap();
+    let http = reqwest::Client::new();
+    let hs_token = sb.hubspot().config().token;
+    let ml_token = sb.mailerlite().config().token;
+    sb.hubspot().user_edit_contact(hs_id, &json!({"city": "Before"}).as_object().unwrap().clone(), 7).unwrap();
+    assert!(sb.hubspot().change_journal().entries().is_empty(), "off until started");
+
+    sb.hubspot().change_journal().start();
+    sb.mailerlite().change_journal().start();
+    let before = now_ms();
+    sb.hubspot().user_edit_contact(hs_id, &json!({"city": "Oslo"}).as_object().unwrap().clone(), 7).unwrap();
+    let patch = format!("{}/crm/v3/objects/contacts/{hs_id}", sb.hubspot_url());
+    let r = http.patch(&patch).bearer_auth(&hs_token).json(&json!({"properties": {"city": "Bergen"}})).send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let edit = UserEdit { fields: json!({"city": "Turku"}).as_object().unwrap().clone(), ..UserEdit::default() };
+    sb.mailerlite().user_edit(&email(1), &edit).unwrap();
+    let put = format!("{}/subscribers/{ml_id}", sb.mailerlite_url());
+    let r = http.put(&put).bearer_auth(&ml_token).json(&json!({"fields": {"city": "Espoo"}})).send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let read = http.get(&put).bearer_auth(&ml_token).send().await.unwrap();
+    assert_eq!(read.status(), 200, "reads are not changes");
+    let after = now_ms();
+
+    let hs = sb.hubspot().change_journal().stop();
+    let by: Vec<(u64, ChangedBy, &str)> = hs.iter().map(|e| (e.record_id, e.by, e.event.as_str())).collect();
+    assert_eq!(
+        by,
+        vec![(hs_id, ChangedBy::User, "contact.propertyChange"), (hs_id, ChangedBy::Api, "contact.propertyChange")]
+    );
+    let ml = sb.mailerlite().change_journal().stop();
+    let by: Vec<(u64, ChangedBy, &str)> = ml.iter().map(|e| (e.record_id, e.by, e.event.as_str())).collect();
+    assert_eq!(by, vec![(ml_id, ChangedBy::User, "subscriber.updated"), (ml_id, ChangedBy::Api, "subscriber.updated")]);
+    for e in hs.iter().chain(&ml) {
+        assert!((before..=after).contains(&e.at_ms), "{e:?} stamped between {before} and {after}");
+    }
+    assert!(hs[0].at_ms <= hs[1].at_ms && ml[0].at_ms <= ml[1].at_ms, "in the order they happened");
+    sb.hubspot().user_edit_contact(hs_id, &json!({"city": "After"}).as_object().unwrap().clone(), 7).unwrap();
+    assert!(sb.hubspot().change_journal().entries().is_empty(), "stopped");
+}
+
+#[tokio::test]
 async fn the_time_scale_applies_to_both_sides() {
     let sb = Sandbox::start(SandboxConfig::default().with_time_scale(10.0), local(), local()).await.unwrap();
     assert_eq!(sb.hubspot().config().time_scale, 10.0);

@@ -2,12 +2,14 @@
 //! accounting, and outbound webhook delivery.
 
 pub mod faults;
+pub mod journal;
 pub mod limiter;
 pub mod people;
 pub mod stats;
 pub mod webhooks;
 
 pub use faults::{FaultAction, FaultInjector, FaultSpec};
+pub use journal::{ChangeJournal, ChangedBy, JournalEntry};
 pub use limiter::{Admission, SlidingWindowLimiter, TimeScale};
 pub use stats::{EndpointStats, Stats, StatsSnapshot};
 pub use webhooks::{Delivery, DeliveryOptions, Dispatcher, DispatcherStats, RecordedDelivery};

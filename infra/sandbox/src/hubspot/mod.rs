@@ -36,7 +36,9 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::common::{Dispatcher, Flavor, Instrumentation, SlidingWindowLimiter, StatsSnapshot, TimeScale};
+use crate::common::{
+    ChangeJournal, ChangedBy, Dispatcher, Flavor, Instrumentation, SlidingWindowLimiter, StatsSnapshot, TimeScale,
+};
 
 pub use auth::{AuthState, OAuthGrant};
 pub use errors::{HsError, HsResult};
@@ -151,6 +153,7 @@ pub struct HubSpotState {
     dispatcher: Dispatcher,
     base_url: Mutex<String>,
     next_event_id: AtomicU64,
+    journal: ChangeJournal,
 }
 
 /// Words injected faults like HubSpot.
@@ -186,6 +189,7 @@ impl HubSpotState {
             dispatcher: Dispatcher::default(),
             base_url: Mutex::new("https://api.hubapi.com".into()),
             next_event_id: AtomicU64::new(3_029_365_631),
+            journal: ChangeJournal::default(),
             config: Mutex::new(config),
         })
     }
@@ -207,6 +211,12 @@ impl HubSpotState {
 
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
+    }
+
+    /// Every contact change with its millisecond stamp and who made it, while started (the
+    /// benchmark's change latencies).
+    pub fn change_journal(&self) -> &ChangeJournal {
+        &self.journal
     }
 
     pub fn base_url(&self) -> String {
@@ -261,6 +271,16 @@ impl HubSpotState {
     pub fn emit(&self, events: &[Event], actor: Actor) {
         if events.is_empty() {
             return;
+        }
+        if self.journal.is_on() {
+            let by = match actor {
+                Actor::Integration => ChangedBy::Api,
+                Actor::User(_) => ChangedBy::User,
+            };
+            // Contact changes only: the journal is keyed by contact id.
+            for e in events.iter().filter(|e| e.kind.subscription_type().starts_with("contact.")) {
+                self.journal.record(e.object_id, e.occurred_at, by, e.kind.subscription_type());
+            }
         }
         let Some(settings) = self.webhook_settings() else { return };
         let c = self.config();

@@ -23,7 +23,7 @@ use super::model::{
 use super::store::{Actor, Store};
 use super::time_fmt::{self, now};
 use crate::common::people::{self, INDUSTRY_OPTIONS, INTEREST_OPTIONS};
-use crate::common::{DeliveryOptions, FaultSpec, RecordedDelivery, StatsSnapshot};
+use crate::common::{ChangedBy, DeliveryOptions, FaultSpec, RecordedDelivery, StatsSnapshot};
 
 /// What to seed: people `start_index .. start_index + count` from `common::people`, with
 /// deterministic shares of conflicting data and non-active statuses.
@@ -284,7 +284,7 @@ impl MailerLite {
                 st.find_live(id_or_email).ok_or_else(|| ApiError::NotFound(Model::Subscriber, id_or_email.into()))?;
             f(&mut st, sid)
         };
-        self.flush_webhooks();
+        self.flush_webhooks(ChangedBy::User);
         result
     }
 
@@ -335,7 +335,7 @@ impl MailerLite {
     pub fn simulate_campaign(&self, spec: &CampaignSpec) -> Result<CampaignSummary, ApiError> {
         let seed = self.config().seed;
         let result = campaigns::simulate(&mut self.store(), spec, seed);
-        self.flush_webhooks();
+        self.flush_webhooks(ChangedBy::User);
         result
     }
 

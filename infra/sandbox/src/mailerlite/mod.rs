@@ -52,8 +52,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::common::{
-    Admission, DeliveryOptions, Dispatcher, Flavor, Instrumentation, SlidingWindowLimiter, StatsSnapshot, TimeScale,
-    instrument,
+    Admission, ChangeJournal, ChangedBy, DeliveryOptions, Dispatcher, Flavor, Instrumentation, SlidingWindowLimiter,
+    StatsSnapshot, TimeScale, instrument,
 };
 use json::json_response;
 use store::Store;
@@ -123,6 +123,7 @@ pub(crate) struct Shared {
     limits: Mutex<Limits>,
     instrumentation: Arc<Instrumentation>,
     dispatcher: Dispatcher,
+    journal: ChangeJournal,
     base_url: String,
     /// The API routes without auth, limits or instrumentation: what `/api/batch` sub-requests
     /// run through.
@@ -158,6 +159,7 @@ impl MailerLite {
             store: Mutex::new(Store::new(config.account_id, config.seed)),
             limits: Mutex::new(Limits::new(&config)),
             dispatcher: Dispatcher::new(default_delivery(config.time_scale)),
+            journal: ChangeJournal::default(),
             config: RwLock::new(config),
             instrumentation,
             base_url: base_url.into().trim_end_matches('/').to_string(),
@@ -202,6 +204,12 @@ impl MailerLite {
         &self.shared.dispatcher
     }
 
+    /// Every subscriber change with its millisecond stamp and who made it, while started (the
+    /// benchmark's change latencies; the API's own timestamps have whole seconds).
+    pub fn change_journal(&self) -> &ChangeJournal {
+        &self.shared.journal
+    }
+
     /// The account's data; writing through the guard marks it changed for snapshot savers.
     pub(crate) fn store(&self) -> snapshot::StoreGuard<'_> {
         snapshot::StoreGuard(self.shared.store.lock().expect("store lock"))
@@ -211,9 +219,15 @@ impl MailerLite {
         self.shared.inner.get().expect("inner router set at construction").clone()
     }
 
-    /// Sends the webhooks the last API call or admin action queued.
-    pub(crate) fn flush_webhooks(&self) {
-        let deliveries = hooks::take_deliveries(&mut self.store());
+    /// Sends the webhooks the last API call or admin action queued (and journals its
+    /// subscriber changes).
+    pub(crate) fn flush_webhooks(&self, by: ChangedBy) {
+        let deliveries = {
+            let mut store = self.store();
+            let changes = store.pending.iter().filter(|e| e.kind.starts_with("subscriber."));
+            self.shared.journal.record_now(changes.map(|e| (e.subscriber_id, e.kind)), by);
+            hooks::take_deliveries(&mut store)
+        };
         for d in deliveries {
             self.shared.dispatcher.send(d);
         }
@@ -326,7 +340,7 @@ async fn gate(State(ml): State<MailerLite>, req: Request, next: Next) -> Respons
         Err(r) => return *r,
     };
     let mut response = next.run(req).await;
-    ml.flush_webhooks();
+    ml.flush_webhooks(ChangedBy::Api);
     set_rate_headers(response.headers_mut(), ml.limit(), remaining);
     response
 }
