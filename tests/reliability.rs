@@ -10,7 +10,7 @@ use hmsync_core::{ConnectionConfig, FieldMapping, HubSpotRule};
 use hmsync_e2e::{Harness, Options};
 use hmsync_engine::adapters::{Credentials, HubSpotAuth, save_credentials};
 use hmsync_engine::failpoint::{self, AFTER_MAILERLITE_WRITES, AFTER_MERGE_REKEYED};
-use hmsync_engine::webhook::HubSpotDelivery;
+use hmsync_engine::webhook::{HubSpotDelivery, WebhookError};
 use hmsync_engine::{EngineSettings, Pause};
 use hmsync_sandbox::common::people::person;
 use hmsync_sandbox::hubspot::{SeedListMembership, SeedRequest};
@@ -351,5 +351,142 @@ async fn a_body_over_one_megabyte_is_refused_before_parsing() {
     for url in [format!("{}/webhooks/hubspot", h.api_url), format!("{}/webhooks/mailerlite/{id}", h.api_url)] {
         let r = client.post(&url).body(big.clone()).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 413, "{url}");
+    }
+}
+
+/// Any JSON value, a few levels deep: what a broken or hostile sender could put anywhere.
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+        "\\PC{0,24}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z_]{1,14}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A real event with some of its fields replaced by anything.
+fn mutated(template: serde_json::Value, keep: &'static [&'static str]) -> impl Strategy<Value = serde_json::Value> {
+    let keys: Vec<String> =
+        template.as_object().unwrap().keys().filter(|k| !keep.contains(&k.as_str())).cloned().collect();
+    let n = keys.len();
+    prop::collection::vec((0..n, any_json(), any::<bool>()), 0..4).prop_map(move |edits| {
+        let mut event = template.clone();
+        for (i, value, remove) in edits {
+            let map = event.as_object_mut().unwrap();
+            if remove {
+                map.remove(&keys[i]);
+            } else {
+                map.insert(keys[i].clone(), value);
+            }
+        }
+        event
+    })
+}
+
+/// One activated connection for the signed fuzz cases, apart from [`fuzz_harness`] (whose
+/// cases assert that nothing is enqueued, while signed well-formed events are).
+async fn signed_fuzz_harness() -> &'static (Harness, String) {
+    static CELL: tokio::sync::OnceCell<(Harness, String)> = tokio::sync::OnceCell::const_new();
+    CELL.get_or_init(|| async {
+        let h = seeded().await;
+        let id = h.connect("c1", config()).await;
+        h.store.add_route(h.hubspot.config().portal_id, &id).await.unwrap();
+        h.activate(&id).await;
+        let ml_secret = hmsync_engine::adapters::load_credentials(&*h.secrets, &id)
+            .await
+            .unwrap()
+            .mailerlite_webhook_secret
+            .expect("the MailerLite webhook secret saved at registration");
+        (h, ml_secret)
+    })
+    .await
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Correctly signed bodies reach the parsers and the event handling: whatever their shape, the
+    /// answer is an acceptance or a 400 (a 401 only when the body names no connected portal),
+    /// never a panic and never a 5xx.
+    #[test]
+    fn signed_hostile_webhook_bodies_are_parsed_or_refused_with_400(
+        hubspot_body in prop_oneof![
+            any_json(),
+            prop::collection::vec(
+                mutated(
+                    json!({"eventId": 1, "subscriptionId": 2, "portalId": 0, "appId": 3, "occurredAt": 1_700_000_000_000_i64,
+                        "subscriptionType": "contact.propertyChange", "attemptNumber": 0, "objectId": 1,
+                        "propertyName": "firstname", "propertyValue": "Ann", "changeSource": "CRM_UI"}),
+                    &["portalId"],
+                ),
+                0..4,
+            ).prop_map(serde_json::Value::Array),
+        ],
+        mailerlite_body in prop_oneof![
+            any_json(),
+            mutated(
+                json!({"id": "1", "email": "a@example.com", "status": "unsubscribed", "fields": {"name": "A"},
+                    "event": "subscriber.unsubscribed", "account_id": 1, "created_at": "2026-08-27T15:06:41.000000Z"}),
+                &[],
+            ),
+            prop::collection::vec(
+                mutated(
+                    json!({"type": "campaign.open", "subscriber": {"id": "1", "email": "a@example.com", "status": "active"},
+                        "campaign": {"id": "9", "name": "Spring"}, "created_at": "2026-08-27T15:06:41.000000Z"}),
+                    &[],
+                ),
+                0..4,
+            ).prop_map(|events| json!({"events": events})),
+        ],
+    ) {
+        runtime().block_on(async {
+            let (h, ml_secret) = signed_fuzz_harness().await;
+            let portal = h.hubspot.config().portal_id;
+            let names_portal = hubspot_body.as_array().is_some_and(|events| {
+                !events.is_empty() && events.iter().all(|e| e.get("portalId").is_some())
+            });
+            let mut hubspot_body = hubspot_body;
+            if let Some(events) = hubspot_body.as_array_mut() {
+                for e in events.iter_mut().filter_map(|e| e.as_object_mut()) {
+                    if e.contains_key("portalId") {
+                        e.insert("portalId".into(), json!(portal));
+                    }
+                }
+            }
+            let body = serde_json::to_vec(&hubspot_body).unwrap();
+            let uri = "http://127.0.0.1/webhooks/hubspot";
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis().to_string();
+            let signature = hmsync_hubspot::webhooks::sign_v3(&h.hubspot.config().client_secret, "POST", uri, &body, &now);
+            let hs = h.engine.hubspot_webhook(HubSpotDelivery {
+                method: "POST",
+                uri,
+                body: &body,
+                signature_v3: Some(&signature),
+                timestamp: Some(&now),
+            }).await;
+            match &hs {
+                Ok(_) | Err(WebhookError::BadRequest(_)) => {}
+                Err(WebhookError::Unauthorized(_)) if !names_portal => {}
+                Err(e) => prop_assert!(false, "HubSpot body {hubspot_body}: {e:?}"),
+            }
+
+            let body = serde_json::to_vec(&mailerlite_body).unwrap();
+            let signature = hmsync_sandbox::mailerlite::sign_webhook(ml_secret, &body);
+            let ml = h.engine.mailerlite_webhook("c1", &body, Some(&signature)).await;
+            prop_assert!(
+                matches!(ml, Ok(_) | Err(WebhookError::BadRequest(_))),
+                "MailerLite body {mailerlite_body}: {ml:?}"
+            );
+            Ok(())
+        })?;
     }
 }
