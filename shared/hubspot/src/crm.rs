@@ -125,12 +125,36 @@ impl HubSpotClient {
     /// Creates the property unless it exists; returns the definition HubSpot holds. A property
     /// that exists with another type is an error naming both types.
     pub async fn ensure_property(&self, object_type: &str, p: &PropertyCreate) -> Result<Property, HubSpotError> {
-        if let Some(existing) = self.get_property(object_type, &p.name).await? {
-            return check_same_kind(existing, p);
+        match self.get_property(object_type, &p.name).await? {
+            Some(existing) => check_same_kind(existing, p),
+            None => self.create_or_adopt(object_type, p).await,
         }
+    }
+
+    /// [`Self::ensure_property`] for several properties with one read of the schema: a setup
+    /// that finds them all in place costs one request, not one per property.
+    pub async fn ensure_properties(
+        &self,
+        object_type: &str,
+        wanted: &[PropertyCreate],
+    ) -> Result<Vec<Property>, HubSpotError> {
+        let mut existing: std::collections::HashMap<String, Property> =
+            self.list_properties(object_type).await?.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for p in wanted {
+            out.push(match existing.remove(&p.name) {
+                Some(found) => check_same_kind(found, p)?,
+                None => self.create_or_adopt(object_type, p).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a property the schema did not have; one created concurrently by someone else is
+    /// read back and adopted when its type fits.
+    async fn create_or_adopt(&self, object_type: &str, p: &PropertyCreate) -> Result<Property, HubSpotError> {
         match self.create_property(object_type, p).await {
             Ok(created) => Ok(created),
-            // Created concurrently by someone else: read it back.
             Err(HubSpotError::Api { status: 409, .. }) | Err(HubSpotError::Conflict { .. }) => {
                 let existing =
                     self.get_property(object_type, &p.name).await?.ok_or_else(|| HubSpotError::NotFound {

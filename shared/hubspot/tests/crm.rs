@@ -113,6 +113,29 @@ async fn property_and_group_ensure_are_idempotent() {
         description: String::new(),
     };
     assert_eq!(c.ensure_property("contacts", &select).await.unwrap().options[0].value, "active");
+
+    // Several at once: one read of the schema, a create for each missing one only.
+    let reads = s.endpoint_requests("GET /crm/v3/properties/{object_type}");
+    let creates = s.endpoint_requests("POST /crm/v3/properties/{object_type}");
+    let count =
+        PropertyCreate { name: "ml_opens".into(), kind: "number".into(), field_type: "number".into(), ..prop.clone() };
+    let ensured = c.ensure_properties("contacts", &[prop.clone(), select.clone(), count.clone()]).await.unwrap();
+    assert_eq!(
+        ensured.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["ml_last_open_at", "ml_status", "ml_opens"]
+    );
+    assert_eq!(s.endpoint_requests("GET /crm/v3/properties/{object_type}"), reads + 1);
+    assert_eq!(s.endpoint_requests("POST /crm/v3/properties/{object_type}"), creates + 1, "only ml_opens was missing");
+    c.ensure_properties("contacts", &[prop.clone(), select.clone(), count]).await.unwrap();
+    assert_eq!(s.endpoint_requests("GET /crm/v3/properties/{object_type}"), reads + 2);
+    assert_eq!(s.endpoint_requests("POST /crm/v3/properties/{object_type}"), creates + 1, "all in place: no create");
+    assert!(
+        c.ensure_properties("contacts", &[clash])
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("already exists with type datetime")
+    );
     let companies = c.list_properties("companies").await.unwrap();
     assert!(companies.iter().any(|p| p.name == "domain" && p.has_unique_value));
 }

@@ -306,6 +306,7 @@ impl HubSpotApi for HubSpotAdapter {
             )
             .await
             .map_err(api_error)?;
+        let mut creates = Vec::with_capacity(properties.len());
         for p in properties {
             let kind = match &p.hs_type {
                 HsType::String => "string",
@@ -336,8 +337,9 @@ impl HubSpotApi for HubSpotAdapter {
                     .collect(),
                 description: "Recorded by hmsync from MailerLite.".into(),
             };
-            self.client.ensure_property("contacts", &create).await.map_err(api_error)?;
+            creates.push(create);
         }
+        self.client.ensure_properties("contacts", &creates).await.map_err(api_error)?;
         Ok(())
     }
 
