@@ -458,13 +458,14 @@ impl<'a> View<'a> {
     fn linked_once(&mut self) -> CheckResult {
         let mut r = rule(
             "linked_once",
-            "every in-scope contact linked exactly once, to its live counterpart; no link holds a record that is gone",
+            "every in-scope contact linked exactly once (or unlinked under an error recorded for its email), to its live counterpart; no link holds a record that is gone",
         );
         for c in self.contacts.iter().filter(|c| c.in_scope) {
             let Some(email) = &c.email else { continue };
             r.checked += 1;
             let held = self.by_hs.get(c.id.as_str()).cloned().unwrap_or_default();
             match held.as_slice() {
+                [] if self.email_refused(&format!("hubspot:{}", c.id)) => {}
                 [] => self.violation(
                     &mut r,
                     None,
@@ -500,6 +501,7 @@ impl<'a> View<'a> {
             r.checked += 1;
             let held = self.by_ml.get(s.id.as_str()).cloned().unwrap_or_default();
             match held.as_slice() {
+                [] if self.email_refused(&format!("mailerlite:{}", s.id)) => {}
                 [] => self.violation(
                     &mut r,
                     None,
@@ -600,6 +602,13 @@ impl<'a> View<'a> {
             }
         }
         r
+    }
+
+    /// An error is recorded for this record's email: the other app refused to hold it (for
+    /// example HubSpot keeps it as another contact's additional email), so it stays unlinked and
+    /// the user is told why.
+    fn email_refused(&self, key: &str) -> bool {
+        self.errored.get(key).is_some_and(|fields| fields.contains("email"))
     }
 
     /// The fields a recorded error names for this complete link's contact.

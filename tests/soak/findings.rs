@@ -244,3 +244,36 @@ async fn an_unsubscribe_whose_webhook_was_lost_outside_the_rule_groups_is_found_
     let status = h.hubspot.contact(ids[1]).unwrap()["properties"]["mailerlite_status"].clone();
     assert_eq!(status, serde_json::json!("unsubscribed"), "the scan found the unsubscribe");
 }
+
+/// Finding 8: a MailerLite subscriber whose email HubSpot holds as another contact's additional
+/// email (a merge leaves the merged-away email there) cannot be created in HubSpot: the create
+/// answers 409 with the existing contact's id. The sync took that for a race ("someone created
+/// it meanwhile"), came back to the subscriber and created again, without end: 16,037 create
+/// requests in one 10-minute soak, and a queue that never drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_email_is_another_contacts_additional_email_is_an_error_not_a_loop() {
+    let (h, ids, _group) = synced().await;
+    let extra = "ann.extra@example.com";
+    let props = serde_json::Map::from_iter([("hs_additional_emails".to_string(), serde_json::json!(extra))]);
+    h.hubspot.user_edit_contact(ids[0], &props, 7).unwrap();
+    h.settle().await;
+    let creates = || h.hubspot.stats().requests_matching("POST /crm/objects/2026-03/contacts/batch/create");
+    let before = creates();
+
+    h.ml_client().upsert_subscriber(&hmsync_mailerlite::SubscriberUpsert::new(extra)).await.unwrap();
+    h.settle().await;
+
+    let again = h.worker.drain(std::time::Duration::from_millis(500)).await.unwrap();
+    assert_eq!(again.received, 0, "the queue drained: nothing keeps coming back");
+    // Each message that brings the subscriber (its webhooks) tries the create once, and once more
+    // on the retry that looks for the contact by email; then the error stands.
+    assert!(creates() - before <= 4, "{} HubSpot creates for one subscriber", creates() - before);
+    assert_eq!(h.dead_letters().await, 0);
+    let errors = h.store.list_errors(CONNECTION, None, 100).await.unwrap().items;
+    let error =
+        errors.iter().find(|e| e.email.as_deref() == Some(extra)).expect("an error recorded for the subscriber");
+    let text = format!("{:?}", error.problems);
+    assert!(text.contains(&ids[0].to_string()), "the error names the HubSpot contact that holds the email: {text}");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}

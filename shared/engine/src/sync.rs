@@ -246,6 +246,29 @@ fn item_problem(side: Side, e: &ItemError) -> ContactProblem {
     problem(side, e.field.clone(), e.message.clone(), e.action.clone(), e.api_message.clone())
 }
 
+/// A contact HubSpot cannot create because another contact holds its email, although no contact
+/// has it as its primary email: it is that contact's additional email.
+fn held_as_additional_email(email: Option<&str>, existing_id: Option<&str>, e: &ItemError) -> ContactProblem {
+    let email = email.unwrap_or("this email");
+    let holder = existing_id.map(|id| format!("contact {id}")).unwrap_or_else(|| "another contact".into());
+    let mut p = problem(
+        Side::HubSpot,
+        Some("email".into()),
+        format!(
+            "HubSpot keeps {email} as an additional email of {holder} (a merge leaves the merged-away \
+             contact's email on the survivor), so it cannot be a contact of its own."
+        ),
+        format!(
+            "If they are the same person, delete or unsubscribe the extra subscriber in MailerLite, or give it \
+             another email; otherwise remove {email} from the additional emails of {holder} in HubSpot. Then \
+             retry this contact."
+        ),
+        e.api_message.clone(),
+    );
+    p.refused = BTreeMap::from([("email".to_string(), email.to_string())]);
+    p
+}
+
 fn reason_text(reason: &hmsync_core::Reason) -> String {
     use hmsync_core::Reason::*;
     match reason {
@@ -589,7 +612,8 @@ impl Engine {
         // 8. Write: MailerLite, then HubSpot creates, updates and opt-outs.
         self.write_mailerlite(&mut units, &*ml_api, &planner).await?;
         self.failpoints.check(failpoint::AFTER_MAILERLITE_WRITES)?;
-        self.write_hubspot(&mut units, &*hs_api, &planner).await?;
+        self.write_hubspot(&mut units, &*hs_api, &planner, origin).await?;
+        self.undo_group_joins_of_failed_creates(&units, &*ml_api).await?;
 
         // 9. Store links, errors, history, meter and counters.
         let stored =
@@ -887,7 +911,12 @@ impl Engine {
                     || matches!(p.mailerlite, Some(hmsync_core::MailerLiteWrite::Update { .. }))
             })
         };
-        let candidates: Vec<usize> = (0..units.len()).filter(|i| !units[*i].failed && updates(&units[*i])).collect();
+        let creates_contact = |u: &Unit| {
+            u.plan.as_ref().is_some_and(|p| matches!(p.hubspot, Some(hmsync_core::HubSpotWrite::Create { .. })))
+        };
+        let candidates: Vec<usize> = (0..units.len())
+            .filter(|i| !units[*i].failed && (updates(&units[*i]) || creates_contact(&units[*i])))
+            .collect();
         if candidates.is_empty() {
             return Ok(());
         }
@@ -912,6 +941,20 @@ impl Engine {
         for i in candidates {
             let u = &mut units[i];
             let Some(error) = errors.get(&u.error_key()) else { continue };
+            if creates_contact(u) {
+                let email = u.email();
+                let refused = error.problems.iter().find(|p| {
+                    p.side == Side::HubSpot && p.refused.get("email").map(String::as_str) == email.as_deref()
+                });
+                // HubSpot refused a contact with this very email: the create stands refused (no
+                // request, no group join) until the email changes or someone asks for a retry.
+                if let Some(p) = refused {
+                    u.plan = None;
+                    u.failed = true;
+                    u.problems.push(p.clone());
+                    continue;
+                }
+            }
             let Some(plan) = u.plan.as_mut() else { continue };
             for p in error.problems.iter().filter(|p| !p.refused.is_empty()) {
                 let mut held = false;
@@ -923,6 +966,38 @@ impl Engine {
                 if held {
                     u.held.push(p.clone());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A subscriber joins the target group in the same MailerLite batch that writes its fields,
+    /// before its HubSpot contact is created. When that create fails (HubSpot refused a value, or
+    /// holds the email as another contact's additional email), the subscriber is not linked and
+    /// leaves the group again: one more MailerLite request, on this failure only.
+    async fn undo_group_joins_of_failed_creates(
+        &self,
+        units: &[Unit],
+        ml_api: &dyn crate::api::MailerLiteApi,
+    ) -> Result<(), EngineError> {
+        let mut ops: Vec<MlOp> = Vec::new();
+        for u in units.iter().filter(|u| u.failed && u.written_hs.is_none()) {
+            let (Some(plan), Some(ml)) = (&u.plan, &u.ml) else { continue };
+            if !matches!(plan.hubspot, Some(hmsync_core::HubSpotWrite::Create { .. })) {
+                continue;
+            }
+            for c in &plan.group_changes {
+                if let hmsync_core::GroupChange::Add { group_id } = c {
+                    ops.push(MlOp::RemoveFromGroup { id: ml.id.clone(), group_id: group_id.clone() });
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        for (op, result) in ops.iter().zip(ml_api.apply(&ops).await?) {
+            if let Err(e) = result {
+                tracing::warn!(?op, error = %e.message, "could not take a subscriber whose HubSpot create failed out of the target group");
             }
         }
         Ok(())
@@ -1139,6 +1214,7 @@ impl Engine {
         units: &mut [Unit],
         hs_api: &dyn crate::api::HubSpotApi,
         planner: &Planner,
+        origin: Origin,
     ) -> Result<(), EngineError> {
         let config = planner.config();
         let mut creates: Vec<(usize, HsWrite)> = Vec::new();
@@ -1173,9 +1249,18 @@ impl Engine {
                     Ok(rec) => u.written_hs = Some(rec),
                     Err(e) => {
                         u.failed = true;
-                        match e.kind {
-                            // Someone created it meanwhile: link it on the next pass.
-                            ItemErrorKind::AlreadyExists { .. } => u.retry = true,
+                        match &e.kind {
+                            // Someone created it meanwhile: the next pass finds it by email and
+                            // links it.
+                            ItemErrorKind::AlreadyExists { .. } if origin != Origin::Retry => u.retry = true,
+                            // The next pass did not find it by its email either: HubSpot holds the
+                            // email as another contact's additional email (a merge leaves the
+                            // merged-away email on the survivor). Coming back again would loop.
+                            ItemErrorKind::AlreadyExists { existing_id } => u.problems.push(held_as_additional_email(
+                                u.email().as_deref(),
+                                existing_id.as_deref(),
+                                &e,
+                            )),
                             _ => u.problems.push(item_problem(Side::HubSpot, &e)),
                         }
                     }
