@@ -277,3 +277,52 @@ async fn a_subscriber_whose_email_is_another_contacts_additional_email_is_an_err
     let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
     assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
 }
+
+/// Finding 9 (`--minutes 3 --seed 77`, twice in a row): HubSpot merges a contact whose
+/// subscriber unsubscribed into a linked contact whose subscriber is active; the merge copies the
+/// absorbed contact's `mailerlite_status = unsubscribed` onto the survivor (here: the user had
+/// cleared the survivor's own value, so the absorbed one fills the gap). The merge webhook is
+/// lost. Before the scan, the survivor is synced for another change: it is read by id, nothing
+/// in that read made the sync look for a merge, and the plan (not knowing of one) keeps the
+/// recorded status. The scan then finds the merge through `hs_merged_object_ids` and re-keys the
+/// links, but skips the survivor as unchanged since the sync's own write: HubSpot keeps saying
+/// "unsubscribed" for a contact whose subscriber is active. The survivor's subscriber must also
+/// never leave the target group on the way (that would fire "joined group" automations again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_read_before_its_lost_merge_is_repaired_shows_its_own_subscribers_status() {
+    let (h, ids, group) = synced().await;
+    h.mailerlite.unsubscribe_as_person(&person(2).email).unwrap();
+    h.settle().await;
+    let status = |h: &Harness, id: u64| h.hubspot.contact(id).unwrap()["properties"]["mailerlite_status"].clone();
+    assert_eq!(status(&h, ids[2]), serde_json::json!("unsubscribed"));
+    h.hubspot.user_edit_contact(ids[1], &props(&[("mailerlite_status", "")]), 7).unwrap();
+    h.settle().await;
+
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 1.0, ..h.hubspot.dispatcher().options() });
+    let survivor = h.hubspot.user_merge_contacts(ids[1], ids[2], 7).unwrap();
+    h.settle().await;
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 0.0, ..h.hubspot.dispatcher().options() });
+    assert_eq!(status(&h, survivor), serde_json::json!("unsubscribed"), "the merge filled the absorbed status in");
+    let edit = hmsync_sandbox::mailerlite::UserEdit {
+        fields: serde_json::Map::from_iter([("name".to_string(), serde_json::json!("Zoe"))]),
+        ..Default::default()
+    };
+    h.mailerlite.user_edit(&person(1).email, &edit).unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().status, "active");
+    assert_eq!(status(&h, survivor), serde_json::json!("active"), "the survivor's subscriber is active");
+    let kept = h.store.link_by_email(CONNECTION, &person(1).email).await.unwrap().expect("person 1's link");
+    assert_eq!(kept.hubspot_id.as_deref(), Some(survivor.to_string().as_str()));
+    let history = h.store.read_history(CONNECTION, &kept.id, 100).await.unwrap();
+    let left: Vec<_> =
+        history.iter().filter(|e| e.field == format!("group:{group}") && e.after.is_none()).collect();
+    assert!(left.is_empty(), "the survivor's subscriber never left the target group: {left:?}");
+    assert!(in_group(&h, &person(1).email, &group));
+    assert!(!in_group(&h, &person(2).email, &group), "the absorbed contact's subscriber left the target group");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}

@@ -29,6 +29,14 @@ pub struct Preloaded {
     pub skip_unchanged: bool,
 }
 
+/// Whether building the units may re-key links for the HubSpot merges its reads reveal (never
+/// in a preview, which must not write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeRepair {
+    On,
+    Off,
+}
+
 /// One contact being synced: its link (if any) and both records as read.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Unit {
@@ -358,7 +366,29 @@ impl Engine {
         report: &mut Report,
         retry_refs: &mut Vec<ContactRef>,
     ) -> Result<Vec<Unit>, EngineError> {
+        self.load_units_with(conn, planner, refs, pre, report, retry_refs, MergeRepair::Off).await
+    }
+
+    /// [`Engine::load_units`], and with [`MergeRepair::On`] the merges the reads reveal are
+    /// handled first: HubSpot answers a merged-away id with the survivor (another id), and a
+    /// survivor names what it absorbed in `hs_merged_object_ids`. Links still holding absorbed
+    /// contacts are re-keyed to the survivor before anything is planned, so no link is taken for
+    /// deleted (which would move its subscriber out of the target group and back in, firing
+    /// "joined group" automations again); then the units are built again from the store.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn load_units_with(
+        &self,
+        conn: &hmsync_store::Connection,
+        planner: &Planner,
+        refs: Vec<ContactRef>,
+        pre: Preloaded,
+        report: &mut Report,
+        retry_refs: &mut Vec<ContactRef>,
+        repair: MergeRepair,
+    ) -> Result<Vec<Unit>, EngineError> {
         let conn_id = conn.id.as_str();
+        let report_before = report.clone();
+        let (known_absent, skip_unchanged) = (pre.mailerlite_known_absent, pre.skip_unchanged);
         let config = planner.config();
         // 1. Coalesce and find the links.
         let refs = coalesce(refs);
@@ -396,7 +426,7 @@ impl Engine {
                     report.echoes += 1;
                     continue;
                 }
-                if pre.skip_unchanged {
+                if skip_unchanged {
                     let unchanged = match r {
                         ContactRef::HubSpot { id, structural: false, .. } => pre_hs.get(id).is_some_and(|h| {
                             h.property("lastmodifieddate").is_some()
@@ -457,6 +487,29 @@ impl Engine {
         let mut ml_records: HashMap<String, MlRecord> = HashMap::new();
         self.read_records(&units, &pre_hs, &pre_ml, &*hs_api, &*ml_api, &hs_props, &mut hs_records, &mut ml_records)
             .await?;
+        if repair == MergeRepair::On
+            && let Some((aliases, more)) = self.merges_in_reads(conn, &units, &pre_hs, &hs_records).await?
+        {
+            let mut refs: Vec<ContactRef> = refs
+                .into_iter()
+                .map(|r| match r {
+                    ContactRef::HubSpot { id, changes, structural } => {
+                        ContactRef::HubSpot { id: aliases.get(&id).cloned().unwrap_or(id), changes, structural }
+                    }
+                    other => other,
+                })
+                .collect();
+            refs.extend(more);
+            let pre = Preloaded {
+                hubspot: pre_hs.into_values().collect(),
+                mailerlite: pre_ml.into_values().collect(),
+                mailerlite_known_absent: known_absent,
+                skip_unchanged,
+            };
+            *report = report_before;
+            return Box::pin(self.load_units_with(conn, planner, refs, pre, report, retry_refs, MergeRepair::Off))
+                .await;
+        }
         for u in units.iter_mut() {
             u.hs = u.hs_id.as_ref().and_then(|id| hs_records.get(id).cloned());
             u.ml = u.ml_id.as_ref().and_then(|id| ml_records.get(id).cloned());
@@ -483,7 +536,7 @@ impl Engine {
                 u.ml = u.ml_id.as_ref().and_then(|id| ml_records.get(id).cloned());
             }
         }
-        let need_ml_lookup: Vec<String> = if pre.mailerlite_known_absent {
+        let need_ml_lookup: Vec<String> = if known_absent {
             Vec::new()
         } else {
             units.iter().filter(|u| u.link.is_none() && u.ml.is_none()).filter_map(|u| u.email()).collect()
@@ -561,7 +614,9 @@ impl Engine {
         let now = self.now_ms();
         let mut report = Report::default();
         let mut retry_refs: Vec<ContactRef> = Vec::new();
-        let mut units = self.load_units(&conn, &planner, refs, pre, &mut report, &mut retry_refs).await?;
+        let mut units = self
+            .load_units_with(&conn, &planner, refs, pre, &mut report, &mut retry_refs, MergeRepair::On)
+            .await?;
         if report.echoes > 0 {
             self.store.add_counters(conn_id, &[(counters::ECHOES_SKIPPED, report.echoes as i64)]).await?;
         }
