@@ -469,7 +469,8 @@ async fn batch_read(st: Arc<HubSpotState>, t: ObjectType, raw: Option<String>, b
             let Some(id) = input_id(input) else {
                 return Err(HsError::validation("every input needs an id"));
             };
-            // Merged-away ids resolve to the survivor here (UNCONFIRMED; batch *update* refuses them).
+            // Merged-away ids answer with the new merged record and its new id (changelog
+            // "Updated merge functionality for contacts and companies").
             let found = find_record(&db, t, &id, id_property)
                 .ok()
                 .and_then(|rid| db.store(t).get(&rid))
@@ -589,6 +590,12 @@ fn non_unique_id_property() -> HsError {
     HsError::validation("Unable to perform update/upsert by non-unique 0-1 property")
 }
 
+/// Batch update: one invalid value (or an email another contact has) fails the whole batch
+/// and nothing is applied, whether or not the inputs carry an `objectWriteTraceId`: the
+/// multi-status answer is documented for batch create only (error-handling guide). Every
+/// invalid value of every input is listed in the one error. Ids that are not live contacts come
+/// back as one `OBJECT_NOT_FOUND` error of a 207 while the other inputs apply (changelog
+/// "Simplifying batch update response codes for CRM v3 APIs").
 async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Response {
     respond((|| {
         let started = crate::common::now_ms();
@@ -599,7 +606,6 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
         if by_email(&body) || inputs.iter().any(by_email) {
             return Err(non_unique_id_property());
         }
-        let traced = !inputs.is_empty() && inputs.iter().all(|i| trace_id(i).is_some());
         let mut seen = BTreeSet::new();
         for input in &inputs {
             if let Some(id) = input_id(input)
@@ -612,7 +618,7 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
         let (results, errors, events) = {
             let mut db = st.db();
             let mut plans = Vec::new();
-            let mut errors = Vec::new();
+            let mut refused = Vec::new();
             let mut missing = Vec::new();
             let mut claimed = BTreeSet::new();
             for input in &inputs {
@@ -620,35 +626,30 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
                 // Merged-away ids do not work here, unlike the single-record PATCH (§2.4).
                 let Some(rid) = id.parse::<u64>().ok().filter(|r| db.store(t).get(r).is_some_and(|r| !r.archived))
                 else {
-                    match trace_id(input) {
-                        Some(trace) if traced => {
-                            errors.push(with_trace(&HsError::not_found(&id), &trace));
-                        }
-                        _ => missing.push(id),
-                    }
+                    missing.push(id);
                     continue;
                 };
-                let plan = props_of(input).and_then(|props| {
-                    let changes = match t {
-                        ObjectType::Contacts => db.prepare_contact_update(rid, &props, false, portal)?,
-                        _ => {
-                            let r = &db.store(t)[&rid];
-                            validate(db.schema(t), &props, &|n| r.get(n).map(String::from), false)
-                                .map_err(|p| HsError::properties(&p, portal))?
-                        }
-                    };
-                    claim_emails(&changes, &mut claimed)?;
-                    Ok(Planned::Update { id: rid, changes })
-                });
-                match plan {
-                    Ok(p) => plans.push(p),
-                    Err(e) if !traced => return Err(e),
-                    Err(e) => errors.push(with_trace(&e, &trace_id(input).unwrap_or_default())),
+                let props = props_of(input)?;
+                let changes = match t {
+                    ObjectType::Contacts => db.prepare_contact_update(rid, &props, false, portal),
+                    _ => {
+                        let r = &db.store(t)[&rid];
+                        validate(db.schema(t), &props, &|n| r.get(n).map(String::from), false)
+                            .map_err(|p| HsError::properties(&p, portal))
+                    }
+                };
+                match changes {
+                    Ok(changes) => {
+                        claim_emails(&changes, &mut claimed)?;
+                        plans.push(Planned::Update { id: rid, changes });
+                    }
+                    Err(e) => refused.push(e),
                 }
             }
-            if !missing.is_empty() {
-                errors.push(not_found_error(t, &missing));
+            if !refused.is_empty() {
+                return Err(HsError::whole_batch(refused, portal));
             }
+            let errors = if missing.is_empty() { Vec::new() } else { vec![not_found_error(t, &missing)] };
             let now = db.stamp();
             let mut results = Vec::new();
             let mut events = Vec::new();
@@ -669,6 +670,8 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
     })())
 }
 
+/// Batch upsert by email or id: like batch update, one invalid value fails the whole batch
+/// (every invalid value listed in the one error), traced or not.
 async fn batch_upsert(st: Arc<HubSpotState>, body: Bytes) -> Response {
     respond((|| {
         let started = crate::common::now_ms();
@@ -679,6 +682,7 @@ async fn batch_upsert(st: Arc<HubSpotState>, body: Bytes) -> Response {
         let (results, events) = {
             let mut db = st.db();
             let mut plans = Vec::new();
+            let mut refused = Vec::new();
             let mut claimed = BTreeSet::new();
             for input in &inputs {
                 let id = input_id(input).ok_or_else(|| HsError::validation("every upsert input needs an id"))?;
@@ -703,19 +707,23 @@ async fn batch_upsert(st: Arc<HubSpotState>, body: Bytes) -> Response {
                         )));
                     }
                 };
-                // UNCONFIRMED: "partial upserts are not supported with email as idProperty" is read
-                // as: any failing input fails the whole batch, so every error returns at once.
-                match existing {
-                    Some(rid) => {
-                        let changes = db.prepare_contact_update(rid, &props, false, portal)?;
-                        plans.push((Planned::Update { id: rid, changes }, false));
-                    }
+                let plan = match existing {
+                    Some(rid) => db
+                        .prepare_contact_update(rid, &props, false, portal)
+                        .map(|changes| (Planned::Update { id: rid, changes }, false)),
                     None => {
                         props.entry("email").or_insert_with(|| Value::String(id.clone()));
-                        let changes = db.prepare_contact_create(&props, false, portal)?;
-                        plans.push((Planned::Create { changes, companies: Vec::new() }, true));
+                        db.prepare_contact_create(&props, false, portal)
+                            .map(|changes| (Planned::Create { changes, companies: Vec::new() }, true))
                     }
+                };
+                match plan {
+                    Ok(p) => plans.push(p),
+                    Err(e) => refused.push(e),
                 }
+            }
+            if !refused.is_empty() {
+                return Err(HsError::whole_batch(refused, portal));
             }
             let now = db.stamp();
             let mut results = Vec::new();
