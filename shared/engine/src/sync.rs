@@ -1335,10 +1335,13 @@ impl Engine {
                         // HubSpot refuses the whole write for one bad value (or for an email
                         // another contact has): record it and write the rest of the contact
                         // without it.
-                        let refused: Vec<String> = match &e.kind {
-                            ItemErrorKind::Invalid { properties } => properties.clone(),
-                            ItemErrorKind::AlreadyExists { .. } => vec!["email".to_string()],
-                            _ => Vec::new(),
+                        let (refused, rest_written): (Vec<String>, Option<HsRecord>) = match &e.kind {
+                            ItemErrorKind::Invalid { properties } => (properties.clone(), None),
+                            ItemErrorKind::InvalidRestWritten { properties, written } => {
+                                (properties.clone(), Some((**written).clone()))
+                            }
+                            ItemErrorKind::AlreadyExists { .. } => (vec!["email".to_string()], None),
+                            _ => (Vec::new(), None),
                         };
                         let refused: BTreeMap<String, String> = refused
                             .into_iter()
@@ -1362,6 +1365,11 @@ impl Engine {
                                 for field in refused.keys() {
                                     planner.withhold(plan, u.link.as_ref(), Side::HubSpot, field);
                                 }
+                            }
+                            if let Some(rec) = rest_written {
+                                // The client already sent the rest of the contact without it.
+                                u.written_hs = Some(rec);
+                                continue;
                             }
                             let mut w = write.clone();
                             w.properties.retain(|k, _| !refused.contains_key(k));
