@@ -318,8 +318,7 @@ async fn a_survivor_read_before_its_lost_merge_is_repaired_shows_its_own_subscri
     let kept = h.store.link_by_email(CONNECTION, &person(1).email).await.unwrap().expect("person 1's link");
     assert_eq!(kept.hubspot_id.as_deref(), Some(survivor.to_string().as_str()));
     let history = h.store.read_history(CONNECTION, &kept.id, 100).await.unwrap();
-    let left: Vec<_> =
-        history.iter().filter(|e| e.field == format!("group:{group}") && e.after.is_none()).collect();
+    let left: Vec<_> = history.iter().filter(|e| e.field == format!("group:{group}") && e.after.is_none()).collect();
     assert!(left.is_empty(), "the survivor's subscriber never left the target group: {left:?}");
     assert!(in_group(&h, &person(1).email, &group));
     assert!(!in_group(&h, &person(2).email, &group), "the absorbed contact's subscriber left the target group");

@@ -513,7 +513,9 @@ impl Engine {
     ) -> Result<Option<(std::collections::HashMap<String, String>, Vec<ContactRef>)>, EngineError> {
         let survivors: Vec<HsRecord> = read
             .iter()
-            .filter(|(id, r)| !preloaded.contains_key(*id) && r.property(MERGED_IDS).is_some_and(|m| !m.trim().is_empty()))
+            .filter(|(id, r)| {
+                !preloaded.contains_key(*id) && r.property(MERGED_IDS).is_some_and(|m| !m.trim().is_empty())
+            })
             .map(|(_, r)| r.clone())
             .collect();
         if survivors.is_empty() {

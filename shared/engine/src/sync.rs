@@ -614,9 +614,8 @@ impl Engine {
         let now = self.now_ms();
         let mut report = Report::default();
         let mut retry_refs: Vec<ContactRef> = Vec::new();
-        let mut units = self
-            .load_units_with(&conn, &planner, refs, pre, &mut report, &mut retry_refs, MergeRepair::On)
-            .await?;
+        let mut units =
+            self.load_units_with(&conn, &planner, refs, pre, &mut report, &mut retry_refs, MergeRepair::On).await?;
         if report.echoes > 0 {
             self.store.add_counters(conn_id, &[(counters::ECHOES_SKIPPED, report.echoes as i64)]).await?;
         }

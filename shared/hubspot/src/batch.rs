@@ -304,7 +304,9 @@ impl HubSpotClient {
                 if !named.is_empty() {
                     outcome.errors.push(item_error(item, narrowed(&error, &named, item)));
                 }
-                singles.extend(props.iter().filter(|r| r.ambiguous).map(|r| (only(item, &r.property), r.property.clone())));
+                singles.extend(
+                    props.iter().filter(|r| r.ambiguous).map(|r| (only(item, &r.property), r.property.clone())),
+                );
                 let all: Vec<String> = props.iter().map(|r| r.property.clone()).collect();
                 let rest = without(item, &all);
                 if sends_properties(&rest) {
@@ -342,7 +344,8 @@ impl HubSpotClient {
             .chain(contact.prop("hs_additional_emails").into_iter().flat_map(|e| e.split(';')))
             .map(|e| e.trim().to_lowercase())
             .collect();
-        let holds = |pos: &usize| sent_value(&items[*pos], "email").is_some_and(|e| held.contains(&e.trim().to_lowercase()));
+        let holds =
+            |pos: &usize| sent_value(&items[*pos], "email").is_some_and(|e| held.contains(&e.trim().to_lowercase()));
         if refused.keys().any(holds) {
             for (pos, props) in refused.iter_mut() {
                 let holder = holds(pos);

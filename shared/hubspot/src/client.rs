@@ -311,8 +311,11 @@ impl<'a> Call<'a> {
 
 impl HubSpotClient {
     pub fn new(auth: Auth, config: HubSpotConfig) -> Self {
-        let pacer =
-            Pacer::new([Bucket::new(BURST, config.burst_limit.max(1), config.scaled_burst_window() + config.pacing_margin)]);
+        let pacer = Pacer::new([Bucket::new(
+            BURST,
+            config.burst_limit.max(1),
+            config.scaled_burst_window() + config.pacing_margin,
+        )]);
         let auth = match auth {
             Auth::StaticToken(t) => AuthState::Static(t),
             Auth::OAuth { client_id, client_secret, refresh_token, access_token, expires_at_ms, on_update } => {
@@ -571,7 +574,8 @@ impl HubSpotClient {
     /// and portal tier), and what is left of it (`-Remaining`, when another client of the app
     /// spent some). Search answers carry none of them.
     fn observe_rate_limit_headers(&self, headers: &reqwest::header::HeaderMap) {
-        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        let number =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
         if let (Some(max), Some(interval_ms)) =
             (number("x-hubspot-ratelimit-max"), number("x-hubspot-ratelimit-interval-milliseconds"))
             && max > 0

@@ -214,7 +214,13 @@ impl HubSpotClient {
                 }
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/create"), items, BatchKind::TracedCreate, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/create"),
+            items,
+            BatchKind::TracedCreate,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Updates contacts by record id (batch update does not accept emails nor merged-away ids).
@@ -228,7 +234,13 @@ impl HubSpotClient {
                 json: json!({"id": u.id, "properties": props_json(&u.properties)}),
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/update"), items, BatchKind::WholeRequest, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/update"),
+            items,
+            BatchKind::WholeRequest,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Creates or updates contacts keyed by email; results carry `new`.
@@ -242,7 +254,13 @@ impl HubSpotClient {
                 json: json!({"id": u.email, "idProperty": "email", "properties": props_json(&u.properties)}),
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/upsert"), items, BatchKind::WholeRequest, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/upsert"),
+            items,
+            BatchKind::WholeRequest,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Archives contacts, 100 per request.

@@ -337,7 +337,8 @@ impl HubSpotClient {
                 }),
             })
             .collect();
-        self.run_batch(&format!("{NOTES}/batch/create"), items, BatchKind::Once, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(&format!("{NOTES}/batch/create"), items, BatchKind::Once, &|inputs| json!({"inputs": inputs}))
+            .await
     }
 
     // ---- communication preferences (v4) ------------------------------------------------

@@ -291,7 +291,9 @@ mod tests {
     fn a_migration_is_transient_with_its_retry_after() {
         let e = from_response(477, &json!({"message":"migrating"}), Some(Duration::from_secs(86_400)));
         assert!(e.is_transient());
-        assert!(matches!(e, HubSpotError::Transient { status: 477, retry_after: Some(d), .. } if d.as_secs() == 86_400));
+        assert!(
+            matches!(e, HubSpotError::Transient { status: 477, retry_after: Some(d), .. } if d.as_secs() == 86_400)
+        );
     }
 
     #[test]

@@ -84,7 +84,13 @@ static PACES: LazyLock<Registry> = LazyLock::new(Registry::default);
 
 /// The search pace of portal `portal_id` at `base_url`, made with these settings by the first
 /// client of the process that searches it.
-pub fn search_pace(base_url: &str, portal_id: u64, per_window: u32, window: Duration, calm: Duration) -> Arc<SearchPace> {
+pub fn search_pace(
+    base_url: &str,
+    portal_id: u64,
+    per_window: u32,
+    window: Duration,
+    calm: Duration,
+) -> Arc<SearchPace> {
     let key = (base_url.trim_end_matches('/').to_string(), portal_id);
     let mut paces = PACES.lock().expect("search pace registry lock");
     paces.entry(key).or_insert_with(|| Arc::new(SearchPace::new(per_window, window, calm))).clone()

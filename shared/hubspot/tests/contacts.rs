@@ -183,7 +183,9 @@ async fn batch_upsert_by_email_writes_the_rest_of_a_refused_input_in_the_second_
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].index, Some(5));
     assert_eq!(out.errors[0].key.as_deref(), Some("person5@example.com"));
-    assert!(matches!(&out.errors[0].error, HubSpotError::Validation { errors, .. } if errors[0].property == "industry_segment"));
+    assert!(
+        matches!(&out.errors[0].error, HubSpotError::Validation { errors, .. } if errors[0].property == "industry_segment")
+    );
     assert_eq!(out.results.iter().filter(|r| r.new == Some(true)).count(), 4, "person4..7 are new");
     let person5 = s.contact_by_email("person5@example.com").unwrap();
     assert_eq!(person5["properties"]["city"], "Tartu");

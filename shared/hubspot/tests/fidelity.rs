@@ -122,8 +122,11 @@ async fn a_missing_route_fails_a_batch_read_instead_of_making_its_records_missin
 #[tokio::test]
 async fn a_static_token_without_the_preferences_scope_cannot_opt_out() {
     let scopes = ["oauth", "crm.objects.contacts.read", "crm.objects.contacts.write"];
-    let s = sim_with(SimConfig { static_token_scopes: scopes.iter().map(|s| s.to_string()).collect(), ..Default::default() })
-        .await;
+    let s = sim_with(SimConfig {
+        static_token_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await;
     s.seed(&SeedRequest { count: 1, ..Default::default() }).unwrap();
     let err = client(&s).unsubscribe_all("person0@example.com").await.unwrap_err();
     assert!(

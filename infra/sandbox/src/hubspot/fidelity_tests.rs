@@ -222,9 +222,8 @@ async fn static_tokens_are_held_to_their_apps_scopes() {
     s.seed(&SeedRequest { count: 1, ..Default::default() }).unwrap();
     let (status, _, _) = api.call("GET", "/crm/v3/objects/contacts", None).await;
     assert_eq!(status, 200);
-    let (status, _, body) = api
-        .call("POST", "/communication-preferences/2026-03/statuses/person0@example.com/unsubscribe-all", None)
-        .await;
+    let (status, _, body) =
+        api.call("POST", "/communication-preferences/2026-03/statuses/person0@example.com/unsubscribe-all", None).await;
     assert_eq!((status, body["category"].as_str()), (403, Some("MISSING_SCOPES")));
     let required = &body["errors"][0]["context"]["requiredGranularScopes"];
     assert!(required.as_array().unwrap().iter().any(|s| s == "communication_preferences.read_write"), "{body}");
