@@ -163,6 +163,28 @@ fn hubspot_merge_rekeys_the_link_to_new_object_id_else_primary() {
 }
 
 #[test]
+fn a_hubspot_merge_into_a_new_record_keeps_the_link_and_its_subscriber_in_the_target_group() {
+    // HubSpot merges contact 1 (primary) and contact 2 into a new record 300 with the primary's
+    // values: the link moves to 300 and nothing about its subscriber changes.
+    let c = config();
+    let p = planner(&c);
+    let (link, h, m) =
+        linked_after_initial(&c, &hs("1", "ada@x.com", &[("firstname", "Ada")]), &ml("9", "ada@x.com", empty()));
+    assert!(m.groups.contains(&"tg".to_string()) && link.in_target_group);
+    let out = rekey_after_merge("300", Some("ada@x.com"), None, vec![link.clone()]);
+    let kept = out.kept.expect("the link is kept");
+    assert_eq!((kept.id.as_str(), kept.hubspot_id.as_deref()), (link.id.as_str(), Some("300")));
+    let mut survivor = h.clone();
+    survivor.id = "300".into();
+    let plan = p.plan(Phase::Continuous, Some(&kept), Some(&survivor), Some(&m));
+    assert!(plan.group_changes.is_empty(), "no remove and re-add: {:?}", plan.group_changes);
+    assert!(plan.mailerlite.is_none(), "{:?}", plan.mailerlite);
+    let next = plan.link.unwrap();
+    assert_eq!(next.hubspot_id.as_deref(), Some("300"));
+    assert!(next.in_target_group && !next.hs_deleted);
+}
+
+#[test]
 fn a_merged_away_contacts_link_is_retired_like_a_deleted_contacts() {
     let c = config();
     let p = planner(&c);
