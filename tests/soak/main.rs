@@ -8,7 +8,9 @@
 //! 1. Both simulators are seeded (overlapping people, conflicts, opted-out contacts, unsubscribed,
 //!    bounced, junk and unconfirmed subscribers) and a connection is activated: HubSpot rule = one
 //!    static list, MailerLite rule = two groups, a target group, two-way fields (one an option
-//!    field), a one-way field each way.
+//!    field), a one-way field each way. Then HubSpot drops one option of that field, which hmsync's
+//!    stored schema still has: its values are refused by HubSpot in whole batch updates.
+//!    Merges make a new record, as HubSpot's do.
 //! 2. While the clock runs, people edit both apps at a steady rate (`load`), both APIs fail (10%
 //!    5xx, 429 bursts, hangs past the client timeout, 200 ms latency in every third 5-second
 //!    window), webhooks are duplicated, reordered and dropped, the worker is killed at random
@@ -45,13 +47,17 @@ use hmsync_engine::failpoint;
 use hmsync_sandbox::common::DispatcherStats;
 use hmsync_sandbox::common::faults::FaultCounts;
 use hmsync_sandbox::common::people::person;
-use hmsync_sandbox::hubspot::{SeedListMembership, SeedRequest};
+use hmsync_sandbox::hubspot::{ObjectType, SeedListMembership, SeedRequest};
 use hmsync_sandbox::mailerlite::{SeedGroupMembership, SeedSpec};
 use hmsync_store::SqliteQueue;
 use serde::Serialize;
 use tokio::sync::watch;
 
 const CONNECTION: &str = "soak";
+
+/// The `industry_segment` option HubSpot drops after the initial sync (its label "Healthcare"
+/// stays a valid value for hmsync's stored schema).
+const DROPPED_OPTION: &str = "healthcare";
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -158,6 +164,10 @@ struct Report {
     api_requests: SideFigures<u64>,
     /// The engine's traffic (MailerLite batches opened up).
     engine_traffic: SideFigures<proxy::TrafficFigures>,
+    /// HubSpot batch updates and upserts refused as a whole (400/409: a value HubSpot refused,
+    /// most of them of the dropped option), and merges that made a new record.
+    hubspot_whole_batch_refusals: u64,
+    hubspot_merges_to_new_records: u64,
     /// The connection's counters in the store (synced, echoes skipped, …).
     engine_counters: BTreeMap<String, i64>,
     check: CheckReport,
@@ -275,6 +285,16 @@ async fn setup(args: &Args) -> Result<Scene, String> {
     h.connect(CONNECTION, connection_config(list_id, &rule_group, &target_group)).await;
     h.activate(CONNECTION).await;
     eprintln!("soak: initial sync done in {:.1} s", started.elapsed().as_secs_f64());
+    // A HubSpot user removes an option the schema hmsync stored still has: MailerLite values of
+    // it pass hmsync's own check and HubSpot refuses them, failing whole batch updates (400).
+    h.hubspot
+        .db()
+        .schemas
+        .get_mut(&ObjectType::Contacts)
+        .and_then(|s| s.properties.get_mut("industry_segment"))
+        .ok_or("the HubSpot schema has no industry_segment")?
+        .options
+        .retain(|o| o.value != DROPPED_OPTION);
     let suppressed = h
         .all_subscribers()
         .await
@@ -382,6 +402,15 @@ async fn soak(args: Args) -> Result<Report, String> {
     let api_requests =
         SideFigures { hubspot: h.hubspot.stats().total_requests, mailerlite: h.mailerlite.stats().total_requests };
     let engine_traffic = SideFigures { hubspot: hs_traffic.figures(), mailerlite: ml_traffic.figures() };
+    let hubspot_whole_batch_refusals: u64 = h
+        .hubspot
+        .stats()
+        .endpoints
+        .iter()
+        .filter(|(k, _)| k.ends_with("/batch/update") || k.ends_with("/batch/upsert"))
+        .map(|(_, e)| e.by_status.get(&400).copied().unwrap_or(0) + e.by_status.get(&409).copied().unwrap_or(0))
+        .sum();
+    let hubspot_merges_to_new_records = load.edits.get("hubspot_merge").map_or(0, |c| c.applied);
 
     // 5. Echoes.
     let traffic = SideFigures { hubspot: hs_traffic, mailerlite: ml_traffic };
@@ -423,6 +452,8 @@ async fn soak(args: Args) -> Result<Report, String> {
             .collect(),
         api_requests,
         engine_traffic,
+        hubspot_whole_batch_refusals,
+        hubspot_merges_to_new_records,
         engine_counters: h.store.get_counters(CONNECTION).await.unwrap_or_default(),
         check,
         echo,
@@ -680,6 +711,11 @@ fn print(r: &Report) {
         r.engine_traffic.mailerlite.requests,
         r.engine_traffic.mailerlite.reads,
         r.engine_traffic.mailerlite.writes
+    );
+    println!(
+        "HubSpot behaviours: {} merges into new records, {} batch updates refused as a whole (option {DROPPED_OPTION:?} \
+         dropped after the initial sync)",
+        r.hubspot_merges_to_new_records, r.hubspot_whole_batch_refusals
     );
     println!("engine counters: {:?}", r.engine_counters);
     println!("settled {:.1} s after the load stopped", r.settle_seconds);
