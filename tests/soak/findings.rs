@@ -325,3 +325,45 @@ async fn a_survivor_read_before_its_lost_merge_is_repaired_shows_its_own_subscri
     let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
     assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
 }
+
+/// Finding 10 (`--seed 77`, once HubSpot refused whole batches): HubSpot drops an option that
+/// the schema hmsync stored still has, and a new MailerLite subscriber has that value. HubSpot
+/// refuses the create for the one value; the sync recorded the error but left the subscriber
+/// unlinked (nothing of the contact reached HubSpot), and every later scan sent the same create
+/// again. A refused value is left out, and the contact is created without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_with_a_value_hubspot_refuses_is_created_without_it() {
+    let h = Harness::start(Options::default()).await;
+    h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 2, ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("industry_segment", "industry")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    {
+        let mut db = h.hubspot.db();
+        let schema = db.schemas.get_mut(&hmsync_sandbox::hubspot::ObjectType::Contacts).unwrap();
+        schema.properties.get_mut("industry_segment").unwrap().options.retain(|o| o.value != "healthcare");
+    }
+    let email = "newcomer@example.com";
+    let mut subscriber = hmsync_mailerlite::SubscriberUpsert::new(email);
+    subscriber.fields.insert("name".into(), serde_json::json!("Nia"));
+    subscriber.fields.insert("industry".into(), serde_json::json!("Healthcare"));
+    h.ml_client().upsert_subscriber(&subscriber).await.unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+
+    let contact = h.hubspot.contact_by_email(email).expect("the contact is created without the refused value");
+    assert_eq!(contact["properties"]["firstname"], "Nia");
+    assert_eq!(contact["properties"]["industry_segment"], serde_json::Value::Null);
+    let errors = h.store.list_errors(CONNECTION, None, 10).await.unwrap().items;
+    let error = errors.iter().find(|e| e.email.as_deref() == Some(email)).expect("the refused value is recorded");
+    assert!(format!("{:?}", error.problems).contains("industry_segment"), "{error:?}");
+    let creates = || h.hubspot.stats().requests_matching("POST /crm/objects/2026-03/contacts/batch/create");
+    let before = creates();
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+    assert_eq!(creates(), before, "no create sent again");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}

@@ -8,8 +8,9 @@
 //! 1. Both simulators are seeded (overlapping people, conflicts, opted-out contacts, unsubscribed,
 //!    bounced, junk and unconfirmed subscribers) and a connection is activated: HubSpot rule = one
 //!    static list, MailerLite rule = two groups, a target group, two-way fields (one an option
-//!    field), a one-way field each way. Then HubSpot drops one option of that field, which hmsync's
-//!    stored schema still has: its values are refused by HubSpot in whole batch updates.
+//!    field), a one-way field each way. HubSpot drops one option of that field right after
+//!    activation, which hmsync's stored schema still has: MailerLite values of it are refused by
+//!    HubSpot in whole batch updates.
 //!    Merges make a new record, as HubSpot's do.
 //! 2. While the clock runs, people edit both apps at a steady rate (`load`), both APIs fail (10%
 //!    5xx, 429 bursts, hangs past the client timeout, 200 ms latency in every third 5-second
@@ -47,6 +48,7 @@ use hmsync_engine::failpoint;
 use hmsync_sandbox::common::DispatcherStats;
 use hmsync_sandbox::common::faults::FaultCounts;
 use hmsync_sandbox::common::people::person;
+use hmsync_sandbox::hubspot::properties::PropertyOption;
 use hmsync_sandbox::hubspot::{ObjectType, SeedListMembership, SeedRequest};
 use hmsync_sandbox::mailerlite::{SeedGroupMembership, SeedSpec};
 use hmsync_store::SqliteQueue;
@@ -55,9 +57,22 @@ use tokio::sync::watch;
 
 const CONNECTION: &str = "soak";
 
-/// The `industry_segment` option HubSpot drops after the initial sync (its label "Healthcare"
-/// stays a valid value for hmsync's stored schema).
-const DROPPED_OPTION: &str = "healthcare";
+/// The `industry_segment` option HubSpot has at activation and drops right after (hmsync's stored
+/// schema keeps it, so its label stays a valid value for hmsync); MailerLite users type it.
+const DROPPED_OPTION: &str = "aerospace";
+const DROPPED_LABEL: &str = "Aerospace";
+
+/// Changes the options of HubSpot's `industry_segment` property, as a user in the settings would.
+fn industry_options(h: &Harness, change: impl FnOnce(&mut Vec<PropertyOption>)) -> Result<(), String> {
+    let mut db = h.hubspot.db();
+    let property = db
+        .schemas
+        .get_mut(&ObjectType::Contacts)
+        .and_then(|s| s.properties.get_mut("industry_segment"))
+        .ok_or("the HubSpot schema has no industry_segment")?;
+    change(&mut property.options);
+    Ok(())
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -282,19 +297,22 @@ async fn setup(args: &Args) -> Result<Scene, String> {
             ..SeedSpec::default()
         })
         .map_err(|e| format!("MailerLite seed: {e:?}"))?;
+    // The option is there when hmsync reads the schema at activation, and a HubSpot user removes
+    // it right after: MailerLite values of it pass hmsync's own check and HubSpot refuses them,
+    // failing whole batch updates (400).
+    industry_options(&h, |options| {
+        options.push(PropertyOption {
+            label: DROPPED_LABEL.into(),
+            value: DROPPED_OPTION.into(),
+            description: String::new(),
+            display_order: 99,
+            hidden: false,
+        })
+    })?;
     h.connect(CONNECTION, connection_config(list_id, &rule_group, &target_group)).await;
     h.activate(CONNECTION).await;
     eprintln!("soak: initial sync done in {:.1} s", started.elapsed().as_secs_f64());
-    // A HubSpot user removes an option the schema hmsync stored still has: MailerLite values of
-    // it pass hmsync's own check and HubSpot refuses them, failing whole batch updates (400).
-    h.hubspot
-        .db()
-        .schemas
-        .get_mut(&ObjectType::Contacts)
-        .and_then(|s| s.properties.get_mut("industry_segment"))
-        .ok_or("the HubSpot schema has no industry_segment")?
-        .options
-        .retain(|o| o.value != DROPPED_OPTION);
+    industry_options(&h, |options| options.retain(|o| o.value != DROPPED_OPTION))?;
     let suppressed = h
         .all_subscribers()
         .await

@@ -140,6 +140,19 @@ fn a_value_the_destination_refused_is_withheld_and_the_rest_of_the_contact_still
 }
 
 #[test]
+fn a_value_hubspot_refused_on_a_create_is_withheld_and_the_contact_is_still_created() {
+    let p = planner(&config());
+    let m = ml("9", "a@x.com", json!({"name": "Ada", "city": "Oslo"}));
+    let mut plan = p.plan(Phase::Initial, None, None, Some(&m));
+    assert_eq!(plan.written_value(Side::HubSpot, "city").as_deref(), Some("Oslo"));
+    assert!(p.withhold(&mut plan, None, Side::HubSpot, "city"));
+    let Some(HubSpotWrite::Create { properties }) = &plan.hubspot else { panic!("still a create: {:?}", plan.hubspot) };
+    assert_eq!((properties.get("firstname").map(String::as_str), properties.get("city")), (Some("Ada"), None));
+    assert!(!p.withhold(&mut plan, None, Side::HubSpot, "email"), "never without its email");
+    assert!(matches!(plan.hubspot, Some(HubSpotWrite::Create { .. })));
+}
+
+#[test]
 fn email_changed_differently_on_both_sides_the_conflict_winner_wins() {
     let mut c = config();
     c.conflict_winner = Side::MailerLite;

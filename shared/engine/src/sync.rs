@@ -1297,10 +1297,36 @@ impl Engine {
         if !creates.is_empty() {
             let inputs: Vec<HsWrite> = creates.iter().map(|(_, w)| w.clone()).collect();
             let results = hs_api.create_contacts(&inputs).await?;
-            for ((i, _), result) in creates.into_iter().zip(results) {
+            // Contacts HubSpot refused a value of: created again without it (one more request).
+            let mut again: Vec<(usize, HsWrite)> = Vec::new();
+            for ((i, write), result) in creates.into_iter().zip(results) {
                 let u = &mut units[i];
                 match result {
                     Ok(rec) => u.written_hs = Some(rec),
+                    Err(e) if matches!(&e.kind, ItemErrorKind::Invalid { .. }) => {
+                        let ItemErrorKind::Invalid { properties } = &e.kind else { continue };
+                        let refused: BTreeMap<String, String> = properties
+                            .iter()
+                            .filter(|k| k.as_str() != "email")
+                            .filter_map(|k| write.properties.get(k).map(|v| (k.clone(), v.clone())))
+                            .collect();
+                        if refused.is_empty() {
+                            u.failed = true;
+                            u.problems.push(item_problem(Side::HubSpot, &e));
+                            continue;
+                        }
+                        let mut p = item_problem(Side::HubSpot, &e);
+                        p.refused = refused.clone();
+                        u.problems.push(p);
+                        if let Some(plan) = u.plan.as_mut() {
+                            for field in refused.keys() {
+                                planner.withhold(plan, u.link.as_ref(), Side::HubSpot, field);
+                            }
+                        }
+                        let mut w = write.clone();
+                        w.properties.retain(|k, _| !refused.contains_key(k));
+                        again.push((i, w));
+                    }
                     Err(e) => {
                         u.failed = true;
                         match &e.kind {
@@ -1316,6 +1342,23 @@ impl Engine {
                                 &e,
                             )),
                             _ => u.problems.push(item_problem(Side::HubSpot, &e)),
+                        }
+                    }
+                }
+            }
+            if !again.is_empty() {
+                let inputs: Vec<HsWrite> = again.iter().map(|(_, w)| w.clone()).collect();
+                for ((i, _), result) in again.into_iter().zip(hs_api.create_contacts(&inputs).await?) {
+                    let u = &mut units[i];
+                    match result {
+                        Ok(rec) => u.written_hs = Some(rec),
+                        Err(e) => {
+                            u.failed = true;
+                            if !matches!(e.kind, ItemErrorKind::AlreadyExists { .. }) {
+                                u.problems.push(item_problem(Side::HubSpot, &e));
+                            } else {
+                                u.retry = true;
+                            }
                         }
                     }
                 }
@@ -1415,7 +1458,7 @@ impl Engine {
                     Side::HubSpot,
                     Some("hs_email_optout".into()),
                     format!("HubSpot refused to opt {email} out of email: {e}"),
-                    "Check that the app has the communication preferences scopes, or turn off \"unsubscribe in HubSpot\".".into(),
+                    "Give the HubSpot app the communication_preferences.read_write scope (hubspot-app/ declares it; reinstall the app after adding it) and retry this contact, or turn off \"unsubscribe in HubSpot\" for the connection.".into(),
                     None,
                 ));
             }

@@ -303,11 +303,11 @@ async fn in_filters_compare_enumeration_values_exactly_and_strings_in_lowercase(
     let api = Api::new(&s);
     let ids = s.seed(&SeedRequest { count: 1, ..Default::default() }).unwrap().ids;
     s.user_edit_contact(ids[0], &props(&[("industry_segment", "saas"), ("city", "Oslo")]), 1).unwrap();
-    let total = |property: &str, value: &str| {
-        json!({"filterGroups":[{"filters":[{"propertyName": property, "operator":"IN", "values":[value]}]}]})
-    };
-    let (_, _, exact) = api.call("POST", "/crm/v3/objects/contacts/search", Some(total("industry_segment", "saas"))).await;
-    let (_, _, cased) = api.call("POST", "/crm/v3/objects/contacts/search", Some(total("industry_segment", "SAAS"))).await;
+    let total = |property: &str, value: &str| json!({"filterGroups":[{"filters":[{"propertyName": property, "operator":"IN", "values":[value]}]}]});
+    let (_, _, exact) =
+        api.call("POST", "/crm/v3/objects/contacts/search", Some(total("industry_segment", "saas"))).await;
+    let (_, _, cased) =
+        api.call("POST", "/crm/v3/objects/contacts/search", Some(total("industry_segment", "SAAS"))).await;
     let (_, _, text) = api.call("POST", "/crm/v3/objects/contacts/search", Some(total("city", "oslo"))).await;
     assert_eq!((exact["total"].as_u64(), cased["total"].as_u64(), text["total"].as_u64()), (Some(1), Some(0), Some(1)));
 }
