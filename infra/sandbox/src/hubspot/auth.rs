@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -249,15 +249,17 @@ pub async fn guard(State(st): State<Arc<HubSpotState>>, req: Request, next: Next
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
+    // Routes are nested under their version prefix, which nesting strips from the URI.
+    let path = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path(), |u| u.path()).to_string();
     // Static tokens (private and project apps) are held to their app's scopes like OAuth tokens.
-    let needed = required_scopes(req.method(), req.uri().path());
+    let needed = required_scopes(req.method(), &path);
     if !needed.iter().any(|n| identity.scopes().iter().any(|s| s == n)) {
         return HsError::missing_scopes(&needed).into_response();
     }
     if let Some(retry_after) = st.migration_retry_after() {
         return HsError::migration_in_progress(retry_after).into_response();
     }
-    let search = is_search(req.method(), req.uri().path());
+    let search = is_search(req.method(), &path);
     let admitted = match admit(&st, identity, search) {
         Ok(a) => a,
         Err(e) => return e.into_response(),

@@ -520,9 +520,11 @@ pub fn dated_key(v3_key: &str) -> Option<String> {
 /// The whole simulated API: public routes (counted, faulted, authenticated, rate-limited),
 /// OAuth routes (counted and faulted) and the admin API.
 pub fn router(state: Arc<HubSpotState>) -> Router {
-    let api = api::routes(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
-        .layer(axum::middleware::from_fn_with_state(state.instrumentation.clone(), crate::common::instrument));
+    let (auth_state, instrumentation) = (state.clone(), state.instrumentation.clone());
+    let api = api::routes(state.clone(), move |r| {
+        r.layer(axum::middleware::from_fn_with_state(auth_state.clone(), auth::guard))
+            .layer(axum::middleware::from_fn_with_state(instrumentation.clone(), crate::common::instrument))
+    });
     let oauth = auth::oauth_routes(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.instrumentation.clone(), crate::common::instrument));
     Router::new()
