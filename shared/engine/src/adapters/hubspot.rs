@@ -93,43 +93,6 @@ pub fn api_error(e: hs::HubSpotError) -> ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_migration_in_progress_comes_back_after_its_retry_after() {
-        let e = api_error(hs::HubSpotError::Transient {
-            status: 477,
-            message: "migrating".into(),
-            correlation_id: None,
-            retry_after: Some(Duration::from_secs(86_400)),
-        });
-        assert!(e.is_transient());
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(86_400)));
-        let engine_error: crate::engine::EngineError = e.into();
-        assert_eq!(engine_error.retry_after(), Some(Some(Duration::from_secs(86_400))));
-    }
-
-    #[test]
-    fn a_missing_route_is_a_refused_call_not_missing_records() {
-        let e = api_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() });
-        assert!(matches!(e, ApiError::Rejected { .. }), "{e:?}");
-        assert!(item_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() }).is_err());
-    }
-
-    #[test]
-    fn a_scan_with_very_many_mapped_properties_asks_for_the_minimum_and_reads_the_rest() {
-        let few = ["email", "firstname"];
-        assert_eq!(HubSpotAdapter::scan_properties(&few), (few.to_vec(), false));
-        let names: Vec<String> = (0..150).map(|i| format!("mapped_property_{i:03}")).collect();
-        let many: Vec<&str> = names.iter().map(String::as_str).collect();
-        let (asked, partial) = HubSpotAdapter::scan_properties(&many);
-        assert!(partial);
-        assert!(search_fits(&asked));
-    }
-}
-
 /// A failure of one input of a batch (or of the whole call, when it is not about the input).
 fn item_error(e: hs::HubSpotError) -> Result<ItemError, ApiError> {
     let api_message = Some(e.to_string());
@@ -485,5 +448,42 @@ impl HubSpotApi for HubSpotAdapter {
             out[i] = Err(item_error(e.error)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_migration_in_progress_comes_back_after_its_retry_after() {
+        let e = api_error(hs::HubSpotError::Transient {
+            status: 477,
+            message: "migrating".into(),
+            correlation_id: None,
+            retry_after: Some(Duration::from_secs(86_400)),
+        });
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(86_400)));
+        let engine_error: crate::engine::EngineError = e.into();
+        assert_eq!(engine_error.retry_after(), Some(Some(Duration::from_secs(86_400))));
+    }
+
+    #[test]
+    fn a_missing_route_is_a_refused_call_not_missing_records() {
+        let e = api_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() });
+        assert!(matches!(e, ApiError::Rejected { .. }), "{e:?}");
+        assert!(item_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() }).is_err());
+    }
+
+    #[test]
+    fn a_scan_with_very_many_mapped_properties_asks_for_the_minimum_and_reads_the_rest() {
+        let few = ["email", "firstname"];
+        assert_eq!(HubSpotAdapter::scan_properties(&few), (few.to_vec(), false));
+        let names: Vec<String> = (0..150).map(|i| format!("mapped_property_{i:03}")).collect();
+        let many: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (asked, partial) = HubSpotAdapter::scan_properties(&many);
+        assert!(partial);
+        assert!(search_fits(&asked));
     }
 }
