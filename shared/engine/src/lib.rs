@@ -21,6 +21,6 @@ pub mod worker;
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
 pub use lifecycle::{LifecycleError, Tick};
-pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};
+pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage, coalesce};
 pub use ml_webhooks::WebhookTarget;
 pub use state::{ConnectionState, Lifecycle, Pause};

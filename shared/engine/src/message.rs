@@ -171,9 +171,83 @@ impl SyncMessage {
     }
 }
 
+/// Runs of messages a consumer handles as one: consecutive `Contacts` messages of one connection
+/// and origin (their references together, at most `max`), and consecutive `Engagement` messages
+/// of one connection (their events together, at most `max`); any other message stands alone.
+/// Each merged message comes with the positions of the messages it holds, in order.
+///
+/// A MailerLite webhook that is not batched sends one event per delivery, so each event is a
+/// message of its own (and our own writes come back as a stream of them): handled one by one,
+/// each would cost its own read and write requests instead of one per batch.
+pub fn coalesce(messages: &[SyncMessage], max: usize) -> Vec<(SyncMessage, std::ops::Range<usize>)> {
+    let max = max.max(1);
+    let mut out: Vec<(SyncMessage, std::ops::Range<usize>)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if let Some((last, range)) = out.last_mut() {
+            let merged = match (last, m) {
+                (
+                    SyncMessage::Contacts { connection_id: c, refs, origin: o },
+                    SyncMessage::Contacts { connection_id, refs: more, origin },
+                ) if c == connection_id && o == origin && refs.len() + more.len() <= max => {
+                    refs.extend(more.iter().cloned());
+                    true
+                }
+                (
+                    SyncMessage::Engagement { connection_id: c, events },
+                    SyncMessage::Engagement { connection_id, events: more },
+                ) if c == connection_id && events.len() + more.len() <= max => {
+                    events.extend(more.iter().cloned());
+                    true
+                }
+                _ => false,
+            };
+            if merged {
+                range.end = i + 1;
+                continue;
+            }
+        }
+        out.push((m.clone(), i..i + 1));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_contacts_and_engagement_messages_of_one_connection_are_handled_as_one() {
+        let contacts = |conn: &str, id: &str, origin: Origin| SyncMessage::Contacts {
+            connection_id: conn.into(),
+            refs: vec![ContactRef::mailerlite(id)],
+            origin,
+        };
+        let start = SyncMessage::ScanStart { connection_id: "c1".into(), kind: ScanKind::Scheduled };
+        let messages = vec![
+            contacts("c1", "1", Origin::Webhook),
+            contacts("c1", "2", Origin::Webhook),
+            contacts("c1", "3", Origin::Webhook),
+            contacts("c1", "4", Origin::Retry),
+            start.clone(),
+            contacts("c1", "5", Origin::Webhook),
+            contacts("c2", "6", Origin::Webhook),
+        ];
+        let runs = coalesce(&messages, 2);
+        let ranges: Vec<_> = runs.iter().map(|(_, r)| r.clone()).collect();
+        // At most 2 references each; origins and connections are never mixed; order is kept.
+        assert_eq!(ranges, [0..2, 2..3, 3..4, 4..5, 5..6, 6..7]);
+        assert_eq!(
+            runs[0].0,
+            SyncMessage::Contacts {
+                connection_id: "c1".into(),
+                refs: vec![ContactRef::mailerlite("1"), ContactRef::mailerlite("2")],
+                origin: Origin::Webhook
+            }
+        );
+        assert_eq!(runs[3].0, start);
+        assert_eq!(coalesce(&messages[..3], 200).len(), 1);
+        assert!(coalesce(&[], 10).is_empty());
+    }
 
     #[test]
     fn messages_round_trip_and_dedup_on_content() {

@@ -1,11 +1,14 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
-//! handled in order, one at a time: the worker receives only the first message of each
-//! connection ([`WorkQueue::receive_heads`]), so that no message waits in its hands untried and
-//! counts a delivery it was not attempted in — neither when the one before it fails, nor when
-//! the worker is killed while handling it (the connection's queue group waits for its message
-//! in flight, so order is kept). Failed messages come back after a delay; a message that keeps
-//! failing ends in the dead-letter queue, where the status page shows it.
+//! handled in order, one run at a time: of what the worker receives for a connection, it keeps
+//! the first message — with the `Contacts` (or `Engagement`) messages right behind it, merged
+//! into one ([`crate::message::coalesce`]: a MailerLite webhook that is not batched brings one
+//! event per message) — and gives the rest back at once ([`WorkQueue::release`]), so that no
+//! message waits in its hands untried and counts a delivery it was not attempted in — neither
+//! when the one before it fails, nor when the worker is killed while handling it (the
+//! connection's queue group waits for its messages in flight, so order is kept). Failed
+//! messages come back after a delay; a message that keeps failing ends in the dead-letter
+//! queue, where the status page shows it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +17,17 @@ use hmsync_store::{ReceivedMessage, WorkQueue};
 use tokio::sync::watch;
 
 use crate::engine::{Engine, EngineError};
-use crate::message::SyncMessage;
+use crate::message::{SyncMessage, coalesce};
+
+/// A message to handle (or why it cannot be) and the received messages it stands for.
+type Run = (Result<SyncMessage, EngineError>, Vec<ReceivedMessage>);
 
 /// How the worker polls and backs off.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// How long a received message stays invisible (longer than handling it may take).
     pub visibility: Duration,
-    /// Messages per receive (one per connection).
+    /// Messages per receive (the first run of each connection is handled, the rest given back).
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
@@ -70,11 +76,26 @@ impl Worker {
         wanted.unwrap_or(backoff)
     }
 
-    /// Receives and handles what is visible now.
+    /// Receives and handles what is visible now: one run per connection.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
-        let messages = self.queue.receive_heads(self.settings.batch, self.settings.visibility).await?;
-        let mut round = Round { received: messages.len(), ..Round::default() };
-        let results = futures::future::join_all(messages.into_iter().map(|m| self.handle(m))).await;
+        let messages = self.queue.receive(self.settings.batch, self.settings.visibility).await?;
+        let mut groups: Vec<Vec<ReceivedMessage>> = Vec::new();
+        for m in messages {
+            match groups.iter_mut().find(|g| g[0].group_id == m.group_id) {
+                Some(g) => g.push(m),
+                None => groups.push(vec![m]),
+            }
+        }
+        let mut runs: Vec<Run> = Vec::with_capacity(groups.len());
+        for group in groups {
+            let (run, rest) = self.first_run(group);
+            for m in rest {
+                self.queue.release(&m.receipt).await?;
+            }
+            runs.push(run);
+        }
+        let mut round = Round { received: runs.iter().map(|(_, held)| held.len()).sum(), ..Round::default() };
+        let results = futures::future::join_all(runs.into_iter().map(|(msg, held)| self.handle(msg, held))).await;
         for r in results {
             let (done, retried) = r?;
             round.done += done;
@@ -83,26 +104,56 @@ impl Worker {
         Ok(round)
     }
 
-    /// Handles a connection's next message.
-    async fn handle(&self, m: ReceivedMessage) -> Result<(usize, usize), EngineError> {
-        let outcome = match SyncMessage::from_body(&m.body) {
+    /// The connection's first message, merged with the ones right behind it that can be handled
+    /// with it (and the received messages it holds); and the messages that come after, to give
+    /// back untried.
+    fn first_run(&self, mut group: Vec<ReceivedMessage>) -> (Run, Vec<ReceivedMessage>) {
+        let mut parsed = Vec::new();
+        for m in &group {
+            match SyncMessage::from_body(&m.body) {
+                Ok(msg) => parsed.push(msg),
+                Err(e) if parsed.is_empty() => {
+                    let rest = group.split_off(1);
+                    return ((Err(EngineError::Permanent(format!("not a sync message: {e}"))), group), rest);
+                }
+                Err(_) => break,
+            }
+        }
+        let (merged, range) =
+            coalesce(&parsed, self.engine.settings.refs_per_message).into_iter().next().expect("a group has a message");
+        let rest = group.split_off(range.end);
+        ((Ok(merged), group), rest)
+    }
+
+    /// Handles a run of one connection's messages as one.
+    async fn handle(
+        &self,
+        message: Result<SyncMessage, EngineError>,
+        held: Vec<ReceivedMessage>,
+    ) -> Result<(usize, usize), EngineError> {
+        let outcome = match message {
             Ok(msg) => self.engine.handle_with_recovery(&msg).await,
-            Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(_) => {
-                self.queue.ack(&m.receipt).await?;
-                Ok((1, 0))
+                for m in &held {
+                    self.queue.ack(&m.receipt).await?;
+                }
+                Ok((held.len(), 0))
             }
             Err(e) => {
+                let receive_count = held.iter().map(|m| m.receive_count).max().unwrap_or(1);
                 let delay = match e.retry_after() {
-                    Some(wanted) => self.delay(m.receive_count, wanted),
+                    Some(wanted) => self.delay(receive_count, wanted),
                     // Permanent: come back at once, so it reaches the dead letters quickly.
                     None => Duration::ZERO,
                 };
-                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
-                self.queue.retry_later(&m.receipt, delay).await?;
-                Ok((0, 1))
+                tracing::warn!(group = %held[0].group_id, messages = held.len(), receive_count, error = %e, ?delay, "message failed; it comes back later");
+                for m in &held {
+                    self.queue.retry_later(&m.receipt, delay).await?;
+                }
+                Ok((0, held.len()))
             }
         }
     }
