@@ -96,7 +96,7 @@ pub fn engine(
 pub fn worker_settings() -> WorkerSettings {
     WorkerSettings {
         visibility: Duration::from_secs(30),
-        batch: 10,
+        batch: 100,
         idle_poll: Duration::from_millis(20),
         retry_delay: Duration::from_millis(50),
         max_retry_delay: Duration::from_millis(400),

@@ -1,9 +1,9 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
 //! handled in order, one run at a time: of what the worker receives for a connection, it keeps
-//! the first message — with the `Contacts` (or `Engagement`) messages right behind it, merged
-//! into one ([`crate::message::coalesce`]: a MailerLite webhook that is not batched brings one
-//! event per message) — and gives the rest back at once ([`WorkQueue::release`]), so that no
+//! the first message — with the `Contacts` and `Engagement` messages right behind it, merged
+//! ([`crate::message::coalesce`]: a MailerLite webhook that is not batched brings one event per
+//! delivery) — and gives the rest back at once ([`WorkQueue::release`]), so that no
 //! message waits in its hands untried and counts a delivery it was not attempted in — neither
 //! when the one before it fails, nor when the worker is killed while handling it (the
 //! connection's queue group waits for its messages in flight, so order is kept). Failed
@@ -19,15 +19,17 @@ use tokio::sync::watch;
 use crate::engine::{Engine, EngineError};
 use crate::message::{SyncMessage, coalesce};
 
-/// A message to handle (or why it cannot be) and the received messages it stands for.
-type Run = (Result<SyncMessage, EngineError>, Vec<ReceivedMessage>);
+/// The messages to handle in order (or why they cannot be) and the received messages they
+/// stand for.
+type Run = (Result<Vec<SyncMessage>, EngineError>, Vec<ReceivedMessage>);
 
 /// How the worker polls and backs off.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// How long a received message stays invisible (longer than handling it may take).
     pub visibility: Duration,
-    /// Messages per receive (the first run of each connection is handled, the rest given back).
+    /// Messages per receive. The first run of each connection is handled and the rest given
+    /// back, so this bounds how many queued changes of a connection are handled together.
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
@@ -40,7 +42,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             visibility: Duration::from_secs(300),
-            batch: 10,
+            batch: 100,
             idle_poll: Duration::from_millis(200),
             retry_delay: Duration::from_secs(2),
             max_retry_delay: Duration::from_secs(300),
@@ -128,11 +130,20 @@ impl Worker {
     /// Handles a run of one connection's messages as one.
     async fn handle(
         &self,
-        message: Result<SyncMessage, EngineError>,
+        message: Result<Vec<SyncMessage>, EngineError>,
         held: Vec<ReceivedMessage>,
     ) -> Result<(usize, usize), EngineError> {
         let outcome = match message {
-            Ok(msg) => self.engine.handle_with_recovery(&msg).await,
+            Ok(messages) => {
+                let mut outcome = Ok(());
+                for msg in &messages {
+                    if let Err(e) = self.engine.handle_with_recovery(msg).await {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                outcome
+            }
             Err(e) => Err(e),
         };
         match outcome {
