@@ -225,7 +225,10 @@ async fn an_elapsed_daily_limit_wait_is_ended_by_the_next_message_without_the_sc
     let (engine, worker) =
         h.restarted(EngineSettings { daily_limit_probe: Duration::from_millis(300), ..EngineSettings::default() });
     h.hubspot.set_daily_limit_exhausted(true);
-    let edit = |city: &str| UserEdit { fields: [("city".to_string(), json!(city))].into_iter().collect(), ..Default::default() };
+    let edit = |city: &str| UserEdit {
+        fields: [("city".to_string(), json!(city))].into_iter().collect(),
+        ..Default::default()
+    };
     h.mailerlite.user_edit(&person(20).email, &edit("Accra")).unwrap();
     h.mailerlite.dispatcher().wait_idle().await;
     for _ in 0..5 {

@@ -83,8 +83,7 @@ async fn activation_registers_two_webhooks_once_and_the_status_shows_both_apps()
     assert!(!status.to_string().contains(&hooks[0].secret), "no secret in the status");
 
     // A change each way arrives by webhook; the status says when each app last delivered.
-    let contact =
-        h.hubspot.contact_by_email(&person(4).email).unwrap()["id"].as_str().unwrap().parse::<u64>().unwrap();
+    let contact = h.hubspot.contact_by_email(&person(4).email).unwrap()["id"].as_str().unwrap().parse::<u64>().unwrap();
     let mut props = serde_json::Map::new();
     props.insert("firstname".into(), json!("Hooked"));
     h.hubspot.user_edit_contact(contact, &props, 7).unwrap();

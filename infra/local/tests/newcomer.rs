@@ -177,7 +177,8 @@ async fn a_newcomer_sets_up_through_the_config_api_and_mailerlite_changes_reach_
     let cleared = person(5).email;
     assert!(!city(&cleared).is_null() && city(&cleared) != json!(""), "person 5 has a city to clear");
     edit(&cleared, Value::Null);
-    let clear_latency = time_until("the clear", || matches!(city(&cleared), Value::Null) || city(&cleared) == json!("")).await;
+    let clear_latency =
+        time_until("the clear", || matches!(city(&cleared), Value::Null) || city(&cleared) == json!("")).await;
 
     let joining = person(20).email;
     assert!(sandbox.hubspot().contact_by_email(&joining).is_none(), "not synced while outside the group");

@@ -187,7 +187,11 @@ pub fn coalesce(messages: &[SyncMessage], max: usize) -> Vec<(Vec<SyncMessage>, 
     let mut open = false;
     for (i, m) in messages.iter().enumerate() {
         let mergeable = matches!(m, SyncMessage::Contacts { .. } | SyncMessage::Engagement { .. });
-        if open && mergeable && let Some((run, range)) = out.last_mut() && absorb(run, m, max) {
+        if open
+            && mergeable
+            && let Some((run, range)) = out.last_mut()
+            && absorb(run, m, max)
+        {
             range.end = i + 1;
             continue;
         }
@@ -204,10 +208,11 @@ fn absorb(run: &mut Vec<SyncMessage>, m: &SyncMessage, max: usize) -> bool {
     }
     let same_kind = run.iter_mut().find(|r| std::mem::discriminant(*r) == std::mem::discriminant(m));
     match (same_kind, m) {
-        (
-            Some(SyncMessage::Contacts { refs, origin: o, .. }),
-            SyncMessage::Contacts { refs: more, origin, .. },
-        ) if o == origin && refs.len() + more.len() <= max => refs.extend(more.iter().cloned()),
+        (Some(SyncMessage::Contacts { refs, origin: o, .. }), SyncMessage::Contacts { refs: more, origin, .. })
+            if o == origin && refs.len() + more.len() <= max =>
+        {
+            refs.extend(more.iter().cloned())
+        }
         (Some(SyncMessage::Engagement { events, .. }), SyncMessage::Engagement { events: more, .. })
             if events.len() + more.len() <= max =>
         {

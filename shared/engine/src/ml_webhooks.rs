@@ -460,7 +460,9 @@ impl Engine {
         };
         for id in ids {
             match old.delete_webhook(id).await {
-                Ok(()) => tracing::info!(connection = %conn.id, webhook = %id, "webhook deleted from the old MailerLite account"),
+                Ok(()) => {
+                    tracing::info!(connection = %conn.id, webhook = %id, "webhook deleted from the old MailerLite account")
+                }
                 Err(e) => tracing::warn!(connection = %conn.id, webhook = %id, error = %e,
                     "a webhook of the old MailerLite account could not be deleted; the receiver refuses its deliveries and MailerLite disables it after 3 days of errors"),
             }

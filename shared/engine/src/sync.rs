@@ -359,7 +359,11 @@ impl Engine {
             match released {
                 None => return self.park(conn_id, message).await.map(Some),
                 Some(parked) => {
-                    tracing::info!(connection = conn_id, replayed = parked.len(), "the wait for an API limit is over; parked work resumes");
+                    tracing::info!(
+                        connection = conn_id,
+                        replayed = parked.len(),
+                        "the wait for an API limit is over; parked work resumes"
+                    );
                     self.replay(parked).await?;
                 }
             }

@@ -510,8 +510,9 @@ impl Client {
     pub async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook, Error> {
         let body = serde_json::to_value(hook).unwrap_or(Value::Null);
         let target = Target::new("webhook", hook.url.clone());
-        let reply =
-            self.call_with(Method::POST, "/webhooks", &[], Some(&body), false, &target, Resend::OnlyRateLimited).await?;
+        let reply = self
+            .call_with(Method::POST, "/webhooks", &[], Some(&body), false, &target, Resend::OnlyRateLimited)
+            .await?;
         Ok(decode::<Data<Webhook>>(&reply.body, "POST /webhooks")?.data)
     }
 

@@ -423,8 +423,8 @@ async fn webhooks_are_signed_and_parse_into_typed_events() {
 
 #[tokio::test]
 async fn a_webhook_create_is_sent_once_and_an_update_changes_only_what_it_names() {
-    use hmsync_sandbox::mailerlite::FaultSettings;
     use hmsync_sandbox::common::FaultSpec;
+    use hmsync_sandbox::mailerlite::FaultSettings;
     let (sim, c) = setup(MailerLiteConfig::default()).await;
     let hook = NewWebhook {
         name: Some("hmsync".into()),
@@ -445,10 +445,8 @@ async fn a_webhook_create_is_sent_once_and_an_update_changes_only_what_it_names(
     let created = c.create_webhook(&hook).await.unwrap();
     assert!(created.enabled && !created.batchable);
     assert!(!format!("{created:?}").contains(&created.secret), "Debug hides the secret");
-    let off = c
-        .update_webhook(&created.id, &WebhookUpdate { enabled: Some(false), ..Default::default() })
-        .await
-        .unwrap();
+    let off =
+        c.update_webhook(&created.id, &WebhookUpdate { enabled: Some(false), ..Default::default() }).await.unwrap();
     assert!(!off.enabled);
     assert_eq!(off.events, ["subscriber.updated"]);
     assert_eq!(off.secret, created.secret, "an update keeps the secret");

@@ -189,8 +189,7 @@ async fn a_failing_connection_does_not_stop_the_others_scans_on_dynamodb() {
 #[tokio::test]
 async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work_on_dynamodb() {
     let aws = aws().await;
-    common::tick::a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(&aws.ports.engine, &*aws.ports.queue)
-        .await;
+    common::tick::a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(&aws.ports.engine, &*aws.ports.queue).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ use hmsync_core::{MlField, MlStatus, MlType, Side};
 use hmsync_mailerlite as ml;
 
 use crate::api::{
-    ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource, MlWebhook, MlWebhookSpec,
+    ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource, MlWebhook,
+    MlWebhookSpec,
 };
 
 /// The engine's view of one MailerLite account.

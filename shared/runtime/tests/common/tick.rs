@@ -77,10 +77,7 @@ pub async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(engine: &En
     assert_eq!((state.wait_until_ms, state.parked.len()), (None, 0));
     assert_eq!(
         take(queue, 2).await,
-        [
-            parked_change("conn-w"),
-            SyncMessage::ScanStart { connection_id: "conn-w".into(), kind: ScanKind::Scheduled }
-        ]
+        [parked_change("conn-w"), SyncMessage::ScanStart { connection_id: "conn-w".into(), kind: ScanKind::Scheduled }]
     );
 }
 

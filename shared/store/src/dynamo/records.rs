@@ -337,11 +337,7 @@ impl StateStore for DynamoStore {
         if !assignments.is_empty() {
             expression.push(format!("SET {}", assignments.join(", ")));
         }
-        request
-            .update_expression(expression.join(" "))
-            .send()
-            .await
-            .map_err(|e| self.err("UpdateItem", e))?;
+        request.update_expression(expression.join(" ")).send().await.map_err(|e| self.err("UpdateItem", e))?;
         Ok(())
     }
 
