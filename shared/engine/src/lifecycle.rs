@@ -115,8 +115,12 @@ impl Engine {
             )));
         }
         // Before the initial sync reads anything: a change made in MailerLite meanwhile arrives
-        // as a webhook instead of waiting for the first scan.
-        self.register_mailerlite_webhooks(conn_id, target).await?;
+        // as a webhook instead of waiting for the first scan. Only a store failure gets here as
+        // an error (a MailerLite one is recorded); the initial sync starts anyway, and "sync
+        // now" registers the webhooks later.
+        if let Err(e) = self.register_mailerlite_webhooks(conn_id, target).await {
+            tracing::error!(connection = conn_id, error = %e, "the MailerLite webhooks could not be recorded; \"sync now\" registers them");
+        }
         self.enqueue(&[SyncMessage::ScanStart { connection_id: conn_id.to_string(), kind: ScanKind::Initial }]).await?;
         Ok(state)
     }
