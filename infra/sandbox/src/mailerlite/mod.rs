@@ -19,6 +19,7 @@ mod admin;
 mod api;
 mod campaigns;
 mod error;
+mod health;
 mod hooks;
 mod json;
 mod model;
@@ -77,6 +78,9 @@ pub struct MailerLiteConfig {
     /// How long a group import reports `done: false` before it is done (real milliseconds,
     /// divided by `time_scale`). 0: done at once.
     pub import_delay_ms: u64,
+    /// How long a webhook's deliveries may keep failing before it is set inactive (real
+    /// milliseconds, divided by `time_scale`; MailerLite: 3 days).
+    pub webhook_disable_after_ms: u64,
 }
 
 impl Default for MailerLiteConfig {
@@ -89,6 +93,7 @@ impl Default for MailerLiteConfig {
             time_scale: 1.0,
             seed: 1,
             import_delay_ms: 0,
+            webhook_disable_after_ms: health::DISABLE_AFTER_MS,
         }
     }
 }
@@ -166,6 +171,12 @@ impl MailerLite {
             inner: OnceLock::new(),
         });
         let ml = MailerLite { shared };
+        let account = Arc::downgrade(&ml.shared);
+        ml.shared.dispatcher.observe_attempts(Arc::new(move |attempt| {
+            if let Some(shared) = account.upgrade() {
+                MailerLite { shared }.record_attempt(attempt);
+            }
+        }));
         let inner = api::routes().fallback(api::route_not_found).with_state(ml.clone());
         let _ = ml.shared.inner.set(inner);
         ml
@@ -231,6 +242,12 @@ impl MailerLite {
         for d in deliveries {
             self.shared.dispatcher.send(d);
         }
+    }
+
+    /// Replaces the one accepted API token: a key rotated in MailerLite (the old one stops
+    /// working at once).
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.shared.config.write().expect("config lock").token = token.into();
     }
 
     /// Replaces the rate-limit settings (and the windows' time scale) at runtime; the windows
