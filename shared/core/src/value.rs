@@ -1,5 +1,5 @@
 //! Field values: per-side normal forms and conversion between HubSpot property types and
-//! MailerLite field types (DESIGN.md §2 "Field values").
+//! MailerLite field types (docs/sync-rules.md, "Field values").
 //!
 //! Every value is handled in a *normal form* per side (`Option<String>`, `None` = blank), so
 //! that equal values compare equal however the API spelled them (`"17.50"` vs `17.5`, a date
