@@ -180,7 +180,8 @@ fn http_client(config: &HubSpotConfig) -> reqwest::Client {
         .expect("reqwest client with rustls")
 }
 
-/// The URL that asks a HubSpot user to install the app (§1.2): scopes space-separated.
+/// The URL that asks a HubSpot user to install the app (<https://developers.hubspot.com/docs/api/working-with-oauth>):
+/// scopes space-separated.
 pub fn authorize_url(
     app_url: &str,
     client_id: &str,
