@@ -154,7 +154,7 @@ async fn a_hubspot_merge_rekeys_the_link_and_makes_no_duplicate() {
     assert_eq!(link.email, person(1).email);
     assert_eq!(h.all_subscribers().await.len(), before, "no subscriber created or deleted");
     let retired = h.store.link_by_email("c1", &person(2).email).await.unwrap().unwrap();
-    // Retired: marked deleted (DESIGN.md §2, a contact gone from HubSpot), never holding the
+    // Retired: marked deleted (docs/sync-rules.md, a contact gone from HubSpot), never holding the
     // survivor. It still names the merged-away contact, so that a merge replayed after a crash
     // finds it again.
     assert!(retired.hs_deleted && retired.hubspot_id.as_deref() != Some(survivor.to_string().as_str()));
