@@ -91,7 +91,7 @@ fn parse_id(s: &str) -> HsResult<u64> {
 fn inputs(body: &Value) -> HsResult<Vec<Value>> {
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     if inputs.len() > BATCH_LIMIT {
-        // The batch limit of every CRM object batch endpoint (§2.5).
+        // The batch limit of every CRM object batch endpoint (100 inputs).
         return Err(HsError::validation(format!(
             "Batch input size {} exceeds the limit of {BATCH_LIMIT} inputs",
             inputs.len()
@@ -562,7 +562,7 @@ async fn batch_create(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
                 });
                 match plan {
                     Ok(p) => plans.push(p),
-                    // Without trace ids the first problem fails the whole batch (§2.5).
+                    // Without trace ids the first problem fails the whole batch (error-handling guide).
                     Err(e) if !traced => return Err(e),
                     Err(e) => errors.push(with_trace(&e, &trace_id(input).unwrap_or_default())),
                 }
@@ -605,7 +605,7 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
             if let Some(id) = input_id(input)
                 && !seen.insert(id.clone())
             {
-                // UNCONFIRMED: duplicate ids in one batch (the reference expects a 400).
+                // UNCONFIRMED: duplicate ids in one batch (undocumented; a 400 is the likely answer).
                 return Err(HsError::validation(format!("Duplicate IDs found in batch input: [{id}]")));
             }
         }
@@ -617,7 +617,7 @@ async fn batch_update(st: Arc<HubSpotState>, t: ObjectType, body: Bytes) -> Resp
             let mut claimed = BTreeSet::new();
             for input in &inputs {
                 let id = input_id(input).unwrap_or_default();
-                // Merged-away ids do not work here, unlike the single-record PATCH (§2.4).
+                // Merged-away ids do not work here, unlike the single-record PATCH (object API guide).
                 let Some(rid) = id.parse::<u64>().ok().filter(|r| db.store(t).get(r).is_some_and(|r| !r.archived))
                 else {
                     match trace_id(input) {
@@ -807,7 +807,7 @@ async fn gdpr_delete(st: Arc<HubSpotState>, body: Bytes) -> Response {
                 match db.contact_by_email(&object_id) {
                     Some(id) => db.gdpr_delete(id, now),
                     None => {
-                        // "the email address will be added to a blocklist" (§2.8).
+                        // "the email address will be added to a blocklist" (contacts guide, GDPR delete).
                         db.blocklist.insert(object_id.trim().to_lowercase());
                         Vec::new()
                     }
@@ -1059,7 +1059,7 @@ pub fn change_members(st: &HubSpotState, list_id: u64, add: &[u64], remove: &[u6
     let Db { lists, contacts, .. } = &mut *db;
     let list = lists.get_mut(&list_id).ok_or_else(|| HsError::not_found(&list_id.to_string()))?;
     if !list.is_static() {
-        // UNCONFIRMED wording; membership writes only work for MANUAL/SNAPSHOT lists (§4.2).
+        // UNCONFIRMED wording; membership writes only work for MANUAL/SNAPSHOT lists (lists guide).
         return Err(HsError::validation(format!(
             "List {list_id} is a DYNAMIC list; memberships can only be changed for MANUAL or SNAPSHOT lists."
         )));
@@ -1436,7 +1436,7 @@ async fn set_status(st: Arc<HubSpotState>, email: String, body: Bytes) -> Respon
                 },
             );
             let mut events = Vec::new();
-            // v4 can resubscribe (§8.2): subscribing lifts "unsubscribed from all" (UNCONFIRMED
+            // v4 can resubscribe (unlike v3): subscribing lifts "unsubscribed from all" (UNCONFIRMED
             // that HubSpot also flips hs_email_optout back; the sandbox does).
             if state == "SUBSCRIBED" && db.unsubscribed_all.remove(&key).is_some() {
                 events = set_optout(&mut db, &key, false, now);

@@ -127,7 +127,7 @@ impl Db {
                     (rec.get("lifecyclestage").and_then(lifecycle_rank), lifecycle_rank(value))
                 && new < old
             {
-                // UNCONFIRMED code and wording; the rule itself is documented (§2.6).
+                // UNCONFIRMED code and wording; the rule itself is in HubSpot's contacts guide.
                 problems.push(PropertyProblem {
                     name: name.clone(),
                     code: "INVALID_LIFECYCLE_STAGE",
@@ -227,7 +227,7 @@ impl Db {
         Ok(vec![Event::new(EventKind::Restore, id, now)])
     }
 
-    /// Merges `secondary` into `primary` (§2.8). The survivor keeps the primary's id; the most
+    /// Merges `secondary` into `primary` (HubSpot's contacts guide). The survivor keeps the primary's id; the most
     /// recently modified record's values win, the other fills the gaps; the secondary's emails
     /// become additional emails; the secondary id stays an alias of the survivor.
     /// UNCONFIRMED: HubSpot's per-property "most recent value wins" is approximated per record,
