@@ -108,8 +108,8 @@ fn name_of(body: &Map<String, Value>, required: bool) -> Result<Option<String>, 
 
 // --- subscribers ------------------------------------------------------------------------------
 
-/// Largest `limit` on `GET /subscribers`. The reference reports 100 (UNCONFIRMED); above it the
-/// sandbox answers 422 `errors.limit`.
+/// Largest `limit` on `GET /subscribers`. MailerLite documents no maximum; integrators report 100
+/// (UNCONFIRMED); above it the sandbox answers 422 `errors.limit`.
 pub const SUBSCRIBERS_MAX_LIMIT: usize = 100;
 
 /// Pages subscribers by id descending; `members` restricts to a set (a group's members).
