@@ -16,6 +16,7 @@ mod ports;
 mod secrets;
 pub mod sqlite;
 mod sqs;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use dynamo::{DynamoStore, create_table_if_missing};
