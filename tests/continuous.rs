@@ -273,7 +273,7 @@ async fn a_bad_signature_or_a_stale_timestamp_is_refused_and_nothing_is_enqueued
         "propertyName": "firstname", "propertyValue": "X", "changeSource": "CRM_UI"}])
     .to_string();
     let url = format!("{}/webhooks/hubspot", h.api_url);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = hmsync_http::now_ms();
     let secret = h.hubspot.config().client_secret.clone();
     let good_sig = hmsync_hubspot::webhooks::sign_v3(&secret, "POST", &url, body.as_bytes(), &now.to_string());
     let stale = (now - 6 * 60 * 1000).to_string();

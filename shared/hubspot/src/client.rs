@@ -2,9 +2,9 @@
 //! rate limits, 429 handling by policy, bounded retries of transient failures, typed errors.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
+use hmsync_http::{Bucket, Pacer, RetryPolicy, now_ms, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -127,10 +127,6 @@ struct OAuthState {
 enum AuthState {
     Static(String),
     OAuth(Box<OAuthState>),
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Which limit a request counts against.
