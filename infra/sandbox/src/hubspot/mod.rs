@@ -17,7 +17,8 @@ pub mod properties;
 pub mod search;
 mod seed;
 mod snapshot;
-pub mod time_fmt;
+// One module holds both simulators' timestamp formats; the modules above reach it as `super::time_fmt`.
+pub use crate::common::time_fmt;
 
 #[cfg(test)]
 mod sim_tests;

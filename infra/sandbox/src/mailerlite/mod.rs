@@ -26,7 +26,8 @@ mod model;
 mod paging;
 mod snapshot;
 mod store;
-mod time_fmt;
+// One module holds both simulators' timestamp formats; the modules above reach it as `super::time_fmt`.
+use crate::common::time_fmt;
 
 pub use admin::{
     DeliverySettings, FaultSettings, RateLimitSettings, SeedGroupMembership, SeedSpec, SeedSummary, UserEdit,

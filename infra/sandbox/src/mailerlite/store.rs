@@ -460,7 +460,7 @@ impl Store {
     // --- subscriber writes ----------------------------------------------------------------------
 
     /// The refusal to reactivate (documented): the text reported in
-/// <https://github.com/mailerlite/mailerlite-nodejs/issues/37>. UNCONFIRMED: the HTTP
+    /// <https://github.com/mailerlite/mailerlite-nodejs/issues/37>. UNCONFIRMED: the HTTP
     /// code (422 chosen), the `errors` key (`status` chosen) and the wording for bounced/junk
     /// (the status word is substituted).
     pub fn reactivation_refused(current: Status) -> ApiError {
