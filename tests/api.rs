@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hmsync_e2e::{ADMIN_TOKEN, Harness, Options};
+use hmsync_http::now_ms;
 use hmsync_sandbox::common::people::{INDUSTRY_OPTIONS, conflicting, person};
 use hmsync_sandbox::hubspot::SeedRequest;
 use hmsync_sandbox::mailerlite::{SeedSpec, UserEdit};
@@ -979,10 +980,6 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_the_bearer_sche
     }
     // Secrets are write-only in the credentials body.
     assert_eq!(schemas["CredentialsUpdate"]["properties"]["mailerlite_api_key"]["writeOnly"], true);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// A HubSpot webhook request with the given signature and timestamp headers (absent when `None`).

@@ -29,8 +29,8 @@ use hmsync_sandbox::{
 use hmsync_store::{ConnectionStore, ErrorStore, LinkStore, SqliteStore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::runtime::{Runtime, RuntimeOptions, STORE_FILE};
 
@@ -275,15 +275,15 @@ struct Autosave {
     handle: SandboxHandle,
     path: PathBuf,
     attachments: BTreeMap<String, serde_json::Value>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    stop: CancellationToken,
+    task: TaskTracker,
 }
 
 impl Autosave {
     fn new(handle: SandboxHandle, path: PathBuf, seed: &DemoSeed) -> Self {
         let mut attachments = BTreeMap::new();
         attachments.insert(SEED_ATTACHMENT.to_string(), serde_json::to_value(seed).expect("the seed serializes"));
-        Self { handle, path, attachments, stop: watch::channel(false).0, task: None }
+        Self { handle, path, attachments, stop: CancellationToken::new(), task: TaskTracker::new() }
     }
 
     /// Saves now; returns the generation saved.
@@ -293,15 +293,15 @@ impl Autosave {
 
     /// Saves every `interval` while the data changes. A failed save is reported and tried again
     /// at the next tick.
-    fn start(&mut self, interval: Duration, mut saved: SandboxGeneration) {
+    fn start(&self, interval: Duration, mut saved: SandboxGeneration) {
         let (handle, path, attachments) = (self.handle.clone(), self.path.clone(), self.attachments.clone());
-        let mut stop = self.stop.subscribe();
-        self.task = Some(tokio::spawn(async move {
+        let stop = self.stop.clone();
+        self.task.spawn(async move {
             let mut failing = false;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
                 if handle.generation() == saved {
                     continue;
@@ -318,15 +318,14 @@ impl Autosave {
                     Err(_) => {}
                 }
             }
-        }));
+        });
     }
 
     /// Stops the periodic saves and saves a last time.
-    async fn finish(mut self) -> Result<(), SnapshotError> {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    async fn finish(self) -> Result<(), SnapshotError> {
+        self.stop.cancel();
+        self.task.close();
+        self.task.wait().await;
         self.save().await.map(|_| ())
     }
 }
@@ -350,8 +349,9 @@ async fn save(
 /// Turns Ctrl-C into a flag the demo checks between steps, so that it can stop the sync and
 /// save the sandbox before exiting. The handler is installed before this returns (a Ctrl-C
 /// from then on is caught); a second Ctrl-C exits at once.
-fn catch_ctrl_c() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+fn catch_ctrl_c() -> CancellationToken {
+    let interrupted = CancellationToken::new();
+    let on_ctrl_c = interrupted.clone();
     let mut first = Box::pin(tokio::signal::ctrl_c());
     // The first poll installs the handler.
     let caught = match (&mut first).now_or_never() {
@@ -359,20 +359,20 @@ fn catch_ctrl_c() -> watch::Receiver<bool> {
         Some(Ok(())) => true,
         Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot catch Ctrl-C; it will stop the demo without saving the sandbox");
-            return rx;
+            return interrupted;
         }
     };
     tokio::spawn(async move {
         if !caught && first.await.is_err() {
             return;
         }
-        let _ = tx.send(true);
+        on_ctrl_c.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("Interrupted again: exiting without saving the sandbox.");
             std::process::exit(130);
         }
     });
-    rx
+    interrupted
 }
 
 /// After a restore, the store may name records the sandbox does not have: a crash (no Ctrl-C)
@@ -450,10 +450,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     // Saved before the store can name any record (the demo connection is created below), and
     // after a restore too, so that its moved id counters are what the next restore starts from.
-    let mut autosave = Autosave::new(sandbox.handle(), snapshot_path.clone(), &demo);
+    let autosave = Autosave::new(sandbox.handle(), snapshot_path.clone(), &demo);
     let saved = autosave.save().await.context("saving the sandbox's data")?;
     autosave.start(SAVE_INTERVAL, saved);
-    let mut interrupted = catch_ctrl_c();
+    let interrupted = catch_ctrl_c();
 
     let rt = match Runtime::start(RuntimeOptions {
         data_dir: args.data_dir.clone(),
@@ -480,7 +480,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let result = drive(&args, &sandbox, &rt, &demo, resumed, started, &mut interrupted).await;
+    let result = drive(&args, &sandbox, &rt, &demo, resumed, started, &interrupted).await;
     // Whatever happened, the sync stops writing before the sandbox's data is saved a last
     // time, so the saved sandbox holds everything the store knows about.
     rt.stop().await;
@@ -512,7 +512,7 @@ async fn drive(
     demo: &DemoSeed,
     resumed: bool,
     started: Instant,
-    interrupted: &mut watch::Receiver<bool>,
+    interrupted: &CancellationToken,
 ) -> anyhow::Result<Stop> {
     hubspot_webhooks(sandbox, &rt.public_url);
     let hs = sandbox.hubspot().config();
@@ -580,7 +580,7 @@ async fn drive(
             break;
         }
         tokio::select! {
-            _ = interrupted.wait_for(|i| *i) => {
+            _ = interrupted.cancelled() => {
                 bar.abandon();
                 eprintln!(
                     "Interrupted during the initial sync ({} records done): stopping the sync and saving the sandbox \
@@ -612,6 +612,6 @@ async fn drive(
         sandbox.mailerlite_url(),
         sandbox.mailerlite().config().token,
     );
-    let _ = interrupted.wait_for(|i| *i).await;
+    interrupted.cancelled().await;
     Ok(Stop::Interrupted)
 }

@@ -22,9 +22,9 @@ use crate::connections::connection;
 use crate::error::{ErrorBody, HttpError};
 use crate::status_page::escape;
 
-/// The scopes the sync needs (reference §1.3): contacts read/write, companies read (company
-/// fields), contact property read/write (the engagement properties), company properties read,
-/// lists read (list rules), and `oauth`.
+/// The scopes the sync needs (<https://developers.hubspot.com/docs/api/scopes>): contacts
+/// read/write, companies read (company fields), contact property read/write (the engagement
+/// properties), company properties read, lists read (list rules), and `oauth`.
 pub const REQUIRED_SCOPES: [&str; 8] = [
     "crm.objects.contacts.read",
     "crm.objects.contacts.write",

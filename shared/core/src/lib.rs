@@ -1,6 +1,6 @@
 //! The sync rules of hmsync, pure and exhaustively tested: the connection config and its
 //! validation, field value conversion, email identity, rule matching, and the planner that
-//! decides what to write where (DESIGN.md §2). No I/O: the engine reads, plans with this crate,
+//! decides what to write where (the rules: docs/sync-rules.md). No I/O: the engine reads, plans with this crate,
 //! writes, and stores the links it returns.
 
 pub mod apply;

@@ -1,4 +1,4 @@
-//! The use cases of hmsync over its ports (DESIGN.md §3): HubSpot and MailerLite webhooks,
+//! The use cases of hmsync over its ports (docs/architecture.md): HubSpot and MailerLite webhooks,
 //! scans (the initial sync and the scheduled safety net), syncing batches of contacts, the
 //! connection lifecycle and the safety valve. The Lambda functions and the local runner are
 //! thin shells around an [`Engine`].

@@ -2,9 +2,9 @@
 //! rate limits, 429 handling by policy, bounded retries of transient failures, typed errors.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
+use hmsync_http::{Bucket, Pacer, RetryPolicy, now_ms, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -137,10 +137,6 @@ enum AuthState {
     OAuth(Box<OAuthState>),
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
@@ -193,7 +189,8 @@ fn http_client(config: &HubSpotConfig) -> reqwest::Client {
         .expect("reqwest client with rustls")
 }
 
-/// The URL that asks a HubSpot user to install the app (§1.2): scopes space-separated.
+/// The URL that asks a HubSpot user to install the app (<https://developers.hubspot.com/docs/api/working-with-oauth>):
+/// scopes space-separated.
 pub fn authorize_url(
     app_url: &str,
     client_id: &str,

@@ -2,7 +2,8 @@
 //! per-input outcome, paging streams, the incremental search scan, pacing under HubSpot's rate
 //! limits, typed errors, and webhook parsing and signature verification.
 //!
-//! Paths use the date-versioned `2026-03` spelling (same shapes as v3/v4; reference §0.2).
+//! Paths use the date-versioned `2026-03` spelling, same shapes as v3/v4
+//! (<https://developers.hubspot.com/docs/api-reference/latest/overview>).
 
 mod batch;
 mod client;

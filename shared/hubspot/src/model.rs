@@ -176,7 +176,7 @@ pub struct ModificationMetadata {
     pub read_only_value: bool,
 }
 
-/// A property definition (§3.2).
+/// A property definition (<https://developers.hubspot.com/docs/api/crm/properties>).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Property {

@@ -6,6 +6,7 @@ pub mod journal;
 pub mod limiter;
 pub mod people;
 pub mod stats;
+pub mod time_fmt;
 pub mod webhooks;
 
 pub use faults::{FaultAction, FaultInjector, FaultSpec};
@@ -23,7 +24,8 @@ use axum::response::Response;
 use http::StatusCode;
 
 /// Milliseconds since the Unix epoch on the sandbox clock (the wall clock: both simulators
-/// stamp changes and writes with it, so latencies between them are comparable).
+/// stamp changes and writes with it, so latencies between them are comparable). The simulators
+/// share no code with hmsync itself, so they read the clock here rather than through `hmsync-http`.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

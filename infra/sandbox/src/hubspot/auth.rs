@@ -1,6 +1,8 @@
-//! Authentication (static token, OAuth 2.0 codes and tokens, scopes) and the rate limits
-//! (reference §1, §7.1, §7.2): a rolling burst window per credential owner, the search
-//! window per account, the daily allowance per account, and HubSpot's rate-limit headers.
+//! Authentication (static token, OAuth 2.0 codes and tokens, scopes) and the rate limits: a
+//! rolling burst window per credential owner, the search window per account, the daily
+//! allowance per account, and HubSpot's rate-limit headers.
+//! Documented at <https://developers.hubspot.com/docs/api/working-with-oauth>
+//! and <https://developers.hubspot.com/docs/api/usage-details>.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,7 +134,7 @@ pub const ALL_SCOPES: [&str; 17] = [
     "communication_preferences.statuses.batch.write",
 ];
 
-/// The granular scopes a request needs (§1.3); any one of them suffices.
+/// The granular scopes a request needs (<https://developers.hubspot.com/docs/api/scopes>); any one suffices.
 fn required_scopes(method: &http::Method, path: &str) -> Vec<&'static str> {
     let read = method == http::Method::GET || path.ends_with("/batch/read") || path.ends_with("/search");
     if path.contains("/properties/") {
@@ -210,7 +212,7 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
         *daily_started = now;
         *daily_used = 0;
     }
-    // The daily allowance applies to static tokens only: OAuth calls have no daily limit (§7.1).
+    // The daily allowance applies to static tokens only: OAuth calls have no daily limit.
     let daily_applies = identity.is_static();
     if daily_applies && (*daily_exhausted || *daily_used >= c.daily_limit) {
         return Err(HsError::daily());
@@ -272,7 +274,7 @@ pub async fn guard(State(st): State<Arc<HubSpotState>>, req: Request, next: Next
         .into_response();
     }
     let mut resp = next.run(req).await;
-    // Search responses carry no rate-limit headers (§2.7).
+    // Search responses carry no rate-limit headers (HubSpot's search guide).
     if !admitted.search {
         let c = st.config();
         let window_ms = c.burst_window().as_millis();

@@ -108,8 +108,8 @@ fn name_of(body: &Map<String, Value>, required: bool) -> Result<Option<String>, 
 
 // --- subscribers ------------------------------------------------------------------------------
 
-/// Largest `limit` on `GET /subscribers`. The reference reports 100 (UNCONFIRMED); above it the
-/// sandbox answers 422 `errors.limit`.
+/// Largest `limit` on `GET /subscribers`. MailerLite documents no maximum; integrators report 100
+/// (UNCONFIRMED); above it the sandbox answers 422 `errors.limit`.
 pub const SUBSCRIBERS_MAX_LIMIT: usize = 100;
 
 /// Pages subscribers by id descending; `members` restricts to a set (a group's members).
@@ -390,7 +390,8 @@ async fn delete_group(State(ml): State<MailerLite>, Path(id): Path<String>, uri:
     Ok(no_content())
 }
 
-/// Members, cursor-paged; `filter[status]` DEFAULTS TO active (§3.5); limit 50, max 1000.
+/// Members, cursor-paged; `filter[status]` DEFAULTS TO active; limit 50, max 1000
+/// (<https://developers.mailerlite.com/docs/groups.html>).
 async fn group_subscribers(
     State(ml): State<MailerLite>,
     Path(id): Path<String>,
@@ -633,7 +634,7 @@ fn parse_webhook(body: &Map<String, Value>, creating: bool) -> Result<WebhookInp
 }
 
 /// `batchable` must be true when the events include campaign.open, campaign.click or
-/// subscriber.deleted (§7.2); the message is UNCONFIRMED.
+/// subscriber.deleted (documented); the message is UNCONFIRMED.
 fn check_batchable(events: &[String], batchable: bool) -> Result<(), ApiError> {
     if !batchable && events.iter().any(|e| BATCH_ONLY_EVENTS.contains(&e.as_str())) {
         return Err(ApiError::invalid(
@@ -725,7 +726,7 @@ async fn delete_webhook(State(ml): State<MailerLite>, Path(id): Path<String>, ur
 
 // --- batch -------------------------------------------------------------------------------------
 
-/// Requests per batch (§6).
+/// Requests per batch (<https://developers.mailerlite.com/docs/batching.html>).
 pub const BATCH_MAX: usize = 50;
 
 /// `api/subscribers`, `/api/subscribers` → `api/subscribers`.
@@ -733,7 +734,7 @@ fn normalize_path(p: &str) -> String {
     p.trim().trim_start_matches('/').to_string()
 }
 
-/// A batch made only of `POST api/subscribers` (processed as an import, §6).
+/// A batch made only of `POST api/subscribers` (processed as an import, as documented).
 pub fn is_upsert_only_batch(bytes: &[u8]) -> bool {
     let body = object(bytes);
     let Some(Value::Array(items)) = body.get("requests") else { return false };
@@ -835,7 +836,7 @@ fn parse_batch(body: &Map<String, Value>) -> Result<Vec<BatchItem>, ApiError> {
 }
 
 /// `POST /batch`: each item runs through the same handlers, in order; always 200 once the
-/// envelope is valid. Webhook routes are not supported in batches (§6) and answer the
+/// envelope is valid. Webhook routes are not supported in batches (documented) and answer the
 /// route-not-found 404.
 async fn batch(State(ml): State<MailerLite>, body: Bytes) -> Response {
     let items = match parse_batch(&object(&body)) {

@@ -1,5 +1,6 @@
-//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to
-//! `shared/reference/mailerlite-api.md` and the recordings next to it.
+//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to MailerLite's documentation
+//! and to the recordings in `shared/mailerlite/tests/fixtures/recordings/` (each behaviour and its
+//! source: docs/api-fidelity.md).
 //!
 //! - [`MailerLiteSim::start`] binds a port and serves the API under `/api` and the admin API
 //!   under `/__sandbox/mailerlite/` (see `infra/sandbox/README.md`, "MailerLite").
@@ -9,11 +10,11 @@
 //! Rate limits: every authenticated `/api` request counts against a sliding window of
 //! `limit_per_minute` per 60 s; group imports and batches made only of `POST api/subscribers`
 //! count against the import window (`imports_per_minute`) as well ("in addition to the global
-//! API rate limit", reference §6). Windows are divided by `time_scale`. A refused request gets
-//! 429, `Retry-After` in whole real seconds (rounded up, at least 1) and, sandbox-only,
-//! `X-Sandbox-Retry-After-Ms` with the exact wait in milliseconds so a client under a
-//! `time_scale` can honour it precisely. Only the configured token is valid, so "per token" and
-//! "per account" coincide.
+//! API rate limit", <https://developers.mailerlite.com/docs/batching.html>). Windows are divided by
+//! `time_scale`. A refused request gets 429, `Retry-After` in whole real seconds (rounded up, at
+//! least 1) and, sandbox-only, `X-Sandbox-Retry-After-Ms` with the exact wait in milliseconds so
+//! a client under a `time_scale` can honour it precisely. Only the configured token is valid, so
+//! "per token" and "per account" coincide.
 
 mod admin;
 mod api;
@@ -26,7 +27,8 @@ mod model;
 mod paging;
 mod snapshot;
 mod store;
-mod time_fmt;
+// One module holds both simulators' timestamp formats; the modules above reach it as `super::time_fmt`.
+use crate::common::time_fmt;
 
 pub use admin::{
     DeliverySettings, FaultSettings, RateLimitSettings, SeedGroupMembership, SeedSpec, SeedSummary, UserEdit,
@@ -141,7 +143,8 @@ pub struct MailerLite {
     shared: Arc<Shared>,
 }
 
-/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (§7.3).
+/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (as
+/// documented).
 pub fn default_delivery(time_scale: f64) -> DeliveryOptions {
     let scale = TimeScale(time_scale);
     DeliveryOptions {

@@ -1,5 +1,5 @@
 //! DynamoDB adapter: every storage port over ONE table (`pk`, `sk` strings, on-demand), laid
-//! out as in DESIGN.md §4. Every item of a connection lives under `pk = CONN#<id>`:
+//! out as in docs/architecture.md. Every item of a connection lives under `pk = CONN#<id>`:
 //!
 //! | `sk`                                   | holds                                                   |
 //! |----------------------------------------|---------------------------------------------------------|
