@@ -881,13 +881,19 @@ async fn an_invalid_config_cannot_be_activated_and_each_problem_is_named() {
     .await
     .expect(201);
     c.send(Method::PUT, "/connections/c1/credentials", Some(sandbox_credentials(&h))).await.expect(200);
+    let expected =
+        ["config.mappings[0].hubspot_property", "config.mappings[1].mailerlite_field", "config.mappings[2].direction"];
+    // The preview reports every problem activation would refuse, before any field was read by
+    // "refresh fields": it checks the config against the apps' schemas as they are now. Without
+    // a body it previews the stored config, with one the config sent.
+    let previewed = c.post("/connections/c1/preview", None).await.expect(422);
+    assert_eq!(previewed.problem_fields(), expected, "{}", previewed.text);
+    let stored = c.get("/connections/c1").await.json();
+    assert_eq!(stored["schemas_loaded"], false, "the preview stores nothing");
+    let sent = c.post("/connections/c1/preview", Some(json!({"config": stored["config"]}))).await.expect(422);
+    assert_eq!(sent.problem_fields(), expected, "{}", sent.text);
     let refused = c.post("/connections/c1/activate", None).await.expect(422);
-    assert_eq!(
-        refused.problem_fields(),
-        ["config.mappings[0].hubspot_property", "config.mappings[1].mailerlite_field", "config.mappings[2].direction"],
-        "{}",
-        refused.text
-    );
+    assert_eq!(refused.problem_fields(), expected, "{}", refused.text);
     assert_eq!(c.get("/connections/c1/status").await.json()["lifecycle"], "draft");
     // The same problems show on the connection and its fields now that the schemas are known,
     // and a PATCH that keeps them is refused with every one.

@@ -359,7 +359,8 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
     Ok(Json(Fields { schemas: conn.schemas, problems }))
 }
 
-/// A dry run: reads the first records of each app and reports what the sync would create,
+/// A dry run: checks the config against both apps' current fields (every problem activation
+/// would refuse), reads the first records of each app and reports what the sync would create,
 /// update and clear, and which conflicts it would resolve. Writes nothing.
 #[utoipa::path(
     post,
@@ -376,7 +377,7 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
         (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
-        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read); checked before either app is asked", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape or a problem of the config (checked before either app is asked), then every problem of the previewed config against both apps' current fields, as activation would refuse it", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
         (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
         (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),
