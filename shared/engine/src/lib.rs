@@ -8,6 +8,7 @@ pub mod api;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
+pub mod hourly;
 pub mod lifecycle;
 pub mod message;
 pub mod scan;

@@ -28,6 +28,11 @@ impl HubSpotAdapter {
     pub fn client(&self) -> &hs::HubSpotClient {
         &self.client
     }
+
+    /// Requests this client sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.client.pacer().requests_sent()
+    }
 }
 
 fn record(o: hs::CrmObject) -> HsRecord {

@@ -22,6 +22,11 @@ impl MailerLiteAdapter {
     pub fn client(&self) -> &ml::Client {
         &self.client
     }
+
+    /// Requests this client sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.client.pacer().requests_sent()
+    }
 }
 
 fn status_to_core(s: ml::Status) -> MlStatus {
