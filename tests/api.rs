@@ -41,6 +41,14 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/connections/{id}/errors/retry"),
     ("GET", "/connections/{id}/contacts/{email}"),
     ("POST", "/dead-letters/requeue"),
+    ("GET", "/connections/{id}/accounts"),
+    ("GET", "/connections/{id}/hubspot/lists"),
+    ("GET", "/connections/{id}/mailerlite/groups"),
+    ("POST", "/connections/{id}/mailerlite/groups"),
+    ("GET", "/connections/{id}/mailerlite/segments"),
+    ("POST", "/connections/{id}/fields/options"),
+    ("GET", "/connections/{id}/activity"),
+    ("GET", "/connections/{id}/dead-letters"),
 ];
 
 /// The public routes.
@@ -231,6 +239,10 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/connections") => Some(json!({"id": "other", "config": {"name": "Other"}})),
         ("PATCH", _) => Some(json!({"version": 1, "config": {"name": "Renamed"}})),
         ("PUT", _) => Some(json!({"mailerlite_api_key": "not-checked-before-auth"})),
+        ("POST", "/connections/{id}/mailerlite/groups") => Some(json!({"name": "Newsletter"})),
+        ("POST", "/connections/{id}/fields/options") => {
+            Some(json!({"mapping": {"hubspot_property": "industry_segment", "mailerlite_field": "industry"}}))
+        }
         _ => None,
     }
 }
@@ -409,7 +421,7 @@ async fn connections_are_created_listed_updated_with_versions_and_deleted() {
 
     // Fields before any refresh: no schemas, the config's problems (none without schemas).
     let fields = c.get("/connections/c1/fields").await.expect(200).json();
-    assert_eq!(fields, json!({"schemas": null, "problems": []}));
+    assert_eq!(fields, json!({"schemas": null, "problems": [], "suggested_mappings": []}));
 
     // Delete: 204, then 404.
     c.send(Method::DELETE, &format!("/connections/{gid}"), None).await.expect(204);

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmsync_core::{ConnectionConfig, FieldSchemas, validate_config};
+use hmsync_core::{ConnectionConfig, FieldMapping, FieldSchemas, suggest_mappings, validate_config};
 use hmsync_engine::Lifecycle;
 use hmsync_engine::views::{CredentialsStatus, Preview};
 use hmsync_store::{Connection, StoreError};
@@ -94,6 +94,18 @@ pub struct Fields {
     /// `null` until the fields have been refreshed once.
     pub schemas: Option<FieldSchemas>,
     pub problems: Vec<FieldProblem>,
+    /// The mappings a new connection starts with: the default pairs both apps have (first and
+    /// last name, company, city, country, phone, state, ZIP) and MailerLite fields named like a
+    /// HubSpot contact property, where the types convert; read-only properties flow HubSpot →
+    /// MailerLite. Empty until the fields have been read.
+    pub suggested_mappings: Vec<FieldMapping>,
+}
+
+impl Fields {
+    fn of(schemas: Option<FieldSchemas>, problems: Vec<FieldProblem>) -> Self {
+        let suggested_mappings = schemas.as_ref().map(suggest_mappings).unwrap_or_default();
+        Self { schemas, problems, suggested_mappings }
+    }
 }
 
 /// What to preview.
@@ -336,7 +348,7 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
     connection(&api, &id).await?;
     require_credentials(&api, &id).await?;
     let (conn, problems) = api.engine.refresh_fields(&id).await?;
-    Ok(Json(Fields { schemas: conn.schemas, problems: config_problems(problems) }))
+    Ok(Json(Fields::of(conn.schemas, config_problems(problems))))
 }
 
 /// Both apps' schemas as last read, and the config's problems against them.
@@ -356,7 +368,7 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
 async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
     let conn = connection(&api, &id).await?;
     let problems = config_problems(validate_config(&conn.config, conn.schemas.as_ref()));
-    Ok(Json(Fields { schemas: conn.schemas, problems }))
+    Ok(Json(Fields::of(conn.schemas, problems)))
 }
 
 /// A dry run: checks the config against both apps' current fields (every problem activation

@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod catalog;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
