@@ -49,6 +49,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/connections/{id}/fields/options"),
     ("GET", "/connections/{id}/activity"),
     ("GET", "/connections/{id}/dead-letters"),
+    ("POST", "/connections/{id}/config/check"),
 ];
 
 /// The public routes.
@@ -240,6 +241,7 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("PATCH", _) => Some(json!({"version": 1, "config": {"name": "Renamed"}})),
         ("PUT", _) => Some(json!({"mailerlite_api_key": "not-checked-before-auth"})),
         ("POST", "/connections/{id}/mailerlite/groups") => Some(json!({"name": "Newsletter"})),
+        ("POST", "/connections/{id}/config/check") => Some(json!({"config": {"name": "Checked"}})),
         ("POST", "/connections/{id}/fields/options") => {
             Some(json!({"mapping": {"hubspot_property": "industry_segment", "mailerlite_field": "industry"}}))
         }

@@ -82,9 +82,14 @@ async fn the_setup_screens_read_accounts_lists_groups_segments_and_fields_live()
     let oauth = json!({"hubspot": {"type": "oauth", "client_id": hs.client_id, "client_secret": hs.client_secret}});
     api.ok(Method::PUT, "/connections/c2/credentials", Some(oauth), 200).await;
     assert_eq!(api.get("/connections/c2/accounts").await["hubspot"], Value::Null, "not installed yet");
-    let installed = api.http.get(format!("{}/connections/c2/oauth/hubspot/start", api.base)).bearer_auth(ADMIN_TOKEN);
-    let page = installed.send().await.unwrap().text().await.unwrap();
+    // A page that calls the API with the token asks for the URL and navigates itself; the
+    // callback's page leads back to the setup screens.
+    let start = api.get("/connections/c2/oauth/hubspot/start?redirect=false").await;
+    let authorize = start["authorize_url"].as_str().unwrap();
+    let page = api.http.get(authorize).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("HubSpot is connected"), "{page}");
+    assert!(page.contains(&format!("href=\"{}/status#/setup/c2/hubspot\"", api.base)), "{page}");
+    api.ok(Method::GET, "/connections/c2/oauth/hubspot/start?redirect=maybe", None, 422).await;
     let accounts = api.get("/connections/c2/accounts").await;
     assert_eq!(accounts["hubspot"]["portal_id"], hs.portal_id, "{accounts}");
     assert_eq!(accounts["hubspot"]["domain"], "hmsync-sandbox.example.com", "{accounts}");
@@ -169,6 +174,22 @@ async fn the_setup_screens_read_accounts_lists_groups_segments_and_fields_live()
     }
     assert!(!suggested.iter().any(|(p, _, _)| *p == "email"), "{suggested:?}");
     assert_eq!(api.get("/connections/c1/fields").await["suggested_mappings"], fields["suggested_mappings"]);
+
+    // A config is checked against the fields read, without saving it or asking the apps.
+    let conn = api.get("/connections/c1").await;
+    h.hubspot.instrumentation().stats.reset();
+    let config = json!({"name": "Setup", "mappings": [
+        {"hubspot_property": "firstname", "mailerlite_field": "nmae"},
+        {"hubspot_property": "lead_score", "mailerlite_field": "employees", "direction": "two_way"}]});
+    let checked = api.ok(Method::POST, "/connections/c1/config/check", Some(json!({"config": config})), 200).await;
+    let fields_named: Vec<&str> =
+        checked["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert_eq!(fields_named, ["config.mappings[0].mailerlite_field", "config.mappings[1].direction"], "{checked}");
+    assert_eq!(checked["schemas_loaded"], true);
+    let fine = json!({"config": {"name": "Setup", "mappings": fields["suggested_mappings"]}});
+    assert_eq!(api.ok(Method::POST, "/connections/c1/config/check", Some(fine), 200).await["problems"], json!([]));
+    assert_eq!(api.get("/connections/c1").await["version"], conn["version"], "nothing saved");
+    assert_eq!(h.hubspot.stats().total_requests, 0, "no app asked");
 
     // An option property: each option and what MailerLite gets, and the values MailerLite holds
     // that match no option.

@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(get_connection, update_connection, delete_connection))
         .routes(routes!(refresh_fields))
         .routes(routes!(get_fields))
+        .routes(routes!(check_config))
         .routes(routes!(preview))
 }
 
@@ -106,6 +107,23 @@ impl Fields {
         let suggested_mappings = schemas.as_ref().map(suggest_mappings).unwrap_or_default();
         Self { schemas, problems, suggested_mappings }
     }
+}
+
+/// A config to check without saving it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheckRequest {
+    pub config: ConnectionConfig,
+}
+
+/// A config's problems, as saving it would name them.
+#[derive(Serialize, ToSchema)]
+pub struct ConfigCheck {
+    /// Empty: saving this config would be accepted.
+    pub problems: Vec<FieldProblem>,
+    /// Whether the mappings were also checked against the apps' fields (after "refresh
+    /// fields"); before, only what the config says on its own.
+    pub schemas_loaded: bool,
 }
 
 /// What to preview.
@@ -369,6 +387,36 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
     let conn = connection(&api, &id).await?;
     let problems = config_problems(validate_config(&conn.config, conn.schemas.as_ref()));
     Ok(Json(Fields::of(conn.schemas, problems)))
+}
+
+/// Checks a config as `PATCH` would (against the fields last read) without saving it, and
+/// without asking either app: every problem, by field (`config.…`), in a 200 answer.
+#[utoipa::path(
+    post,
+    path = "/connections/{id}/config/check",
+    tag = "fields",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Connection id")),
+    request_body = ConfigCheckRequest,
+    responses(
+        (status = 200, body = ConfigCheck),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A body of the wrong shape (problems of the config itself are the 200 answer)", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
+    )
+)]
+async fn check_config(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ConfigCheckRequest>,
+) -> Result<Json<ConfigCheck>, HttpError> {
+    let conn = connection(&api, &id).await?;
+    let problems = config_problems(validate_config(&body.config, conn.schemas.as_ref()));
+    Ok(Json(ConfigCheck { problems, schemas_loaded: conn.schemas.is_some() }))
 }
 
 /// A dry run: checks the config against both apps' current fields (every problem activation
