@@ -3,7 +3,7 @@
 // progress. Plain SVG; each series has its own line style and marker besides its colour, each
 // chart a one-sentence summary and its numbers as a table.
 const CHART_HOURS = 48;
-const W = 600, H = 170, PAD_L = 44, PAD_R = 8, PAD_T = 10, PAD_B = 26;
+const W = 420, H = 170, PAD_L = 44, PAD_R = 8, PAD_T = 10, PAD_B = 24;
 
 /** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `floor`. */
 function niceMax(value, floor) {
@@ -26,7 +26,7 @@ function lineChart(spec) {
   const grid = [0, 0.5, 1].map((f) => el("g", { class: "grid" },
     el("line", { x1: PAD_L, x2: W - PAD_R, y1: y(f * yMax), y2: y(f * yMax) }),
     el("text", { x: PAD_L - 6, y: y(f * yMax) + 4, "text-anchor": "end" }, format(f * yMax))));
-  const ticks = hours.map((h, i) => (i % 12 === 0 || i === hours.length - 1)
+  const ticks = hours.map((h, i) => (i % 24 === 0 || i === hours.length - 1)
     ? el("text", { class: "tick", x: x(i), y: H - 8, "text-anchor": i === 0 ? "start" : i === hours.length - 1 ? "end" : "middle" }, hourLabel(h))
     : null);
   const lines = series.map((s) => {
@@ -82,7 +82,7 @@ function charts(status, activity) {
   const limits = activity.limits;
   const pct = (k, limit) => col(k).map((v) => (limit ? (100 * v) / limit : 0));
   const hsPct = pct("requests_hubspot", limits.hubspot_per_hour), mlPct = pct("requests_mailerlite", limits.mailerlite_per_hour);
-  const percent = (v) => (v >= 10 || v === 0 ? Math.round(v) : v.toFixed(1)) + "%";
+  const percent = (v) => (v === 0 ? "0%" : v < 0.1 ? "<0.1%" : v >= 10 ? Math.round(v) + "%" : v.toFixed(1) + "%");
   const requests = lineChart({
     key: "requests", title: t("charts.requests.title"), hours, format: percent,
     summary: t("charts.requests.summary", {

@@ -67,7 +67,10 @@ async function renderContacts(id, email) {
   const form = el("form", { class: "search", id: "contact-search", onsubmit: (e) => {
     e.preventDefault();
     const value = input.value.trim();
-    if (value) location.hash = `#/contacts/${enc(id)}/${enc(value)}`;
+    if (!value) return;
+    const target = `#/contacts/${enc(id)}/${enc(value)}`;
+    // The same address again (a new look at the same contact) is no hash change: render it.
+    if (location.hash === target) renderRoute(); else location.hash = target;
   } }, field(t("contact.email_label"), input, t("contact.email_hint")), el("button", { type: "submit", class: "primary" }, t("contact.search")));
   byId("view").replaceChildren(
     el("h1", { class: "view-title" }, t("contact.title")),

@@ -25,8 +25,10 @@ function el(tag, props, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") e.setAttribute("class", v);
     else if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
-    else if (svg || k === "role" || k === "for" || k === "list" || k.startsWith("data-") || k.startsWith("aria-")) e.setAttribute(k, v === true ? "" : String(v));
-    else e[k] = v;
+    // DOM properties where the element has one (value, checked, hidden…), attributes otherwise
+    // (tabindex, colspan, novalidate, role, for, data-*, aria-*).
+    else if (!svg && k !== "for" && k in e) e[k] = v;
+    else e.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;

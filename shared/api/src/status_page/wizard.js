@@ -130,7 +130,7 @@ function hubspotSummary(a) {
   if (!a) return el("p", { class: "none", id: "hubspot-account" }, t("connect.hubspot.none"));
   const h = a;
   return el("div", { class: "account connected", id: "hubspot-account", "data-portal-id": h.portal_id },
-    el("p", {}, badge("ok", t("connect.connected")), " ", t("connect.hubspot.portal", { id: h.portal_id }), h.domain ? " · " + h.domain : ""),
+    el("p", {}, badge("ok", t("connect.connected")), " ", t("connect.hubspot.portal", { id: String(h.portal_id) }), h.domain ? " · " + h.domain : ""),
     h.scopes ? el("p", { class: "scopes" }, t("connect.hubspot.scopes", { scopes: h.scopes.join(", ") })) : el("p", { class: "hint" }, t("connect.hubspot.scopes_unknown")),
     h.missing_scopes.length ? el("p", { class: "error", role: "alert" }, t("connect.hubspot.missing", { scopes: h.missing_scopes.join(", ") })) : null,
     h.missing_optional_scopes.length ? el("p", { class: "hint" }, t("connect.hubspot.missing_optional", { scopes: h.missing_optional_scopes.join(", ") })) : null);
