@@ -248,7 +248,10 @@ async fn walk_the_wizard(browser: &Browser, p: &Printed) {
     next_step(browser, "options").await;
 
     // Safety valve and engagement, with their defaults explained.
-    assert_eq!(browser.script("return document.querySelector('#safety-max_field_clears').value", json!([])).await, "500");
+    assert_eq!(
+        browser.script("return document.querySelector('#safety-max_field_clears').value", json!([])).await,
+        "500"
+    );
     assert!(browser.text("fieldset").await.unwrap().contains("Default 100"));
     browser.assert_accessible("Safety and engagement").await;
     next_step(browser, "preview").await;
@@ -407,4 +410,34 @@ async fn edit_through_the_preview(browser: &Browser, p: &Printed) {
     let (_, saved) = api(p, reqwest::Method::GET, "/connections/active", None).await;
     assert_eq!(saved["config"]["mappings"][1]["never_overwrite_with_blank"], true, "{saved}");
     assert_eq!(saved["version"].as_u64(), conn["version"].as_u64().map(|v| v + 2), "saved over the rename: {saved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_is_connected_with_the_oauth_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let (demo, p) = start(dir.path());
+    let client = (after(&demo.stdout.lock().unwrap(), "OAuth app:").to_string(), p.client_secret.clone());
+    with_browser(&demo, |browser| async move {
+        sign_in(&browser, &p).await;
+        browser.click("#nav a[href=\"#/new\"]").await;
+        browser.replace_text("#new-name", "OAuth\u{E007}").await;
+        browser.wait_for("form.step[data-step=\"hubspot\"]").await;
+        browser.click("#hubspot-auth-oauth").await;
+        let client_id = client.0.split("client id").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        browser.type_into("#hubspot-client-id", &client_id).await;
+        browser.type_into("#hubspot-oauth-secret", &client.1).await;
+        browser.type_into("#hubspot-oauth-app-id", &p.app_id).await;
+        browser.assert_accessible("Connect HubSpot by OAuth").await;
+        // To HubSpot's consent screen (the simulator approves at once), back to hmsync's
+        // callback page, and from its link back to the setup screens.
+        browser.click("#hubspot-install").await;
+        let page = browser.wait_text("body", "the callback page", |t| t.contains("HubSpot is connected")).await;
+        assert!(page.contains("portal 62515"), "{page}");
+        browser.click("a[href*=\"/status#/setup/\"]").await;
+        browser.wait_for("#hubspot-account.connected[data-portal-id=\"62515\"]").await;
+        let account = browser.text("#hubspot-account").await.unwrap();
+        assert!(account.contains("hmsync-sandbox.example.com") && account.contains("oauth"), "{account}");
+        browser
+    })
+    .await;
 }
