@@ -70,7 +70,7 @@ pub fn suggest_mappings(schemas: &FieldSchemas) -> Vec<FieldMapping> {
         let matches: Vec<&HsProperty> = schemas.hubspot_contact.iter().filter(same).collect();
         // The property named exactly like the field first, then one labelled like it.
         if let Some(p) = matches.iter().find(|p| loose(&p.name) == names[0]).or_else(|| matches.first()) {
-            take(*p, field, &mut out);
+            take(p, field, &mut out);
         }
     }
     // What validation would still refuse (nothing, by construction) is left out all the same.

@@ -62,8 +62,8 @@ impl HourlyStore for DynamoStore {
             .filter_map(|item| {
                 let hour_ms = str_attr(item, "sk")?.strip_prefix("HOUR#")?.parse().ok()?;
                 let counters = item
-                    .iter()
-                    .filter_map(|(name, _)| Some((name.strip_prefix("c#")?.to_string(), num_attr(item, name)?)))
+                    .keys()
+                    .filter_map(|name| Some((name.strip_prefix("c#")?.to_string(), num_attr(item, name)?)))
                     .collect();
                 Some(HourCounters { hour_ms, counters })
             })
