@@ -46,6 +46,7 @@ ALLOWED_422 = {
     "POST /connections/{id}/preview": mapping_or_missing_source,
     "PUT /connections/{id}/credentials": refused_by_the_app,
     "POST /connections/{id}/fields/options": option_mapping_problem,
+    "POST /connections/{id}/config/check": mapping_problem,
 }
 
 

@@ -116,10 +116,10 @@ pub struct ConfigCheckRequest {
     pub config: ConnectionConfig,
 }
 
-/// A config's problems, as saving it would name them.
+/// A config that saving would accept.
 #[derive(Serialize, ToSchema)]
 pub struct ConfigCheck {
-    /// Empty: saving this config would be accepted.
+    /// Always empty here: a config with problems is a 422 naming each.
     pub problems: Vec<FieldProblem>,
     /// Whether the mappings were also checked against the apps' fields (after "refresh
     /// fields"); before, only what the config says on its own.
@@ -390,7 +390,8 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
 }
 
 /// Checks a config as `PATCH` would (against the fields last read) without saving it, and
-/// without asking either app: every problem, by field (`config.…`), in a 200 answer.
+/// without asking either app: 200 when saving would accept it, else 422 naming every problem
+/// (`config.…`), exactly as `PATCH` would.
 #[utoipa::path(
     post,
     path = "/connections/{id}/config/check",
@@ -405,7 +406,7 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
-        (status = 422, description = "A body of the wrong shape (problems of the config itself are the 200 answer)", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read)", body = ErrorBody),
         (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
@@ -416,6 +417,9 @@ async fn check_config(
 ) -> Result<Json<ConfigCheck>, HttpError> {
     let conn = connection(&api, &id).await?;
     let problems = config_problems(validate_config(&body.config, conn.schemas.as_ref()));
+    if !problems.is_empty() {
+        return Err(HttpError::invalid(problems));
+    }
     Ok(Json(ConfigCheck { problems, schemas_loaded: conn.schemas.is_some() }))
 }
 

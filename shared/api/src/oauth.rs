@@ -79,6 +79,7 @@ pub struct OAuthStart {
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "No OAuth client id and secret are stored", body = ErrorBody),
+        (status = 422, description = "`redirect` is neither true nor false", body = ErrorBody),
         (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]

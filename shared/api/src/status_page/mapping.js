@@ -45,7 +45,7 @@ function scheduleCheck(table) {
 async function checkMappings(table) {
   let result;
   try {
-    result = await api("POST", `connections/${enc(draft.id)}/config/check`, { config: draft.config });
+    result = { problems: await configProblems() };
   } catch (e) {
     if (e instanceof Unauthorized) return signOut(e.message);
     return;

@@ -80,10 +80,20 @@ function fieldName(path) {
 }
 
 /** Checks the config being edited; shows the problems of `step` and answers whether there are none. */
+/** The problems of the config being edited, as saving it would name them (none: []). */
+async function configProblems() {
+  try {
+    return (await api("POST", `connections/${enc(draft.id)}/config/check`, { config: draft.config })).problems;
+  } catch (e) {
+    if (e instanceof ApiRefusal && e.status === 422) return e.problems;
+    throw e;
+  }
+}
+
 async function checkStep(step, into) {
-  const result = await api("POST", `connections/${enc(draft.id)}/config/check`, { config: draft.config });
+  const problems = await configProblems();
   const prefixes = STEP_FIELDS[step] || [];
-  const mine = result.problems.filter((p) => prefixes.some((f) => p.field === f || p.field.startsWith(f + ".") || p.field.startsWith(f + "[")));
+  const mine = problems.filter((p) => prefixes.some((f) => p.field === f || p.field.startsWith(f + ".") || p.field.startsWith(f + "[")));
   if (mine.length) {
     into.replaceChildren(el("div", { class: "banner problem", role: "alert" }, el("p", {}, t("wizard.fix_first")), problemList(mine, fieldName)));
     return false;
