@@ -27,7 +27,7 @@ function lineChart(spec) {
     el("line", { x1: PAD_L, x2: W - PAD_R, y1: y(f * yMax), y2: y(f * yMax) }),
     el("text", { x: PAD_L - 6, y: y(f * yMax) + 4, "text-anchor": "end" }, format(f * yMax))));
   const ticks = hours.map((h, i) => (i % 24 === 0 || i === hours.length - 1)
-    ? el("text", { class: "tick", x: x(i), y: H - 8, "text-anchor": i === 0 ? "start" : i === hours.length - 1 ? "end" : "middle" }, hourLabel(h))
+    ? el("text", { class: "tick", x: x(i), y: H - 8, "text-anchor": i === 0 ? "start" : i === hours.length - 1 ? "end" : "middle" }, hours.length > 24 ? dayHourLabel(h) : hourLabel(h))
     : null);
   const lines = series.map((s) => {
     const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
@@ -60,7 +60,7 @@ const peak = (values) => values.reduce((a, b) => Math.max(a, b), 0);
 function charts(status, activity) {
   const hours = activity.hours.map((h) => h.hour_ms);
   const col = (k) => activity.hours.map((h) => h[k] || 0);
-  const whole = (v) => fmtNumber(Math.round(v));
+  const whole = (v) => fmtNumber(Number.isInteger(v) ? v : Math.round(v * 10) / 10);
   const written = lineChart({
     key: "written", title: t("charts.written.title"), hours, format: whole,
     summary: t("charts.written.summary", { hubspot: sum(col("written_hubspot")), mailerlite: sum(col("written_mailerlite")), hours: hours.length }),
