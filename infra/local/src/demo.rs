@@ -81,6 +81,10 @@ pub struct DemoArgs {
     /// Shrinks the sandbox's rate-limit windows (the request shape stays real); 1 is real time.
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
+    /// Seed the simulators but create no connection: print the page's URL, the admin token and
+    /// the simulators' credentials, and set the first connection up in the browser.
+    #[arg(long, conflicts_with = "until_synced")]
+    pub setup: bool,
 }
 
 /// The demo connection: two-way, every contact, HubSpot wins conflicts, eight mapped fields of
@@ -181,13 +185,17 @@ pub async fn summary(
 }
 
 /// Whether the data directory's store already holds the demo connection (then the demo
-/// resumes). Opens the store only if it exists, and closes it again before the runtime opens it.
-async fn holds_demo_connection(data_dir: &Path) -> anyhow::Result<bool> {
+/// resumes); with `--setup`, any connection set up in the browser. Opens the store only if it
+/// exists, and closes it again before the runtime opens it.
+async fn holds_demo_connection(data_dir: &Path, setup: bool) -> anyhow::Result<bool> {
     let path = data_dir.join(STORE_FILE);
     if !path.exists() {
         return Ok(false);
     }
     let store = SqliteStore::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
+    if setup {
+        return Ok(!store.list_connections().await?.is_empty());
+    }
     Ok(store.get_connection(DEMO_CONNECTION).await?.is_some())
 }
 
@@ -214,8 +222,19 @@ async fn seeded_sandbox(
             .user_edit(&email, &UserEdit { fields, ..Default::default() })
             .map_err(|e| anyhow::anyhow!("seeding a subscriber with a bad option: {e:?}"))?;
     }
+    if args.setup {
+        // A calculated HubSpot property has a MailerLite field of its name: the setup screens
+        // suggest it, one way (HubSpot calculates it).
+        sandbox
+            .mailerlite()
+            .create_field(SETUP_READ_ONLY_FIELD, hmsync_sandbox::mailerlite::FieldType::Number)
+            .map_err(|e| anyhow::anyhow!("creating the {SETUP_READ_ONLY_FIELD} field: {e:?}"))?;
+    }
     Ok((sandbox, DemoSeed { people, seeded }))
 }
+
+/// The MailerLite field `--setup` adds for HubSpot's calculated `lead_score`.
+pub const SETUP_READ_ONLY_FIELD: &str = "Lead score";
 
 /// The sandbox of an earlier run on this data directory, from its snapshot.
 async fn restored_sandbox(
@@ -440,7 +459,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.hubspot_port));
     let mailerlite_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.mailerlite_port));
     let snapshot_path = args.data_dir.join(SANDBOX_SNAPSHOT_FILE);
-    let resumed = holds_demo_connection(&args.data_dir).await?;
+    let resumed = holds_demo_connection(&args.data_dir, args.setup).await?;
     let (sandbox, demo) = if resumed {
         restored_sandbox(&args, &snapshot_path, config, hubspot_addr, mailerlite_addr).await?
     } else {
@@ -515,6 +534,9 @@ async fn drive(
     interrupted: &CancellationToken,
 ) -> anyhow::Result<Stop> {
     hubspot_webhooks(sandbox, &rt.public_url);
+    if args.setup {
+        return setup_only(args, sandbox, rt, resumed, interrupted).await;
+    }
     let hs = sandbox.hubspot().config();
     let credentials = Credentials {
         hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
@@ -613,5 +635,39 @@ async fn drive(
         sandbox.mailerlite().config().token,
     );
     interrupted.cancelled().await;
+    Ok(Stop::Interrupted)
+}
+
+/// `--setup`: no connection is made here. Prints what a newcomer needs to set one up in the
+/// browser (the page, the admin token, both simulators' credentials) and syncs whatever the
+/// page activates until Ctrl-C.
+async fn setup_only(
+    args: &DemoArgs,
+    sandbox: &Sandbox,
+    rt: &Runtime,
+    resumed: bool,
+    interrupted: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Stop> {
+    let hs = sandbox.hubspot().config();
+    let ml = sandbox.mailerlite().config();
+    let state = if resumed {
+        format!("Resumed from {}: the connections set up there keep syncing.", args.data_dir.display())
+    } else {
+        "No connection yet: open the page and set the first one up.".to_string()
+    };
+    println!(
+        "{state}\n\n  Page:         {api}/status\n  Admin token:  {token}\n\n  HubSpot (simulated portal {portal}) at {hs_url}\n    Private app:  access token {hs_token}  app id {app_id}  client secret {secret}\n    OAuth app:    client id {client_id}  client secret {secret}\n  MailerLite (simulated account) at {ml_url}\n    API key:      {ml_token}\n\nCtrl-C stops (the sandbox is saved; run the same command to resume).",
+        api = rt.api_url,
+        token = rt.admin_token,
+        portal = hs.portal_id,
+        hs_url = sandbox.hubspot_url(),
+        hs_token = hs.token,
+        app_id = hs.app_id,
+        secret = hs.client_secret,
+        client_id = hs.client_id,
+        ml_url = sandbox.mailerlite_url(),
+        ml_token = ml.token,
+    );
+    let _ = interrupted.wait_for(|i| *i).await;
     Ok(Stop::Interrupted)
 }

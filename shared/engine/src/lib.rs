@@ -5,9 +5,11 @@
 
 pub mod adapters;
 pub mod api;
+pub mod catalog;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
+pub mod hourly;
 pub mod lifecycle;
 pub mod message;
 pub mod ml_webhooks;

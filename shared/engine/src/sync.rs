@@ -1612,6 +1612,12 @@ impl Engine {
             if plan.has_writes() {
                 report.written += 1;
             }
+            if plan.hubspot.is_some() || plan.hubspot_unsubscribe_all {
+                report.written_hubspot += 1;
+            }
+            if plan.mailerlite.is_some() || !plan.group_changes.is_empty() {
+                report.written_mailerlite += 1;
+            }
             if u.problems.is_empty() {
                 // Values withheld because they stand refused: their problems stand too.
                 if had_errors && u.held.is_empty() {

@@ -17,8 +17,8 @@ pub mod webhooks;
 
 pub use batch::{BATCH_SIZE, MAX_SINGLES};
 pub use client::{
-    Auth, DEFAULT_APP_URL, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, TokenCallback, TokenSet, authorize_url,
-    exchange_code,
+    Auth, DEFAULT_APP_URL, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, INTROSPECT, PRIVATE_APP_TOKEN_INFO,
+    TokenCallback, TokenSet, authorize_url, exchange_code,
 };
 pub use contacts::{CONTACTS, ListOptions};
 pub use crm::{ACCOUNT, ASSOCIATIONS, COMPANIES, LISTS, NOTES, PREFERENCES, PROPERTIES};

@@ -39,6 +39,7 @@ pub fn routes() -> Router<MailerLite> {
         .route("/api/groups/{id}", get(get_group).put(update_group).delete(delete_group))
         .route("/api/groups/{id}/subscribers", get(group_subscribers))
         .route("/api/groups/{id}/import-subscribers", post(import_subscribers))
+        .route("/api/accounts", get(list_accounts))
         .route("/api/segments", get(list_segments))
         .route("/api/segments/{id}", get(get_segment).put(update_segment).delete(delete_segment))
         .route("/api/segments/{id}/subscribers", get(segment_subscribers))
@@ -410,6 +411,23 @@ async fn group_subscribers(
         page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], with_groups)).collect();
     let path = format!("{}/groups/{id}/subscribers", ml.base_url());
     Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, Value::from(limit))))
+}
+
+// --- accounts ----------------------------------------------------------------------------------
+
+/// The name the sandbox's account goes by.
+pub const ACCOUNT_NAME: &str = "MailerLite sandbox";
+
+/// `GET /api/accounts`: the accounts the credentials reach. MailerLite's own CLI reads it after
+/// its OAuth login (mailerlite/mailerlite-cli `cmd/account/account.go`); ASSUMED to answer an
+/// API key the same way, with the key's one account.
+async fn list_accounts(State(ml): State<MailerLite>) -> ApiResult {
+    let account = serde_json::json!({
+        "id": ml.config().account_id.to_string(),
+        "name": ACCOUNT_NAME,
+        "status": "active",
+    });
+    Ok(ok(vec![account]))
 }
 
 // --- segments ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 //! | `HS#<id>`, `ML#<id>`, `EMAIL#<email>`  | index entries: `link_id`, written with the link         |
 //! | `ERR#<key>`                            | the contact's current [`ContactError`](crate::ContactError) |
 //! | `LOG#<link>#<at ms, 15 digits>#<batch uuid v7>#<n>` | a [`HistoryEntry`](crate::HistoryEntry) + `expires_at` |
+//! | `HOUR#<hour start ms, 15 digits>`      | one number attribute `c#<name>` per hourly counter (`ADD`) + `expires_at` |
 //! | `METER#<yyyy-mm>`                      | `count` of unique contacts of the month                 |
 //! | `METER#<yyyy-mm>#<link>`               | the link was counted that month                         |
 //! | `SEEN#<event key>`                     | an engagement event seen (+ `expires_at`); keys over 512 bytes as `SEEN#sha256:<hex>` |
@@ -22,6 +23,7 @@
 //! `expires_at` (epoch seconds) is the table's TTL attribute; DynamoDB deletes expired items
 //! lazily, so reads filter them as well.
 
+mod hourly;
 mod links;
 mod records;
 
