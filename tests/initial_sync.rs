@@ -210,7 +210,7 @@ async fn the_hourly_counters_hold_each_app_s_writes_and_every_request_the_sync_m
     c.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("lastname", "last_name")];
     c.engagement.enabled = false;
     let id = h.connect("c1", c).await;
-    h.engine.activate(&id).await.unwrap();
+    h.start_activation(&id).await;
     // Only what the worker does from here on: the initial sync and the echoes of its writes.
     h.hubspot.instrumentation().stats.reset();
     h.mailerlite.instrumentation().stats.reset();

@@ -646,7 +646,7 @@ async fn setup_only(
     sandbox: &Sandbox,
     rt: &Runtime,
     resumed: bool,
-    interrupted: &mut watch::Receiver<bool>,
+    interrupted: &CancellationToken,
 ) -> anyhow::Result<Stop> {
     let hs = sandbox.hubspot().config();
     let ml = sandbox.mailerlite().config();
@@ -668,6 +668,6 @@ async fn setup_only(
         ml_url = sandbox.mailerlite_url(),
         ml_token = ml.token,
     );
-    let _ = interrupted.wait_for(|i| *i).await;
+    interrupted.cancelled().await;
     Ok(Stop::Interrupted)
 }
