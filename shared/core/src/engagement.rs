@@ -104,6 +104,14 @@ impl EngagementEvent {
             self.url.as_deref().unwrap_or("-")
         )
     }
+
+    /// A short digest of [`EngagementEvent::key`] (64 bits of SHA-256, 16 hex digits): what a
+    /// link remembers of the event. Among the at most [`RECENT_EVENTS`] digests of one link a
+    /// collision has a chance of about 10^-15.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(&Sha256::digest(self.key().as_bytes())[..8])
+    }
 }
 
 /// What the link remembers of a contact's engagement (so HubSpot is written only on change and
@@ -123,7 +131,9 @@ pub struct EngagementState {
     pub unsubscribed_ms: Option<i64>,
     pub bounced_ms: Option<i64>,
     pub spam_reported_ms: Option<i64>,
-    /// Keys of the most recent events: a repeated or overlapping delivery changes nothing.
+    /// Digests ([`EngagementEvent::digest`]) of the most recent events' keys: a repeated or
+    /// overlapping delivery changes nothing. Digests, not the keys, whose click URLs would make
+    /// a link item large and keep what a person clicked.
     pub recent: Vec<String>,
 }
 
@@ -179,11 +189,12 @@ pub fn record_events(state: &EngagementState, events: &[EngagementEvent], notes:
         if let Some(n) = e.clicks_count {
             next.clicks = next.clicks.max(n);
         }
-        let key = e.key();
-        if next.recent.contains(&key) {
+        let digest = e.digest();
+        // Links written before keys were digested still hold the keys themselves.
+        if next.recent.contains(&digest) || next.recent.contains(&e.key()) {
             continue;
         }
-        next.recent.push(key);
+        next.recent.push(digest);
         out.recorded += 1;
         let campaign = e.campaign_name.clone().unwrap_or_else(|| "a campaign".to_string());
         match e.kind {
@@ -316,6 +327,25 @@ mod tests {
             assert_eq!(u.properties[p], "1970-01-01T00:00:07.000Z", "{p}");
         }
         assert!(u.notes.is_empty(), "notes only when asked for");
+    }
+
+    #[test]
+    fn a_link_keeps_short_digests_of_event_keys_never_the_urls() {
+        let click = |url: &str| EngagementEvent {
+            kind: EventKind::Click,
+            url: Some(url.into()),
+            clicks_count: None,
+            ..open("s", "c1", 2_000, None)
+        };
+        let long = format!("https://x.com/offer?email=ada%40example.com&pad={}", "p".repeat(2_000));
+        let u = record_events(&EngagementState::default(), &[click(&long), click("https://x.com/b")], false);
+        assert_eq!(u.recorded, 2);
+        assert!(u.state.recent.iter().all(|k| k.len() == 16 && k.chars().all(|c| c.is_ascii_hexdigit())));
+        assert!(!u.state.recent.iter().any(|k| k.contains("x.com") || k.contains("ada")));
+        assert_eq!(record_events(&u.state, &[click(&long)], false).recorded, 0, "a repeat is still recognised");
+        // A key stored before digests were used is still recognised.
+        let legacy = EngagementState { recent: vec![click("https://x.com/b").key()], ..EngagementState::default() };
+        assert_eq!(record_events(&legacy, &[click("https://x.com/b")], false).recorded, 0);
     }
 
     #[test]

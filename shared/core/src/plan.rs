@@ -565,6 +565,17 @@ impl Planner {
         next.hs_opted_out = false;
         next.ml_status = Some(ml.status);
         plan.changes.push(change(Side::HubSpot, "contact", None, Some(email.to_string()), Reason::Created));
+        if self.config.engagement.unsubscribe_in_hubspot && ml.status == MlStatus::Unsubscribed {
+            // The new contact carries the subscriber's unsubscribe from the start.
+            plan.hubspot_unsubscribe_all = true;
+            plan.changes.push(change(
+                Side::HubSpot,
+                "hs_email_optout",
+                None,
+                Some("true".into()),
+                Reason::StatusRecorded,
+            ));
+        }
         plan.hubspot = Some(HubSpotWrite::Create { properties });
     }
 
@@ -580,7 +591,6 @@ impl Planner {
     ) {
         let config = &self.config;
         let from_hs = config.direction.allows_from(Side::HubSpot);
-        let from_ml = config.direction.allows_from(Side::MailerLite);
         let mut hs_props: BTreeMap<String, String> = BTreeMap::new();
         let mut ml_fields: BTreeMap<String, Value> = BTreeMap::new();
         let mut ml_email: Option<String> = None;
@@ -707,11 +717,10 @@ impl Planner {
             plan.changes.push(change(source.other(), field_name(m, source.other()), current, out, reason));
         }
 
-        // Opt-out in HubSpot → unsubscribed in MailerLite (on the transition, whatever the
-        // rules: consent is not a field that stops syncing). Never the other way round.
-        let was_opted_out = link.is_some_and(|l| l.hs_opted_out);
-        if from_hs && hs.opted_out() && !was_opted_out && matches!(ml.status, MlStatus::Active | MlStatus::Unconfirmed)
-        {
+        // Consent crosses every link, whatever the rules, the direction of the connection and
+        // of its mappings: an opted-out HubSpot contact is never left with an active (or
+        // unconfirmed) subscriber. Never the other way round: nobody is resubscribed.
+        if hs.opted_out() && matches!(ml.status, MlStatus::Active | MlStatus::Unconfirmed) {
             ml_status = Some(MlStatus::Unsubscribed);
             plan.safety.unsubscribes += 1;
             plan.changes.push(change(
@@ -728,10 +737,12 @@ impl Planner {
         // The MailerLite status is recorded on the HubSpot contact: when it changed since it
         // was recorded, or when a merge may have copied another contact's status onto it (a
         // status recorded before is not written again on a read that lags behind the write).
+        // An unsubscribe is consent: it is written whenever the contact does not show it, like
+        // the opt-out below, whichever way the connection runs.
         let recorded = link.and_then(|l| l.ml_status);
         let merged = link.is_some_and(|l| l.hs_merged);
         if config.engagement.enabled
-            && (recorded != Some(status_now) || merged)
+            && (recorded != Some(status_now) || merged || status_now == MlStatus::Unsubscribed)
             && hs.property(engagement::STATUS) != Some(status_now.as_str())
         {
             hs_props.insert(engagement::STATUS.to_string(), status_now.as_str().to_string());
@@ -743,12 +754,7 @@ impl Planner {
                 Reason::StatusRecorded,
             ));
         }
-        if config.engagement.unsubscribe_in_hubspot
-            && from_ml
-            && ml.status == MlStatus::Unsubscribed
-            && recorded.is_some_and(|s| s != MlStatus::Unsubscribed)
-            && !hs.opted_out()
-        {
+        if config.engagement.unsubscribe_in_hubspot && ml.status == MlStatus::Unsubscribed && !hs.opted_out() {
             plan.hubspot_unsubscribe_all = true;
             plan.changes.push(change(
                 Side::HubSpot,

@@ -1,6 +1,7 @@
 //! Property tests of the planner over random configs, records and links:
 //! idempotence (no echo), convergence, never reactivating, one-way mappings never writing
-//! to their source.
+//! to their source, and consent crossing every link (checked over every config and every pair
+//! of consent states).
 
 mod support;
 
@@ -357,5 +358,181 @@ proptest! {
         if s.ml.is_some() {
             prop_assert!(!matches!(plan.mailerlite, Some(MailerLiteWrite::Create { .. })), "subscriber created twice");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent crosses every link
+
+/// Every config that matters for consent: each direction, each rule kind on both sides, with and
+/// without a target group, engagement recording and the HubSpot opt-out on or off.
+fn consent_configs() -> Vec<ConnectionConfig> {
+    let mut out = Vec::new();
+    for direction in DIRECTIONS {
+        for hubspot_rule in [HubSpotRule::All, HubSpotRule::Lists { list_ids: vec!["7".into()] }] {
+            for mailerlite_rule in [
+                MailerLiteRule::All,
+                MailerLiteRule::Groups { group_ids: vec!["g1".into()] },
+                MailerLiteRule::Groups { group_ids: vec!["tg".into()] },
+                MailerLiteRule::Segments { segment_ids: vec!["s1".into()] },
+            ] {
+                for target in [None, Some("tg".to_string())] {
+                    for (enabled, opt_out) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let mut c = ConnectionConfig::new("consent");
+                        c.direction = direction;
+                        c.hubspot_rule = hubspot_rule.clone();
+                        c.mailerlite_rule = mailerlite_rule.clone();
+                        c.target_group = target.clone();
+                        c.engagement.enabled = enabled;
+                        c.engagement.unsubscribe_in_hubspot = opt_out;
+                        out.push(c);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every HubSpot contact state: opted out or not, in or out of the rule, with each recorded
+/// MailerLite status.
+fn consent_contacts(config: &ConnectionConfig) -> Vec<HubSpotContact> {
+    let mut out = Vec::new();
+    for opted_out in [false, true] {
+        for in_scope in [false, true] {
+            if !in_scope && config.hubspot_rule == HubSpotRule::All {
+                continue;
+            }
+            for status in ["", "active", "unsubscribed"] {
+                let optout = if opted_out { "true" } else { "false" };
+                let mut h =
+                    support::hs("101", "ada@example.com", &[("hs_email_optout", optout), (engagement::STATUS, status)]);
+                h.in_scope = in_scope;
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// Every subscriber state: each status, in the target group, another group or none, in the
+/// segment or not.
+fn consent_subscribers(config: &ConnectionConfig) -> Vec<MailerLiteSubscriber> {
+    let mut out = Vec::new();
+    for status in STATUSES {
+        for groups in [vec![], vec!["tg".to_string()], vec!["g1".to_string()]] {
+            for in_segment in [false, true] {
+                let mut m = support::ml("909", "ada@example.com", json!({}));
+                m.status = status;
+                m.groups = groups.clone();
+                let segments: Vec<String> = if in_segment { vec!["s1".into()] } else { Vec::new() };
+                m.in_scope = config.mailerlite_rule.matches(status, &m.groups, &segments);
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// What the link may remember: nothing yet, or either opt-out with any recorded status.
+fn consent_links() -> Vec<Option<Link>> {
+    let mut out = vec![None];
+    for hs_opted_out in [false, true] {
+        for ml_status in [None, Some(MlStatus::Active), Some(MlStatus::Unsubscribed), Some(MlStatus::Unconfirmed)] {
+            let mut l = Link::new("L1", "ada@example.com");
+            l.hubspot_id = Some("101".into());
+            l.mailerlite_id = Some("909".into());
+            l.hs_in_scope = true;
+            l.ml_in_scope = true;
+            l.hs_opted_out = hs_opted_out;
+            l.ml_status = ml_status;
+            out.push(Some(l));
+        }
+    }
+    out
+}
+
+/// Checks one case: after the plan is applied, a linked pair never has an opted-out contact
+/// with an active or unconfirmed subscriber, a MailerLite unsubscribe shows on the contact (its
+/// status property when engagement is recorded; an opt-out when the connection asks for one),
+/// and nobody is resubscribed.
+fn consent_holds(
+    config: &ConnectionConfig,
+    planner: &Planner,
+    phase: Phase,
+    link: Option<&Link>,
+    hs: Option<&HubSpotContact>,
+    ml: Option<&MailerLiteSubscriber>,
+) -> Result<(), String> {
+    let plan = planner.plan(phase, link, hs, ml);
+    let applied = apply(config, &plan, hs, ml, "102", "910");
+    let describe =
+        || format!("config {config:?}\nphase {phase:?}\nlink {link:?}\nhs {hs:?}\nml {ml:?}\nplan {plan:#?}");
+    if let (Some(before), Some(after)) = (ml, &applied.mailerlite)
+        && before.status.is_suppressed()
+        && after.status != before.status
+    {
+        return Err(format!("resubscribed: {:?} became {:?}\n{}", before.status, after.status, describe()));
+    }
+    let (Some(_), Some(h), Some(m)) = (&plan.link, &applied.hubspot, &applied.mailerlite) else { return Ok(()) };
+    if h.opted_out() && matches!(m.status, MlStatus::Active | MlStatus::Unconfirmed) {
+        return Err(format!("an opted-out contact is {} in MailerLite\n{}", m.status, describe()));
+    }
+    if m.status == MlStatus::Unsubscribed {
+        if config.engagement.enabled && h.property(engagement::STATUS) != Some("unsubscribed") {
+            return Err(format!("the unsubscribe is not recorded on the contact\n{}", describe()));
+        }
+        if config.engagement.unsubscribe_in_hubspot && !h.opted_out() {
+            return Err(format!("the unsubscribe did not opt the contact out\n{}", describe()));
+        }
+    }
+    Ok(())
+}
+
+/// Every config (all three directions, every rule kind on both sides) and every pair of
+/// states, linked or being linked, at the initial sync and after: consent crosses the link.
+#[test]
+fn consent_crosses_every_link_in_every_config_and_every_pair_of_states() {
+    let mut cases = 0usize;
+    for config in consent_configs() {
+        let planner = Planner::new(&config, &support::schemas());
+        let contacts = consent_contacts(&config);
+        let subscribers = consent_subscribers(&config);
+        for link in consent_links() {
+            for phase in [Phase::Initial, Phase::Continuous] {
+                for h in &contacts {
+                    for m in &subscribers {
+                        cases += 1;
+                        if let Err(e) = consent_holds(&config, &planner, phase, link.as_ref(), Some(h), Some(m)) {
+                            panic!("{e}");
+                        }
+                    }
+                    // A subscriber to be created (or a deleted one).
+                    if let Err(e) = consent_holds(&config, &planner, phase, link.as_ref(), Some(h), None) {
+                        panic!("{e}");
+                    }
+                }
+                for m in &subscribers {
+                    if let Err(e) = consent_holds(&config, &planner, phase, link.as_ref(), None, Some(m)) {
+                        panic!("{e}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 900_000, "{cases} cases");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The same over random configs with random mappings, field values and link bases: what the
+    /// fields do never changes what consent does.
+    #[test]
+    fn consent_crosses_every_link_whatever_the_mappings(data in prop::collection::vec(any::<u16>(), 96)) {
+        let s = scenario(&data);
+        let planner = Planner::new(&s.config, &support::schemas());
+        let outcome = consent_holds(&s.config, &planner, s.phase, s.link.as_ref(), s.hs.as_ref(), s.ml.as_ref());
+        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
     }
 }

@@ -252,9 +252,15 @@ fn after_a_merge_the_survivor_shows_its_own_subscribers_status() {
     let plan = p.plan(Phase::Continuous, Some(out.kept.as_ref().unwrap()), Some(&h), Some(&m));
     assert_eq!(hs_props(&plan).get(engagement::STATUS).map(String::as_str), Some("unsubscribed"));
     assert!(!plan.link.unwrap().hs_merged, "checked once");
-    // Without a merge, a status the sync recorded is not written again on a stale read.
-    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    // Without a merge, a status the sync recorded is not written again on a stale read...
+    let mut bounced = m.clone();
+    bounced.status = MlStatus::Bounced;
+    let recorded = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&bounced)).link.unwrap();
+    let plan = p.plan(Phase::Continuous, Some(&recorded), Some(&h), Some(&bounced));
     assert!(!hs_props(&plan).contains_key(engagement::STATUS));
+    // ...except an unsubscribe, which is consent: the contact always shows it.
+    let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert_eq!(hs_props(&plan).get(engagement::STATUS).map(String::as_str), Some("unsubscribed"));
 }
 
 // ---------------------------------------------------------------- Initial sync
@@ -845,10 +851,88 @@ fn one_way_mailerlite_to_hubspot_connection_never_writes_to_mailerlite() {
     c.direction = Direction::MailerLiteToHubSpot;
     let p = planner(&c);
     assert!(p.plan(Phase::Initial, None, Some(&hs("1", "a@x.com", &[])), None).link.is_none());
-    let h = hs("1", "a@x.com", &[("firstname", "Ada"), ("hs_email_optout", "true")]);
+    let h = hs("1", "a@x.com", &[("firstname", "Ada")]);
     let plan = p.plan(Phase::Initial, None, Some(&h), Some(&ml("9", "a@x.com", json!({"name": "Bo"}))));
     assert!(plan.mailerlite.is_none() && plan.group_changes.is_empty());
     assert_eq!(hs_props(&plan).get("firstname").map(String::as_str), Some("Bo"));
+}
+
+// ---------------------------------------------------------------- Consent crosses every link
+
+#[test]
+fn an_opt_out_in_hubspot_unsubscribes_the_linked_subscriber_on_a_mailerlite_to_hubspot_connection() {
+    let mut c = config();
+    c.direction = Direction::MailerLiteToHubSpot;
+    let h = hs("1", "a@x.com", &[("firstname", "Ada"), ("hs_email_optout", "true")]);
+    let plan = planner(&c).plan(Phase::Initial, None, Some(&h), Some(&ml("9", "a@x.com", json!({"name": "Bo"}))));
+    // Only consent crosses against the direction: no field, no group.
+    assert!(matches!(
+        &plan.mailerlite,
+        Some(MailerLiteWrite::Update { email: None, fields, status: Some(MlStatus::Unsubscribed), .. }) if fields.is_empty()
+    ));
+    assert!(plan.group_changes.is_empty());
+    assert!(plan.changes.iter().any(|ch| ch.reason == Reason::OptedOutInHubSpot));
+}
+
+#[test]
+fn an_unsubscribe_in_mailerlite_is_recorded_on_the_linked_contact_on_a_hubspot_to_mailerlite_connection() {
+    let mut c = config();
+    c.direction = Direction::HubSpotToMailerLite;
+    c.engagement.unsubscribe_in_hubspot = true;
+    let (link, h, mut m) = linked_after_initial(&c, &hs("1", "a@x.com", &[]), &ml("9", "a@x.com", empty()));
+    m.status = MlStatus::Unsubscribed;
+    m.fields.insert("name".into(), json!("Edited in MailerLite"));
+    let p = planner(&c);
+    let (plan, a) = run(&p, Phase::Continuous, Some(&link), Some(&h), Some(&m));
+    assert!(plan.hubspot_unsubscribe_all, "opted out in HubSpot");
+    assert_eq!(
+        hs_props(&plan).keys().map(String::as_str).collect::<Vec<_>>(),
+        [engagement::STATUS],
+        "only consent is written to HubSpot, no field"
+    );
+    assert!(!p.plan(Phase::Continuous, a.link.as_ref(), a.hubspot.as_ref(), a.mailerlite.as_ref()).has_writes());
+}
+
+#[test]
+fn consent_crosses_a_link_whose_other_side_is_outside_the_rules() {
+    // Linked through the HubSpot list only (the subscriber is in no rule group), and through the
+    // MailerLite group only (the contact is in no rule list).
+    let mut c = config();
+    c.hubspot_rule = HubSpotRule::Lists { list_ids: vec!["7".into()] };
+    c.mailerlite_rule = MailerLiteRule::Groups { group_ids: vec!["g1".into()] };
+    c.engagement.unsubscribe_in_hubspot = true;
+    let p = planner(&c);
+    let mut h = hs("1", "a@x.com", &[("hs_email_optout", "true")]);
+    let mut m = ml("9", "a@x.com", empty());
+    for (hs_in, ml_in) in [(true, false), (false, true)] {
+        h.in_scope = hs_in;
+        m.in_scope = ml_in;
+        m.groups = if ml_in { vec!["g1".into()] } else { Vec::new() };
+        let mut link = Link::new("L1", "a@x.com");
+        link.hubspot_id = Some("1".into());
+        link.mailerlite_id = Some("9".into());
+        link.hs_opted_out = true;
+        m.status = MlStatus::Active;
+        let plan = p.plan(Phase::Continuous, Some(&link), Some(&h), Some(&m));
+        assert_eq!(ml_status_write(&plan), Some(MlStatus::Unsubscribed), "hs in {hs_in}, ml in {ml_in}");
+        let optin = hs("1", "a@x.com", &[]);
+        let mut unsubscribed = m.clone();
+        unsubscribed.status = MlStatus::Unsubscribed;
+        let plan = p.plan(Phase::Continuous, Some(&link), Some(&optin), Some(&unsubscribed));
+        assert!(plan.hubspot_unsubscribe_all, "hs in {hs_in}, ml in {ml_in}");
+    }
+}
+
+#[test]
+fn a_contact_created_from_an_unsubscribed_subscriber_is_opted_out_when_the_connection_asks() {
+    let mut c = config();
+    c.engagement.unsubscribe_in_hubspot = true;
+    let mut m = ml("9", "a@x.com", empty());
+    m.status = MlStatus::Unsubscribed;
+    let plan = planner(&c).plan(Phase::Initial, None, None, Some(&m));
+    assert!(matches!(plan.hubspot, Some(HubSpotWrite::Create { .. })));
+    assert!(plan.hubspot_unsubscribe_all);
+    assert_eq!(hs_props(&plan).get(engagement::STATUS).map(String::as_str), Some("unsubscribed"));
 }
 
 #[test]
