@@ -147,7 +147,7 @@ impl Engine {
                 _ => {
                     s.pause = None;
                     s.problem = None;
-                    Some(std::mem::take(&mut s.parked))
+                    Some(std::mem::take(&mut s.legacy_parked))
                 }
             })
             .await?;
@@ -156,7 +156,7 @@ impl Engine {
                 "the safety valve holds this connection: review the pending changes and approve them".into(),
             ));
         };
-        self.replay(parked).await?;
+        self.replay(conn_id, parked).await?;
         Ok(state)
     }
 
@@ -172,7 +172,7 @@ impl Engine {
                     }
                     s.approved_until_ms = Some(until);
                     s.pause = None;
-                    Some(std::mem::take(&mut s.parked))
+                    Some(std::mem::take(&mut s.legacy_parked))
                 }
                 _ => None,
             })
@@ -180,7 +180,7 @@ impl Engine {
         let Some(parked) = parked else {
             return Err(LifecycleError::NotAllowed("nothing is waiting for approval".into()));
         };
-        self.replay(parked).await?;
+        self.replay(conn_id, parked).await?;
         Ok(state)
     }
 
@@ -250,12 +250,35 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) async fn replay(&self, parked: Vec<serde_json::Value>) -> Result<(), EngineError> {
-        let messages: Vec<SyncMessage> = parked.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
-        for m in &messages {
-            self.enqueue_fresh(m).await?;
+    /// Sends the connection's parked work back to the queue, oldest first (with `legacy`, work a
+    /// state document of an earlier version held), and removes each page once it is queued.
+    /// Returns how many messages went back.
+    pub(crate) async fn replay(&self, conn_id: &str, legacy: Vec<serde_json::Value>) -> Result<usize, EngineError> {
+        let mut replayed = 0;
+        for m in legacy.into_iter().filter_map(|v| serde_json::from_value::<SyncMessage>(v).ok()) {
+            self.enqueue_fresh(&m).await?;
+            replayed += 1;
         }
-        Ok(())
+        loop {
+            let page = self.store.list_parked(conn_id, None, 100).await?;
+            if page.items.is_empty() {
+                return Ok(replayed);
+            }
+            let mut ids = Vec::with_capacity(page.items.len());
+            for parked in page.items {
+                match SyncMessage::from_body(&parked.body) {
+                    Ok(m) => {
+                        self.enqueue_fresh(&m).await?;
+                        replayed += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(connection = conn_id, error = %e, "a parked message could not be read; dropped")
+                    }
+                }
+                ids.push(parked.id);
+            }
+            self.store.remove_parked(conn_id, &ids).await?;
+        }
     }
 
     /// New credentials were stored: drop cached clients and lift a credentials pause.
@@ -266,12 +289,14 @@ impl Engine {
                 if matches!(s.pause, Some(Pause::Credentials { .. })) {
                     s.pause = None;
                     s.problem = None;
-                    return std::mem::take(&mut s.parked);
+                    return Some(std::mem::take(&mut s.legacy_parked));
                 }
-                Vec::new()
+                None
             })
             .await?;
-        self.replay(parked).await?;
+        if let Some(legacy) = parked {
+            self.replay(conn_id, legacy).await?;
+        }
         Ok(())
     }
 
@@ -358,14 +383,15 @@ impl Engine {
             .update_state(conn_id, |s| {
                 if s.pause.is_none() && s.wait_until_ms.is_some_and(|t| t <= now) {
                     s.wait_until_ms = None;
-                    return std::mem::take(&mut s.parked);
+                    return Some(std::mem::take(&mut s.legacy_parked));
                 }
-                Vec::new()
+                None
             })
             .await?;
-        let released = parked.len();
-        self.replay(parked).await?;
-        Ok(released)
+        match parked {
+            Some(legacy) => self.replay(conn_id, legacy).await,
+            None => Ok(0),
+        }
     }
 
     /// A wait for an API limit is over once work succeeds again.

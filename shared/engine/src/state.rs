@@ -125,8 +125,10 @@ pub struct ConnectionState {
     pub initial_finished_at_ms: Option<i64>,
     /// The user approved destructive changes until then (the safety valve lets them through).
     pub approved_until_ms: Option<i64>,
-    /// Messages that arrived while paused, replayed on resume/approval.
-    pub parked: Vec<Value>,
+    /// Messages parked by versions that kept them here; parked work now has its own items
+    /// (`ParkedStore`), and these are replayed with them.
+    #[serde(rename = "parked", skip_serializing_if = "Vec::is_empty")]
+    pub legacy_parked: Vec<Value>,
     /// The HubSpot portal behind the credentials (for webhook routing).
     pub portal_id: Option<u64>,
     /// The MailerLite webhooks as last registered or checked.

@@ -17,6 +17,9 @@ use crate::failpoint;
 use crate::message::{ContactRef, Origin, SyncMessage};
 use crate::state::{ConnectionState, Lifecycle, Pause, counters};
 
+/// At most this many messages wait parked per connection; beyond it work comes back later.
+pub(crate) const PARKED_CAP: u64 = 10_000;
+
 /// Records a scan page already read, so that syncing them costs no second read.
 #[derive(Debug, Clone, Default)]
 pub struct Preloaded {
@@ -308,21 +311,10 @@ fn origin_text(origin: Origin) -> &'static str {
 }
 
 impl Engine {
-    /// Parks a message while the connection is paused: it is replayed on resume or approval.
+    /// Parks a message while the connection is paused or waiting: in its own item, replayed
+    /// on resume, approval or the wait's end.
     pub(crate) async fn park(&self, conn_id: &str, message: &SyncMessage) -> Result<Report, EngineError> {
-        let body = serde_json::to_value(message).expect("messages serialize");
-        let (_, parked) = self
-            .update_state(conn_id, |s| {
-                if s.parked.len() >= 10_000 {
-                    return false;
-                }
-                if !s.parked.contains(&body) {
-                    s.parked.push(body.clone());
-                }
-                true
-            })
-            .await?;
-        if !parked {
+        if !self.store.park(conn_id, &message.to_body(), PARKED_CAP).await? {
             return Err(EngineError::Retry {
                 message: format!("connection {conn_id} is paused and its parking space is full"),
                 after: Some(std::time::Duration::from_secs(300)),
@@ -360,19 +352,19 @@ impl Engine {
                     Some(t) if t > now || s.pause.is_some() => None,
                     _ => {
                         s.wait_until_ms = None;
-                        Some(std::mem::take(&mut s.parked))
+                        Some(std::mem::take(&mut s.legacy_parked))
                     }
                 })
                 .await?;
             match released {
                 None => return self.park(conn_id, message).await.map(Some),
-                Some(parked) => {
+                Some(legacy) => {
+                    let replayed = self.replay(conn_id, legacy).await?;
                     tracing::info!(
                         connection = conn_id,
-                        replayed = parked.len(),
+                        replayed,
                         "the wait for an API limit is over; parked work resumes"
                     );
-                    self.replay(parked).await?;
                 }
             }
         }

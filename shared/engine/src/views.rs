@@ -236,7 +236,7 @@ impl Engine {
             },
             month,
             unique_contacts_this_month: unique,
-            parked_messages: state.parked.len(),
+            parked_messages: self.store.count_parked(conn_id).await? as usize,
             engagement_events_today: counters.get(&crate::engagement::day_counter(now)).copied().unwrap_or(0).max(0)
                 as u64,
             engagement_events_total: counters.get(counters::ENGAGEMENT_EVENTS).copied().unwrap_or(0).max(0) as u64,

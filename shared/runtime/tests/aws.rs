@@ -142,11 +142,11 @@ async fn failed_messages_come_back_through_their_sqs_receipts() {
     let mut expected = vec![bad.clone(), after_bad.clone()];
     expected.sort();
     assert_eq!(failed, expected);
-    // A connection waiting for an API limit keeps its work in its state (replayed when the limit
-    // resets), so the message is done and cannot reach the dead-letter queue by waiting.
-    let (state, _) = engine.state("conn-waiting").await.expect("state");
-    assert_eq!(state.parked.len(), 1, "the waiting connection's message is parked");
-    assert!(state.parked[0].to_string().contains(r#""3""#), "{:?}", state.parked);
+    // A connection waiting for an API limit parks its work (replayed when the limit resets), so
+    // the message is done and cannot reach the dead-letter queue by waiting.
+    let parked = common::parked(&*engine.store, "conn-waiting").await;
+    assert_eq!(parked.len(), 1, "the waiting connection's message is parked");
+    assert!(parked[0].to_string().contains(r#""3""#), "{parked:?}");
     assert!(failed.iter().all(|f| f != &waiting));
 
     // The event source mapping deletes what succeeded.

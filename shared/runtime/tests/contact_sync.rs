@@ -99,10 +99,12 @@ async fn a_failed_message_fails_the_rest_of_its_connection_and_no_other_connecti
     );
 
     // m-a1 was handled (parked by the paused connection); m-a3 was not tried.
-    let (paused, _) = local.engine.state("conn-paused").await.unwrap();
-    assert_eq!(paused.parked, vec![first_parked]);
-    let (waiting, _) = local.engine.state("conn-waiting").await.unwrap();
-    assert_eq!(waiting.parked, vec![body_of(&batch(), "m-c1"), body_of(&batch(), "m-c2")], "in order");
+    assert_eq!(common::parked(&*local.store, "conn-paused").await, vec![first_parked]);
+    assert_eq!(
+        common::parked(&*local.store, "conn-waiting").await,
+        vec![body_of(&batch(), "m-c1"), body_of(&batch(), "m-c2")],
+        "in order"
+    );
 
     // Permanent failures come back at once (to reach the dead-letter queue quickly), with the
     // rest of their group.
@@ -138,8 +140,8 @@ async fn near_the_deadline_no_message_is_started_and_all_come_back_at_once() {
     let response = contact_sync::handle_until(&local.engine, &recorder, batch(), Some(Instant::now())).await;
 
     assert_eq!(failed_ids(&response), ["m-a1", "m-b1", "m-a2", "m-g1", "m-b2", "m-a3", "m-c1", "m-b3", "m-c2"]);
-    let (paused, _) = local.engine.state("conn-paused").await.unwrap();
-    assert!(paused.parked.is_empty(), "nothing may be started: {:?}", paused.parked);
+    let paused = common::parked(&*local.store, "conn-paused").await;
+    assert!(paused.is_empty(), "nothing may be started: {paused:?}");
     let calls = recorder.calls();
     assert_eq!(calls.len(), 9);
     assert!(calls.values().all(|d| d.is_zero()), "{calls:?}");

@@ -22,12 +22,13 @@ pub mod testing;
 pub use dynamo::{DynamoStore, create_table_if_missing};
 pub use error::{Result, StoreError};
 pub use model::{
-    Connection, ContactError, ContactProblem, DeadLetter, HOUR_MS, HistoryEntry, HourCounters, LinkKey, Page,
-    QueueMessage, ReceivedMessage, Versioned,
+    Connection, ContactError, ContactProblem, DeadLetter, Erased, HOUR_MS, HistoryEntry, HourCounters, LinkKey,
+    METER_MARGIN_DAYS, Page, ParkedMessage, Person, QueueMessage, ReceivedMessage, StoredItem, Tombstone, Versioned,
+    meter_expires_at,
 };
 pub use ports::{
-    ConnectionStore, ErrorStore, EventStore, HistoryStore, HourlyStore, LinkStore, MeterStore, RoutingStore,
-    SecretStore, StateStore, Store, SyncQueue, WorkQueue,
+    ConnectionStore, ErrorStore, EventStore, HistoryStore, HourlyStore, LinkStore, MeterStore, ParkedStore,
+    PrivacyStore, RoutingStore, SecretStore, StateStore, Store, SyncQueue, WorkQueue,
 };
 pub use secrets::{CachedSecrets, FileSecrets, MemorySecrets, SecretsManagerSecrets};
 pub use sqlite::{SqliteQueue, SqliteQueueConfig, SqliteStore};

@@ -192,6 +192,98 @@ pub struct HourCounters {
 /// Milliseconds in an hour.
 pub const HOUR_MS: u64 = 3_600_000;
 
+/// How long after the end of the month it counts a meter item is kept: the status page shows
+/// this month's figure, and last month's stays readable through the next month.
+pub const METER_MARGIN_DAYS: i64 = 35;
+
+/// When the meter items of `month` (`"2026-11"`) expire (epoch seconds): the end of that month
+/// plus [`METER_MARGIN_DAYS`]. `Invalid` for anything that is not a month.
+pub fn meter_expires_at(month: &str) -> crate::Result<u64> {
+    let invalid = || crate::StoreError::invalid(format!("{month:?} is not a month (expected yyyy-mm)"));
+    let (year, mon) = month.split_once('-').ok_or_else(invalid)?;
+    let year: i32 = year.parse().map_err(|_| invalid())?;
+    let mon: u8 = mon.parse().map_err(|_| invalid())?;
+    let month = time::Month::try_from(mon).map_err(|_| invalid())?;
+    let first = time::Date::from_calendar_date(year, month, 1).map_err(|_| invalid())?;
+    let end = first.checked_add(time::Duration::days(i64::from(first.month().length(year)))).ok_or_else(invalid)?;
+    let at = end.midnight().assume_utc().unix_timestamp() + METER_MARGIN_DAYS * 86_400;
+    Ok(at.max(0) as u64)
+}
+
+/// A queue message set aside while its connection was paused or waiting for an API limit, in
+/// its own item (never in the connection's state) until it is replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedMessage {
+    /// Orders the parked messages of a connection (oldest first) and names one of them.
+    pub id: String,
+    pub body: String,
+}
+
+/// What is left of a person erased from a connection: keyed digests of their email and record
+/// ids (never the values), so that no later sync, scan or webhook brings them back, and when
+/// and why they were erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Every digest of the person (email and ids), sorted; the tombstone is found by any of them.
+    pub digests: Vec<String>,
+    pub at_ms: u64,
+    /// Why: `hubspot_privacy_deletion`, `hubspot_permanent_deletion` or `erased_by_api`.
+    pub reason: String,
+}
+
+/// Everything a connection stores about one person, by the keys it is stored under (what
+/// [`crate::PrivacyStore::purge_person`] removes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Person {
+    /// The person's links: each with its index entries, history and meter marks.
+    pub link_ids: Vec<String>,
+    /// Index entries to remove when they point to one of `link_ids` or to no link at all.
+    pub keys: Vec<LinkKey>,
+    /// Their contact errors (the link id, `hubspot:<id>`, `mailerlite:<id>`).
+    pub error_keys: Vec<String>,
+    /// Emails whose pending engagement events go.
+    pub emails: Vec<String>,
+}
+
+/// How many stored items a purge removed, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Erased {
+    pub links: u64,
+    /// Lookup entries by HubSpot id, MailerLite id and email.
+    pub index_entries: u64,
+    pub errors: u64,
+    pub history_entries: u64,
+    /// Engagement events that waited for the person's link.
+    pub pending_events: u64,
+    /// The marks that counted the person for a month (the month's count stays).
+    pub meter_marks: u64,
+    /// Queued work set aside while the connection was paused that named the person (taken
+    /// out of the parked messages).
+    #[serde(default)]
+    pub parked_references: u64,
+}
+
+impl Tombstone {
+    /// This tombstone with the digests of `others` added (sorted, each once).
+    pub fn merged(mut self, others: impl IntoIterator<Item = Tombstone>) -> Tombstone {
+        for other in others {
+            self.digests.extend(other.digests);
+        }
+        self.digests.sort();
+        self.digests.dedup();
+        self
+    }
+}
+
+/// One stored item of a connection, for audits and the tests that compare what is stored: its
+/// key (`sk` on DynamoDB, `table:key` on SQLite) and its whole content as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    pub key: String,
+    pub text: String,
+}
+
 /// A message for the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -243,4 +335,21 @@ pub(crate) fn check_hour(hour_ms: u64) -> crate::Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_items_expire_after_their_month_and_the_margin() {
+        // November 2026 ends on 1 December 2026 00:00 UTC (1796083200); plus 35 days.
+        assert_eq!(meter_expires_at("2026-11").unwrap(), 1_796_083_200 + 35 * 86_400);
+        // December rolls into the next year; February of a leap year has 29 days.
+        assert_eq!(meter_expires_at("2026-12").unwrap(), 1_798_761_600 + 35 * 86_400);
+        assert_eq!(meter_expires_at("2028-02").unwrap(), 1_835_481_600 + 35 * 86_400);
+        for bad in ["2026", "2026-13", "2026-00", "x-01", ""] {
+            assert!(meter_expires_at(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{
-    Connection, ContactError, DeadLetter, HistoryEntry, HourCounters, LinkKey, Page, QueueMessage, ReceivedMessage,
-    Versioned,
+    Connection, ContactError, DeadLetter, Erased, HistoryEntry, HourCounters, LinkKey, Page, ParkedMessage, Person,
+    QueueMessage, ReceivedMessage, StoredItem, Tombstone, Versioned,
 };
 
 #[async_trait]
@@ -138,7 +138,8 @@ pub trait HourlyStore: Send + Sync {
     async fn read_hourly(&self, conn: &str, from_ms: u64, to_ms: u64) -> Result<Vec<HourCounters>>;
 }
 
-/// Monthly unique synced contacts.
+/// Monthly unique synced contacts. The month's count and its marks expire
+/// [`crate::METER_MARGIN_DAYS`] after the month ends ([`crate::meter_expires_at`]).
 #[async_trait]
 pub trait MeterStore: Send + Sync {
     /// Counts each link once per month (`month` like `"2026-11"`); returns how many of
@@ -174,6 +175,57 @@ pub trait EventStore: Send + Sync {
     async fn take_pending_events(&self, conn: &str, email: &str) -> Result<Vec<Value>>;
 }
 
+/// Work that arrived while a connection was paused or waiting for an API limit: one item per
+/// message, beside the connection's state (never in it), so a long pause keeps thousands of
+/// messages without any item growing and without personal data in the state.
+#[async_trait]
+pub trait ParkedStore: Send + Sync {
+    /// Sets a queue message body aside, after the ones parked before. False when `cap` messages
+    /// are parked already (nothing is written).
+    async fn park(&self, conn: &str, body: &str, cap: u64) -> Result<bool>;
+
+    /// Parked messages, oldest first, starting after the cursor `after` (`limit` 0 counts as 1).
+    async fn list_parked(&self, conn: &str, after: Option<&str>, limit: usize) -> Result<Page<ParkedMessage>>;
+
+    /// Removes parked messages (once they are back in the queue); ids not parked are ignored.
+    async fn remove_parked(&self, conn: &str, ids: &[String]) -> Result<()>;
+
+    /// Replaces the body of one parked message, keeping its place; `None` removes it.
+    async fn replace_parked(&self, conn: &str, id: &str, body: Option<&str>) -> Result<()>;
+
+    async fn count_parked(&self, conn: &str) -> Result<u64>;
+}
+
+/// Erasing a person: their purge, the tombstones that keep them from coming back, and the
+/// inventory that shows what a connection stores.
+#[async_trait]
+pub trait PrivacyStore: Send + Sync {
+    /// Stores a tombstone under each of its digests. Tombstones already holding one of them are
+    /// merged into it (one person, one tombstone): its digests are all of theirs and its own,
+    /// with its time and reason. Returns the tombstone as stored.
+    async fn put_tombstone(&self, conn: &str, tombstone: &Tombstone) -> Result<Tombstone>;
+
+    /// The digests among `digests` that are held by a tombstone (in no particular order).
+    async fn tombstoned(&self, conn: &str, digests: &[String]) -> Result<Vec<String>>;
+
+    async fn get_tombstone(&self, conn: &str, digest: &str) -> Result<Option<Tombstone>>;
+
+    /// Removes the tombstone holding `digest`, under every one of its digests; returns it.
+    async fn lift_tombstone(&self, conn: &str, digest: &str) -> Result<Option<Tombstone>>;
+
+    /// Whether the connection holds any tombstone (none: nothing to look up while syncing).
+    async fn has_tombstones(&self, conn: &str) -> Result<bool>;
+
+    /// Removes everything stored under the person's keys: links with their index entries,
+    /// history and meter marks; the index entries of `person.keys` that no other link holds;
+    /// errors; pending engagement events. Counters and the month's count stay. Idempotent.
+    async fn purge_person(&self, conn: &str, person: &Person) -> Result<Erased>;
+
+    /// Every item stored for the connection (including its routing entries), each with its key
+    /// and its whole content as text.
+    async fn inventory(&self, conn: &str) -> Result<Vec<StoredItem>>;
+}
+
 /// Every storage port at once.
 pub trait Store:
     ConnectionStore
@@ -185,6 +237,8 @@ pub trait Store:
     + MeterStore
     + RoutingStore
     + EventStore
+    + ParkedStore
+    + PrivacyStore
 {
 }
 
@@ -198,6 +252,8 @@ impl<T> Store for T where
         + MeterStore
         + RoutingStore
         + EventStore
+        + ParkedStore
+        + PrivacyStore
 {
 }
 

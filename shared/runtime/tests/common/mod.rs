@@ -11,7 +11,7 @@ use hmsync_core::ConnectionConfig;
 use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::{ConnectionState, Engine, EngineSettings, SystemClock};
-use hmsync_store::{ConnectionStore, MemorySecrets, SqliteQueue, SqliteStore, StateStore};
+use hmsync_store::{ConnectionStore, MemorySecrets, ParkedStore, SqliteQueue, SqliteStore, StateStore};
 
 pub struct Local {
     pub engine: Arc<Engine>,
@@ -58,4 +58,10 @@ pub async fn connection<S: ConnectionStore + StateStore + ?Sized>(store: &S, id:
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The connection's parked messages, oldest first, as JSON.
+pub async fn parked<S: ParkedStore + ?Sized>(store: &S, conn: &str) -> Vec<serde_json::Value> {
+    let page = store.list_parked(conn, None, 10_000).await.expect("parked messages");
+    page.items.iter().map(|m| serde_json::from_str(&m.body).expect("JSON body")).collect()
 }

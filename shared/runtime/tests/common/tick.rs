@@ -42,13 +42,10 @@ fn parked_change(conn: &str) -> SyncMessage {
 
 /// A connection waiting for an API limit since `until_ms`, with one change parked.
 async fn waiting(engine: &Engine, conn: &str, until_ms: i64) {
-    let state = ConnectionState {
-        lifecycle: Lifecycle::Continuous,
-        wait_until_ms: Some(until_ms),
-        parked: vec![serde_json::to_value(parked_change(conn)).expect("message")],
-        ..Default::default()
-    };
+    let state =
+        ConnectionState { lifecycle: Lifecycle::Continuous, wait_until_ms: Some(until_ms), ..Default::default() };
     connection(&*engine.store, conn, &state).await;
+    assert!(engine.store.park(conn, &parked_change(conn).to_body(), 10).await.expect("park"));
 }
 
 /// One connection whose state cannot be read (as when its store access fails) costs only its
@@ -76,7 +73,7 @@ pub async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(engine: &En
 
     assert_eq!((tick.waits_released, tick.scans_enqueued, tick.failures), (1, 1, 0), "{tick:?}");
     let (state, _) = engine.state("conn-w").await.expect("state");
-    assert_eq!((state.wait_until_ms, state.parked.len()), (None, 0));
+    assert_eq!((state.wait_until_ms, super::parked(&*engine.store, "conn-w").await.len()), (None, 0));
     assert_eq!(
         take(queue, 2).await,
         [parked_change("conn-w"), SyncMessage::ScanStart { connection_id: "conn-w".into(), kind: ScanKind::Scheduled }]
@@ -91,7 +88,7 @@ pub async fn the_next_message_ends_an_elapsed_wait_without_a_tick(engine: &Engin
     let report = engine.handle(&start).await.expect("handled");
     assert!(report.parked, "during the wait the message is parked: {report:?}");
     let (state, version) = engine.state("conn-g").await.expect("state");
-    assert_eq!(state.parked.len(), 2);
+    assert_eq!(super::parked(&*engine.store, "conn-g").await.len(), 2);
 
     let mut elapsed = state.clone();
     elapsed.wait_until_ms = Some(now_ms() - 1);
@@ -100,7 +97,7 @@ pub async fn the_next_message_ends_an_elapsed_wait_without_a_tick(engine: &Engin
 
     assert!(!report.parked && report.enqueued == 1, "the scan started: {report:?}");
     let (state, _) = engine.state("conn-g").await.expect("state");
-    assert_eq!((state.wait_until_ms, state.parked.len()), (None, 0));
+    assert_eq!((state.wait_until_ms, super::parked(&*engine.store, "conn-g").await.len()), (None, 0));
     let taken = take(queue, 3).await;
     assert_eq!(&taken[..2], [parked_change("conn-g"), start.clone()], "the parked work, replayed");
     assert!(matches!(&taken[2], SyncMessage::ScanPage { connection_id, .. } if connection_id == "conn-g"));

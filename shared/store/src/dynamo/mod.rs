@@ -6,17 +6,19 @@
 //! | `CONFIG`                               | the [`Connection`](crate::Connection) (`version` for optimistic locking) |
 //! | `STATE`                                | the engine's state document (`doc`, JSON) + `version`   |
 //! | `COUNTERS`                             | one number attribute `c#<name>` per counter (`ADD`)     |
-//! | `STATS`                                | `links` and `errors` counts, kept in the same transactions as the items |
+//! | `STATS`                                | `links`, `errors` and `parked` counts, kept in the same transactions as the items |
 //! | `LINK#<link id>`                       | a [`Link`](hmsync_core::Link)                           |
 //! | `HS#<id>`, `ML#<id>`, `EMAIL#<email>`  | index entries: `link_id`, written with the link         |
 //! | `ERR#<key>`                            | the contact's current [`ContactError`](crate::ContactError) |
 //! | `LOG#<link>#<at ms, 15 digits>#<batch uuid v7>#<n>` | a [`HistoryEntry`](crate::HistoryEntry) + `expires_at` |
 //! | `HOUR#<hour start ms, 15 digits>`      | one number attribute `c#<name>` per hourly counter (`ADD`) + `expires_at` |
-//! | `METER#<yyyy-mm>`                      | `count` of unique contacts of the month                 |
-//! | `METER#<yyyy-mm>#<link>`               | the link was counted that month                         |
+//! | `METER#<yyyy-mm>`                      | `count` of unique contacts of the month + `expires_at`  |
+//! | `METER#<yyyy-mm>#<link>`               | the link was counted that month + `expires_at`          |
 //! | `SEEN#<event key>`                     | an engagement event seen (+ `expires_at`); keys over 512 bytes as `SEEN#sha256:<hex>` |
 //! | `PENDING#<email>#<uuid v7>#<n>`        | an event of a contact not linked yet (`event`, JSON, + `expires_at`) |
 //! | `ROUTE#<portal id>`                    | back-reference to the routing entry, so deleting the connection removes it |
+//! | `PARK#<uuid v7>`                       | a message parked while the connection is paused or waiting (`body`) |
+//! | `TOMB#<digest>`                        | a tombstone of an erased person, under each of its keyed digests (`doc`, JSON) |
 //!
 //! Outside the connection's partition: `pk = CONNECTIONS, sk = CONN#<id>` lists the connections,
 //! and `pk = PORTAL#<portal id>, sk = CONN#<id>` routes a HubSpot portal's webhooks.
@@ -25,6 +27,7 @@
 
 mod hourly;
 mod links;
+mod privacy;
 mod records;
 
 use std::collections::{HashMap, HashSet};

@@ -20,11 +20,11 @@ use super::{
 };
 use crate::clock::{expires_at, now_ms, now_secs};
 use crate::error::{Result, StoreError};
-use crate::model::{Connection, ContactError, HistoryEntry, Page, Versioned, check_id};
+use crate::model::{Connection, ContactError, HistoryEntry, Page, Versioned, check_id, meter_expires_at};
 use crate::ports::{ConnectionStore, ErrorStore, EventStore, HistoryStore, MeterStore, RoutingStore, StateStore};
 
 /// Concurrent single-item requests per call (conditional puts, read-and-delete).
-const CONCURRENCY: usize = 16;
+pub(super) const CONCURRENCY: usize = 16;
 /// Conditional writes of a set-or-update race (e.g. an error cleared meanwhile) are tried this often.
 const RACE_ATTEMPTS: usize = 5;
 /// Longest event key stored verbatim; longer ones are hashed (a sort key holds ≤ 1024 bytes).
@@ -34,7 +34,7 @@ fn error_sk(key: &str) -> String {
     format!("ERR#{key}")
 }
 
-fn connection_sk(conn: &str) -> String {
+pub(super) fn connection_sk(conn: &str) -> String {
     format!("CONN#{conn}")
 }
 
@@ -50,7 +50,7 @@ fn meter_count_sk(month: &str) -> String {
     format!("METER#{month}")
 }
 
-fn meter_sk(month: &str, link_id: &str) -> String {
+pub(super) fn meter_sk(month: &str, link_id: &str) -> String {
     format!("METER#{month}#{link_id}")
 }
 
@@ -62,15 +62,15 @@ fn seen_sk(event_key: &str) -> String {
     }
 }
 
-fn pending_prefix(email: &str) -> String {
+pub(super) fn pending_prefix(email: &str) -> String {
     format!("PENDING#{email}#")
 }
 
-fn log_prefix(link_id: &str) -> String {
+pub(super) fn log_prefix(link_id: &str) -> String {
     format!("LOG#{link_id}#")
 }
 
-fn cancelled(what: &str, reasons: &[CancelReason]) -> StoreError {
+pub(super) fn cancelled(what: &str, reasons: &[CancelReason]) -> StoreError {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
     StoreError::backend(format!("{what} was cancelled: {}", codes.join(", ")))
 }
@@ -106,7 +106,7 @@ impl DynamoStore {
         Ok(Page { items, next })
     }
 
-    async fn stat(&self, conn: &str, attribute: &str) -> Result<u64> {
+    pub(super) async fn stat(&self, conn: &str, attribute: &str) -> Result<u64> {
         let stats = self.get_item(&conn_pk(conn), STATS_SK).await?;
         Ok(stats.as_ref().and_then(|i| num_attr::<i64>(i, attribute)).unwrap_or(0).max(0) as u64)
     }
@@ -451,6 +451,7 @@ impl HistoryStore for DynamoStore {
 impl MeterStore for DynamoStore {
     async fn record_synced(&self, conn: &str, month: &str, link_ids: &[String]) -> Result<u64> {
         check_id("month", month)?;
+        let expires = meter_expires_at(month)?;
         let pk = conn_pk(conn);
         let mut unique: Vec<&str> = Vec::with_capacity(link_ids.len());
         for id in link_ids {
@@ -475,9 +476,11 @@ impl MeterStore for DynamoStore {
                 }
                 let mut items = Vec::with_capacity(chunk.len() + 1);
                 for id in &chunk {
+                    let mut mark = key(&pk, &meter_sk(month, id));
+                    mark.insert(TTL_ATTRIBUTE.to_string(), n(expires));
                     let put = Put::builder()
                         .table_name(&self.table)
-                        .set_item(Some(key(&pk, &meter_sk(month, id))))
+                        .set_item(Some(mark))
                         .condition_expression("attribute_not_exists(pk)")
                         .build()
                         .map_err(build_err)?;
@@ -486,9 +489,11 @@ impl MeterStore for DynamoStore {
                 let count = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(&pk, &meter_count_sk(month))))
-                    .update_expression("ADD #c :n")
+                    .update_expression("ADD #c :n SET #e = :e")
                     .expression_attribute_names("#c", "count")
+                    .expression_attribute_names("#e", TTL_ATTRIBUTE)
                     .expression_attribute_values(":n", n(chunk.len()))
+                    .expression_attribute_values(":e", n(expires))
                     .build()
                     .map_err(build_err)?;
                 items.push(TransactWriteItem::builder().update(count).build());
@@ -521,7 +526,7 @@ impl MeterStore for DynamoStore {
 
     async fn unique_contacts(&self, conn: &str, month: &str) -> Result<u64> {
         let item = self.get_item(&conn_pk(conn), &meter_count_sk(month)).await?;
-        Ok(item.as_ref().and_then(|i| num_attr(i, "count")).unwrap_or(0))
+        Ok(item.as_ref().filter(|i| is_live(i, now_secs())).and_then(|i| num_attr(i, "count")).unwrap_or(0))
     }
 }
 

@@ -3,6 +3,8 @@
 //! writer). Blocking SQLite calls run on Tokio's blocking pool, never on the async runtime.
 
 mod hourly;
+mod parked;
+mod privacy;
 mod queue;
 mod store;
 
@@ -53,6 +55,12 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs a migration of an existing file at open (each checks whether it is needed).
+    pub fn migrate(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn)
     }
 
     /// Runs `f` with the connection on the blocking pool.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Db, from_json, to_json};
 use crate::clock::{expires_at, now_ms, now_secs};
 use crate::error::{Result, StoreError};
-use crate::model::{Connection, ContactError, HistoryEntry, LinkKey, Page, Versioned, check_id};
+use crate::model::{Connection, ContactError, HistoryEntry, LinkKey, Page, Versioned, check_id, meter_expires_at};
 use crate::ports::{
     ConnectionStore, ErrorStore, EventStore, HistoryStore, LinkStore, MeterStore, RoutingStore, StateStore,
 };
@@ -78,7 +78,16 @@ CREATE TABLE IF NOT EXISTS meter (
     conn TEXT NOT NULL,
     month TEXT NOT NULL,
     link_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (conn, month, link_id)
+) WITHOUT ROWID;
+-- The month's count of unique contacts: it stays when a person's mark is purged.
+CREATE TABLE IF NOT EXISTS meter_counts (
+    conn TEXT NOT NULL,
+    month TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (conn, month)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS routes (
     portal INTEGER NOT NULL,
@@ -102,10 +111,24 @@ CREATE TABLE IF NOT EXISTS pending_events (
 );
 CREATE INDEX IF NOT EXISTS pending_by_email ON pending_events (conn, email, seq);
 CREATE INDEX IF NOT EXISTS pending_by_expiry ON pending_events (expires_at);
+-- Messages parked while the connection is paused or waiting, oldest first (seq).
+CREATE TABLE IF NOT EXISTS parked (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    conn TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parked_by_conn ON parked (conn, seq);
+-- One row per digest of an erased person; `doc` is the whole tombstone.
+CREATE TABLE IF NOT EXISTS tombstones (
+    conn TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (conn, digest)
+) WITHOUT ROWID;
 ";
 
 /// Tables holding rows of a connection (`conn` column), cleared by `delete_connection`.
-const CONNECTION_TABLES: &[&str] = &[
+pub(super) const CONNECTION_TABLES: &[&str] = &[
     "links",
     "link_index",
     "state",
@@ -114,9 +137,12 @@ const CONNECTION_TABLES: &[&str] = &[
     "history",
     "hourly",
     "meter",
+    "meter_counts",
     "routes",
     "events_seen",
     "pending_events",
+    "parked",
+    "tombstones",
 ];
 
 /// The storage ports in one SQLite file.
@@ -134,12 +160,42 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self { db: Db::open(path.as_ref(), SCHEMA)? })
+        let db = Db::open(path.as_ref(), SCHEMA)?;
+        db.migrate(migrate_meter_expiry)?;
+        Ok(Self { db })
     }
 
     pub fn path(&self) -> &Path {
         self.db.path()
     }
+}
+
+/// Meter marks of stores made before they expired get the expiry of their month, and each
+/// month its count.
+fn migrate_meter_expiry(db: &mut rusqlite::Connection) -> Result<()> {
+    let has_expiry: bool =
+        db.prepare("SELECT 1 FROM pragma_table_info('meter') WHERE name = 'expires_at'")?.exists([])?;
+    if has_expiry {
+        return Ok(());
+    }
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("ALTER TABLE meter ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0", [])?;
+    let months: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT DISTINCT month FROM meter")?;
+        stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+    };
+    for month in months {
+        // A month that is no month (never written by this store) expires at once.
+        let at = meter_expires_at(&month).unwrap_or(0);
+        tx.execute("UPDATE meter SET expires_at = ?1 WHERE month = ?2", params![at, month])?;
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO meter_counts (conn, month, count, expires_at)
+         SELECT conn, month, COUNT(*), MAX(expires_at) FROM meter GROUP BY conn, month",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn read_link(tx: &rusqlite::Connection, conn: &str, link_id: &str) -> Result<Option<Link>> {
@@ -600,17 +656,26 @@ impl MeterStore for SqliteStore {
         for id in link_ids {
             check_id("link id", id)?;
         }
+        let expires = meter_expires_at(month)?;
         let (conn, month, link_ids) = (conn.to_string(), month.to_string(), link_ids.to_vec());
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // SQLite has no TTL: the marks and counts of months long gone go when new ones come.
+                tx.execute("DELETE FROM meter WHERE expires_at <= ?1", params![now_secs()])?;
+                tx.execute("DELETE FROM meter_counts WHERE expires_at <= ?1", params![now_secs()])?;
                 let mut added = 0u64;
                 for id in link_ids {
                     added += tx.execute(
-                        "INSERT OR IGNORE INTO meter (conn, month, link_id) VALUES (?1, ?2, ?3)",
-                        params![conn, month, id],
+                        "INSERT OR IGNORE INTO meter (conn, month, link_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![conn, month, id, expires],
                     )? as u64;
                 }
+                tx.execute(
+                    "INSERT INTO meter_counts (conn, month, count, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (conn, month) DO UPDATE SET count = count + excluded.count",
+                    params![conn, month, added, expires],
+                )?;
                 tx.commit()?;
                 Ok(added)
             })
@@ -621,11 +686,14 @@ impl MeterStore for SqliteStore {
         let (conn, month) = (conn.to_string(), month.to_string());
         self.db
             .call(move |db| {
-                Ok(db.query_row(
-                    "SELECT COUNT(*) FROM meter WHERE conn = ?1 AND month = ?2",
-                    params![conn, month],
-                    |r| r.get(0),
-                )?)
+                Ok(db
+                    .query_row(
+                        "SELECT count FROM meter_counts WHERE conn = ?1 AND month = ?2 AND expires_at > ?3",
+                        params![conn, month, now_secs()],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0))
             })
             .await
     }

@@ -4,8 +4,10 @@
 #![allow(dead_code)] // Each test crate uses the part of the suite it instantiates.
 
 mod hourly;
+mod privacy;
 
 pub use hourly::*;
+pub use privacy::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -49,6 +51,11 @@ macro_rules! store_contract {
             routes_map_portals_to_connections,
             events_are_seen_once,
             pending_events_are_taken_once,
+            parked_messages_keep_their_order_their_cap_and_are_replaced_and_removed,
+            five_thousand_parked_messages_are_kept_and_replayed,
+            tombstones_are_found_by_any_digest_merged_and_lifted,
+            a_purged_person_leaves_only_their_tombstone,
+            meter_items_expire_after_their_month,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -166,7 +173,7 @@ fn rich_link(id: &str) -> Link {
     l
 }
 
-fn problem(message: &str) -> ContactProblem {
+pub(crate) fn problem(message: &str) -> ContactProblem {
     ContactProblem {
         side: Side::MailerLite,
         field: Some("company".into()),
@@ -177,7 +184,7 @@ fn problem(message: &str) -> ContactProblem {
     }
 }
 
-fn history(link_id: &str, at_ms: u64, field: &str) -> HistoryEntry {
+pub(crate) fn history(link_id: &str, at_ms: u64, field: &str) -> HistoryEntry {
     HistoryEntry {
         link_id: link_id.into(),
         at_ms,
@@ -266,6 +273,11 @@ pub async fn delete_connection_removes_everything(store: &dyn Store) {
         store.add_route(portal, c).await.unwrap();
         store.mark_events_seen(c, &["open:1".into()], DAY).await.unwrap();
         store.put_pending_events(c, "b@example.com", &[json!({"type": "open"})], DAY).await.unwrap();
+        store.park(c, "parked work", 10).await.unwrap();
+        store
+            .put_tombstone(c, &hmsync_store::Tombstone { digests: vec!["d1".into()], at_ms: 1, reason: "r".into() })
+            .await
+            .unwrap();
     }
 
     assert!(store.delete_connection(&conn).await.unwrap());
@@ -287,6 +299,11 @@ pub async fn delete_connection_removes_everything(store: &dyn Store) {
     assert_eq!(store.connections_for_portal(portal).await.unwrap(), vec![other.clone()]);
     assert_eq!(store.mark_events_seen(&conn, &["open:1".into()], DAY).await.unwrap(), vec![true]);
     assert!(store.take_pending_events(&conn, "b@example.com").await.unwrap().is_empty());
+    assert_eq!(store.count_parked(&conn).await.unwrap(), 0);
+    assert!(store.list_parked(&conn, None, 10).await.unwrap().items.is_empty());
+    assert!(!store.has_tombstones(&conn).await.unwrap());
+    let left = store.inventory(&conn).await.unwrap();
+    assert!(left.iter().all(|i| i.key.contains("open:1")), "only the seen marker just set: {left:?}");
 
     // The other connection is untouched.
     assert!(store.link_by_email(&other, "a@example.com").await.unwrap().is_some());
@@ -295,9 +312,11 @@ pub async fn delete_connection_removes_everything(store: &dyn Store) {
     assert_eq!(store.unique_contacts(&other, "2026-11").await.unwrap(), 1);
     assert_eq!(store.read_history(&other, "l1", 10).await.unwrap().len(), 1);
     assert_eq!(store.take_pending_events(&other, "b@example.com").await.unwrap().len(), 1);
+    assert_eq!(store.count_parked(&other).await.unwrap(), 1);
+    assert!(store.has_tombstones(&other).await.unwrap());
 }
 
-fn fastrand_portal() -> u64 {
+pub(crate) fn fastrand_portal() -> u64 {
     // Routing is global across connections: each test needs its own portal id.
     u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap()) >> 12
 }
