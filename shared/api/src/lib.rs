@@ -15,6 +15,7 @@ mod error;
 mod oauth;
 mod openapi;
 mod operations;
+mod privacy;
 mod setup;
 mod status_page;
 mod webhooks;
@@ -134,6 +135,7 @@ fn config_api(api: Option<Api>) -> OpenApiRouter<Api> {
         .merge(credentials::routes())
         .merge(oauth::protected_routes())
         .merge(operations::routes())
+        .merge(privacy::routes())
         .merge(setup::routes())
         .merge(activity::routes());
     let protected = match api {

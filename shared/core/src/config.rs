@@ -213,6 +213,18 @@ impl Default for SafetyValve {
     }
 }
 
+/// What an erasure (a HubSpot privacy deletion, or an erase through the config API) does
+/// beyond hmsync's own data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct PrivacySettings {
+    /// Also ask MailerLite to forget the linked subscriber (`POST /subscribers/{id}/forget`):
+    /// MailerLite deletes it and purges its data after 30 days; its opens, clicks and
+    /// unsubscribe leave the account's reports. Off by default.
+    pub forget_in_mailerlite: bool,
+}
+
 /// What the connection records in HubSpot about MailerLite engagement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -275,6 +287,8 @@ pub struct ConnectionConfig {
     pub safety_valve: SafetyValve,
     #[serde(default)]
     pub engagement: EngagementSettings,
+    #[serde(default)]
+    pub privacy: PrivacySettings,
 }
 
 fn default_winner() -> Side {
@@ -293,6 +307,7 @@ impl ConnectionConfig {
             conflict_winner: Side::HubSpot,
             safety_valve: SafetyValve::default(),
             engagement: EngagementSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }

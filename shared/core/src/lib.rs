@@ -20,7 +20,7 @@ pub mod value;
 pub use apply::{Applied, apply};
 pub use config::{
     ConnectionConfig, Direction, EngagementSettings, FieldMapping, HubSpotObject, HubSpotRule, MailerLiteRule,
-    SafetyValve, Side,
+    PrivacySettings, SafetyValve, Side,
 };
 pub use email::{Candidate, choose_oldest, is_valid_email, normalize_email};
 pub use engagement::{EngagementEvent, EngagementNote, EngagementState, EngagementUpdate, EventKind, record_events};

@@ -252,6 +252,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub trait HubSpotApi: Send + Sync {
     /// The portal (account) id behind the credentials.
     async fn portal_id(&self) -> ApiResult<u64>;
+    /// Permanently deletes a contact (GDPR delete): HubSpot also blocks its email.
+    async fn gdpr_delete(&self, id: &str) -> ApiResult<()>;
     /// Contacts by id; missing and archived ids are absent from the result.
     async fn read_contacts(&self, ids: &[String], properties: &[String]) -> ApiResult<Vec<HsRecord>>;
     /// Contacts by primary email; emails without a contact are absent.
@@ -321,6 +323,8 @@ pub trait MailerLiteApi: Send + Sync {
     async fn update_webhook(&self, id: &str, spec: &MlWebhookSpec) -> ApiResult<MlWebhook>;
     /// Deletes a webhook; `Ok` also when it no longer exists.
     async fn delete_webhook(&self, id: &str) -> ApiResult<()>;
+    /// Asks MailerLite to forget a subscriber (deleted now, its data purged after 30 days).
+    async fn forget(&self, id: &str) -> ApiResult<()>;
     /// The account behind the key (the setup screens).
     async fn account(&self) -> ApiResult<MailerLiteAccount>;
     async fn groups(&self) -> ApiResult<Vec<MailerLiteGroupInfo>>;

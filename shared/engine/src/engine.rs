@@ -183,6 +183,9 @@ impl Engine {
             SyncMessage::Engagement { connection_id, events } => {
                 self.record_engagement(connection_id, events, message).await
             }
+            SyncMessage::PrivacyDeletion { connection_id, hubspot_id } => {
+                self.privacy_deletion(connection_id, hubspot_id).await.map(|()| Report::default())
+            }
         }
     }
 

@@ -13,6 +13,7 @@ pub mod hourly;
 pub mod lifecycle;
 pub mod message;
 pub mod ml_webhooks;
+pub mod privacy;
 pub mod scan;
 pub mod state;
 pub mod sync;
@@ -25,4 +26,5 @@ pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report,
 pub use lifecycle::{LifecycleError, Tick};
 pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage, coalesce};
 pub use ml_webhooks::WebhookTarget;
+pub use privacy::{Erasure, Export, Forward, Who};
 pub use state::{ConnectionState, Lifecycle, Pause};

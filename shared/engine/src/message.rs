@@ -142,6 +142,11 @@ pub enum SyncMessage {
         connection_id: String,
         events: Vec<hmsync_core::EngagementEvent>,
     },
+    /// A HubSpot privacy deletion: erase the person from the connection.
+    PrivacyDeletion {
+        connection_id: String,
+        hubspot_id: String,
+    },
 }
 
 impl SyncMessage {
@@ -151,6 +156,7 @@ impl SyncMessage {
             | SyncMessage::ScanStart { connection_id, .. }
             | SyncMessage::ScanPage { connection_id, .. }
             | SyncMessage::HubSpotMerge { connection_id, .. }
+            | SyncMessage::PrivacyDeletion { connection_id, .. }
             | SyncMessage::CompanyChanged { connection_id, .. }
             | SyncMessage::Engagement { connection_id, .. } => connection_id,
         }

@@ -129,6 +129,9 @@ pub struct ConnectionState {
     /// (`ParkedStore`), and these are replayed with them.
     #[serde(rename = "parked", skip_serializing_if = "Vec::is_empty")]
     pub legacy_parked: Vec<Value>,
+    /// The key of this connection's tombstone digests (random; made at the first erasure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy_key: Option<String>,
     /// The HubSpot portal behind the credentials (for webhook routing).
     pub portal_id: Option<u64>,
     /// The MailerLite webhooks as last registered or checked.

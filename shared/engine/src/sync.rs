@@ -609,6 +609,10 @@ impl Engine {
                 to_subscriber(m, in_scope)
             });
         }
+        let dropped = self.drop_erased(conn_id, &mut units).await?;
+        if dropped > 0 {
+            tracing::debug!(connection = conn_id, dropped, "erased people left alone");
+        }
         Ok(units)
     }
 

@@ -147,8 +147,10 @@ impl Engine {
                     }),
                     hs::SubscriptionType::ContactCreation
                     | hs::SubscriptionType::ContactDeletion
-                    | hs::SubscriptionType::ContactRestore
-                    | hs::SubscriptionType::ContactPrivacyDeletion => refs.push(ContactRef::hubspot(&id)),
+                    | hs::SubscriptionType::ContactRestore => refs.push(ContactRef::hubspot(&id)),
+                    hs::SubscriptionType::ContactPrivacyDeletion => {
+                        messages.push(SyncMessage::PrivacyDeletion { connection_id: conn_id.clone(), hubspot_id: id })
+                    }
                     hs::SubscriptionType::ContactMerge => {
                         let survivor = e.merge_survivor().map(|s| s.to_string()).unwrap_or(id);
                         let mut merged: Vec<String> = e.merged_object_ids.iter().map(u64::to_string).collect();

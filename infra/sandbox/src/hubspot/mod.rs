@@ -416,6 +416,21 @@ impl HubSpotState {
         Ok(())
     }
 
+    /// A user permanently deletes a contact for privacy (GDPR delete in the HubSpot app): gone,
+    /// its emails blocklisted, `contact.privacyDeletion` and `contact.deletion` sent.
+    pub fn user_gdpr_delete_contact(&self, id: u64, user_id: u64) -> HsResult<()> {
+        let events = {
+            let mut db = self.db();
+            let id = db.live_contact(id, true).ok_or_else(|| HsError::not_found(&id.to_string()))?;
+            let now = db.stamp();
+            db.gdpr_delete(id, now)
+        };
+        for e in &events {
+            self.emit(std::slice::from_ref(e), Actor::User(user_id));
+        }
+        Ok(())
+    }
+
     /// A user restores an archived contact from the recycle bin.
     pub fn user_restore_contact(&self, id: u64, user_id: u64) -> HsResult<()> {
         let events = {

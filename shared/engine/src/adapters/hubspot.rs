@@ -269,6 +269,10 @@ impl HubSpotApi for HubSpotAdapter {
         Ok(self.client.account_details().await.map_err(api_error)?.portal_id)
     }
 
+    async fn gdpr_delete(&self, id: &str) -> ApiResult<()> {
+        self.client.gdpr_delete_contact(id).await.map_err(api_error)
+    }
+
     async fn account(&self) -> ApiResult<HubSpotAccount> {
         let portal_id = self.portal_id().await?;
         // Token info describes private-app and OAuth tokens; a token it does not describe (a

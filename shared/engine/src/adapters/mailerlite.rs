@@ -351,6 +351,10 @@ impl MailerLiteApi for MailerLiteAdapter {
         self.client.delete_webhook(id).await.map(|_| ()).map_err(api_error)
     }
 
+    async fn forget(&self, id: &str) -> ApiResult<()> {
+        self.client.forget_subscriber(id).await.map(|_| ()).map_err(api_error)
+    }
+
     async fn fields(&self) -> ApiResult<Vec<MlField>> {
         let fields = self.client.fields().await.map_err(api_error)?;
         Ok(fields
