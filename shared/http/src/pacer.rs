@@ -110,6 +110,45 @@ impl Pacer {
         }
     }
 
+    /// Like [`Pacer::acquire`], but waits at most `limit`: when the buckets need a longer wait
+    /// (a pause after a long `Retry-After`), nothing is recorded and that wait is returned, so
+    /// the caller can give the work back instead of sleeping through it.
+    pub async fn acquire_within(&self, names: &[&str], limit: Duration) -> Result<Instant, Duration> {
+        loop {
+            let wait = self.current_wait(names);
+            if wait > limit {
+                return Err(wait);
+            }
+            if wait.is_zero() {
+                let mut buckets = self.buckets.lock().expect("pacer lock");
+                let now = Instant::now();
+                if max_wait(&mut buckets, names, now).is_zero() {
+                    for n in names {
+                        if let Some(b) = buckets.get_mut(*n) {
+                            b.sent.push_back(now);
+                        }
+                    }
+                    return Ok(now);
+                }
+                continue;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long a request counted against `names` is held back by a [`Pacer::pause`] (not by the
+    /// buckets' own windows): the part of a wait the server asked for.
+    pub fn paused_for(&self, names: &[&str]) -> Duration {
+        let buckets = self.buckets.lock().expect("pacer lock");
+        let now = Instant::now();
+        names
+            .iter()
+            .filter_map(|n| buckets.get(*n)?.paused_until)
+            .map(|until| until.saturating_duration_since(now))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Moves the record of a request acquired at `sent` to now, once its answer arrived. The
     /// server counted the request somewhere between the two, so measuring its window from the
     /// answer keeps a sliding-window server from seeing one request too many when the network
@@ -236,6 +275,26 @@ mod tests {
         pacer.observe_remaining("burst", 0);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(9), "nothing frees before a full window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquire_hands_back_a_wait_longer_than_its_limit() {
+        let pacer = Pacer::new([Bucket::new("burst", 2, Duration::from_secs(10))]);
+        pacer.pause("burst", Duration::from_secs(60));
+        let start = Instant::now();
+        assert_eq!(pacer.paused_for(&["burst", "search"]), Duration::from_secs(60));
+        assert_eq!(pacer.acquire_within(&["burst"], Duration::from_secs(20)).await, Err(Duration::from_secs(60)));
+        assert_eq!(Instant::now(), start, "no time spent");
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        assert!(pacer.acquire_within(&["burst"], Duration::from_secs(20)).await.is_ok(), "15 s fit the limit");
+        assert_eq!(Instant::now() - start, Duration::from_secs(60));
+        pacer.acquire_within(&["burst"], Duration::ZERO).await.unwrap();
+        assert_eq!(
+            pacer.acquire_within(&["burst"], Duration::ZERO).await,
+            Err(Duration::from_secs(10)),
+            "a full bucket is a wait too"
+        );
+        assert_eq!(pacer.paused_for(&["burst"]), Duration::ZERO, "but not a pause");
     }
 
     #[tokio::test(start_paused = true)]

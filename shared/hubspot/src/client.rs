@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmsync_http::budget::{self, Wait};
 use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -36,6 +37,10 @@ pub struct HubSpotConfig {
     /// 429 answers retried (after waiting) before giving up with `RateLimited`.
     pub max_rate_limit_retries: u32,
     pub request_timeout: Duration,
+    /// The longest wait (a `Retry-After`, a paused bucket, a backoff) slept through in-process;
+    /// a longer one, or one past the work's time budget, ends the call with an error that
+    /// carries the wait (see `hmsync_http::budget`).
+    pub max_wait: Duration,
     /// Refresh an OAuth access token this long before it expires (at most half its lifetime).
     pub refresh_margin: Duration,
 }
@@ -52,6 +57,7 @@ impl Default for HubSpotConfig {
             retry: RetryPolicy::default(),
             max_rate_limit_retries: 10,
             request_timeout: Duration::from_secs(30),
+            max_wait: budget::MAX_IN_PROCESS_WAIT,
             refresh_margin: Duration::from_secs(300),
         }
     }
@@ -400,14 +406,36 @@ impl HubSpotClient {
                 // A refresh that failed for a transient reason is retried like any request.
                 Err(e) if e.is_transient() && config.retry.should_retry(attempt + 1) => {
                     attempt += 1;
-                    tokio::time::sleep(config.retry.delay(attempt)).await;
+                    match budget::plan(config.retry.delay(attempt), config.max_wait) {
+                        Wait::Sleep(d) => tokio::time::sleep(d).await,
+                        Wait::GiveUp(_) => return Err(e),
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let sent = self.inner.pacer.acquire(buckets).await;
+            // A pause the server asked for (a 429's Retry-After) longer than this call may
+            // sleep, or pacing past the time budget: the work comes back when there is room.
+            let policy = if call.limit == Limit::Search { "SECONDLY" } else { "TEN_SECONDLY_ROLLING" };
+            let paused = self.inner.pacer.paused_for(buckets);
+            if paused > budget::wait_allowance(config.max_wait) {
+                return Err(HubSpotError::RateLimited { policy: policy.to_string(), retry_after: Some(paused) });
+            }
+            let sent = match self.inner.pacer.acquire_within(buckets, budget::wait_allowance(Duration::MAX)).await {
+                Ok(sent) => sent,
+                Err(wait) => {
+                    return Err(HubSpotError::RateLimited { policy: policy.to_string(), retry_after: Some(wait) });
+                }
+            };
             attempt += 1;
-            let mut req = self.inner.http.request(call.method.clone(), &url).bearer_auth(&token).query(&call.query);
+            let timeout = budget::request_timeout(config.request_timeout, MIN_REQUEST_TIMEOUT);
+            let mut req = self
+                .inner
+                .http
+                .request(call.method.clone(), &url)
+                .bearer_auth(&token)
+                .query(&call.query)
+                .timeout(timeout);
             if let Some(b) = call.body {
                 req = req.json(b);
             }
@@ -415,11 +443,14 @@ impl HubSpotClient {
                 Ok(r) => r,
                 Err(e) => {
                     // Timeouts and connection failures: bounded retries, then a transient error.
-                    if config.retry.should_retry(attempt) {
-                        tokio::time::sleep(config.retry.delay(attempt)).await;
+                    let err = HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path));
+                    if config.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(config.retry.delay(attempt), config.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path)));
+                    return Err(err);
                 }
             };
             self.inner.pacer.settle(buckets, sent);
@@ -433,14 +464,14 @@ impl HubSpotClient {
             let text = match resp.text().await {
                 Ok(t) => t,
                 Err(e) => {
-                    if config.retry.should_retry(attempt) {
-                        tokio::time::sleep(config.retry.delay(attempt)).await;
+                    let err = HubSpotError::Transport(format!("{} {}: reading the body: {e}", call.method, call.path));
+                    if config.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(config.retry.delay(attempt), config.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(HubSpotError::Transport(format!(
-                        "{} {}: reading the body: {e}",
-                        call.method, call.path
-                    )));
+                    return Err(err);
                 }
             };
             if (200..300).contains(&status) {
@@ -472,6 +503,8 @@ impl HubSpotClient {
                     };
                     let wait = retry_after.unwrap_or(wait);
                     tracing::debug!(policy, ?wait, path = call.path, "HubSpot rate limit; waiting");
+                    // Every call of this client holds back; the next acquire hands the wait to
+                    // the caller if it is longer than this call may sleep.
                     self.inner.pacer.pause(bucket, wait);
                     continue;
                 }
@@ -484,7 +517,11 @@ impl HubSpotClient {
                     if let Some(ra) = retry_after {
                         wait = wait.max(ra);
                     }
-                    tokio::time::sleep(wait).await;
+                    match budget::plan(wait, config.max_wait) {
+                        Wait::Sleep(d) => tokio::time::sleep(d).await,
+                        // E.g. a 477 "Migration in Progress" with a Retry-After of hours.
+                        Wait::GiveUp(d) => return Err(err.with_retry_after(d)),
+                    }
                     continue;
                 }
                 _ => return Err(err),
@@ -492,6 +529,10 @@ impl HubSpotClient {
         }
     }
 }
+
+/// The shortest timeout a request gets, even when the time budget is nearly spent (the
+/// budget's own end stops the work then).
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

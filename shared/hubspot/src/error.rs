@@ -74,7 +74,7 @@ pub enum HubSpotError {
     )]
     DailyLimit,
     #[error("HubSpot is temporarily failing (HTTP {status}): {message}; the request will be retried later.")]
-    Transient { status: u16, message: String, correlation_id: Option<String> },
+    Transient { status: u16, message: String, correlation_id: Option<String>, retry_after: Option<Duration> },
     #[error("Could not reach HubSpot: {0}; the request will be retried later.")]
     Transport(String),
     #[error("Unexpected response from HubSpot: {0}")]
@@ -95,6 +95,22 @@ impl HubSpotError {
     /// Whether the same request may succeed later without any change (rate limits, outages).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::DailyLimit | Self::Transient { .. } | Self::Transport(_))
+    }
+
+    /// When HubSpot asked to try again (a `Retry-After`, or a wait the client would not sleep).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The same error, asking to try again after `wait`.
+    pub(crate) fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::RateLimited { retry_after, .. } | Self::Transient { retry_after, .. } = &mut self {
+            *retry_after = Some(wait);
+        }
+        self
     }
 
     /// Errors that will fail every further request of the same client too (so a batch stops).
@@ -213,6 +229,7 @@ pub fn from_response(status: u16, body: &Value, retry_after: Option<Duration>) -
             status,
             message,
             correlation_id: body.get("correlationId").and_then(Value::as_str).map(String::from),
+            retry_after,
         },
         _ => HubSpotError::Api { status, category, message },
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hmsync_http::budget::{self, Wait};
 use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
@@ -52,6 +53,10 @@ pub struct Config {
     pub max_rate_limit_retries: u32,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The longest wait (a 429's `Retry-After`, a backoff) slept through in-process; a longer
+    /// one, or one past the work's time budget, ends the call with an error that carries the
+    /// wait (see `hmsync_http::budget`).
+    pub max_wait: Duration,
 }
 
 impl Config {
@@ -65,6 +70,7 @@ impl Config {
             retry: RetryPolicy::default(),
             max_rate_limit_retries: 10,
             timeout: Duration::from_secs(30),
+            max_wait: budget::MAX_IN_PROCESS_WAIT,
         }
     }
 
@@ -158,11 +164,24 @@ impl Client {
         let mut limited = 0u32;
         loop {
             attempt += 1;
-            let sent = self.inner.pacer.acquire(buckets).await;
+            // A pause a 429 asked for that is longer than this call may sleep, or pacing past the
+            // time budget: the work comes back when there is room.
+            let paused = self.inner.pacer.paused_for(buckets);
+            let sent = if paused > budget::wait_allowance(cfg.max_wait) {
+                Err(paused)
+            } else {
+                self.inner.pacer.acquire_within(buckets, budget::wait_allowance(Duration::MAX)).await
+            };
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(retry_after) if import => return Err(Error::ImportRateLimited { retry_after }),
+                Err(retry_after) => return Err(Error::RateLimited { retry_after }),
+            };
             let mut rb = self
                 .inner
                 .http
                 .request(method.clone(), &url)
+                .timeout(budget::request_timeout(cfg.timeout, MIN_REQUEST_TIMEOUT))
                 .bearer_auth(&cfg.token)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -181,8 +200,10 @@ impl Client {
                     } else {
                         Error::Transport(e.to_string())
                     };
-                    if cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    if cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
                     return Err(err);
@@ -199,8 +220,10 @@ impl Client {
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    if cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    if cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
                     return Err(Error::Transport(format!("reading the response: {e}")));
@@ -212,6 +235,8 @@ impl Client {
                     let wait = retry_after(&headers).unwrap_or_else(|| cfg.retry.delay(limited + 1));
                     let import_limit = String::from_utf8_lossy(&body).contains("import creation");
                     let bucket = if import_limit { IMPORTS_BUCKET } else { REQUESTS_BUCKET };
+                    // Every call of this account holds back; the next round hands the wait to the
+                    // caller if it is longer than this call may sleep.
                     self.inner.pacer.pause(bucket, wait);
                     limited += 1;
                     // A 429 is not a failed attempt: it only says "later".
@@ -226,11 +251,14 @@ impl Client {
                     tracing::debug!(?wait, bucket, "MailerLite 429, waiting");
                 }
                 408 | 500..=599 => {
-                    if cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    let err = Error::Transient { status: Some(status), message: message_of(&body) };
+                    if cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(Error::Transient { status: Some(status), message: message_of(&body) });
+                    return Err(err);
                 }
                 _ => return Err(error_from(status, &body, target)),
             }
@@ -247,6 +275,10 @@ impl Client {
         decode(&reply.body, path)
     }
 }
+
+/// The shortest timeout a request gets, even when the time budget is nearly spent (the
+/// budget's own end stops the work then).
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `X-Sandbox-Retry-After-Ms` when present, else `Retry-After`.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -483,3 +483,71 @@ async fn a_revoked_key_is_unauthorized_with_advice() {
     assert!(err.to_string().contains("Generate a new key"));
     assert!(!err.is_transient());
 }
+
+/// Guards against a client that sleeps through a wait it should hand back (the test would hang).
+async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f).await.expect("the call came back without sleeping")
+}
+
+#[tokio::test]
+async fn a_429_longer_than_the_in_process_cap_is_handed_back_and_holds_back_the_account() {
+    // Another integration has used the account's minute: MailerLite answers 429 with the rest
+    // of the window, longer than a client sleeps in-process (20 s).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(0usize));
+    let seen = requests.clone();
+    let app = Router::new().fallback(move || {
+        *seen.lock().unwrap() += 1;
+        async {
+            let mut r = axum::response::IntoResponse::into_response((
+                http::StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"message": "Too Many Attempts."})),
+            ));
+            r.headers_mut().insert("retry-after", "55".parse().unwrap());
+            r
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let c = Client::new(Config::new("token").with_base_url(url)).unwrap();
+    let err = soon(c.count_subscribers(Statuses::All)).await.unwrap_err();
+    let Error::RateLimited { retry_after } = err else { panic!("{err:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(50), "the server's wait: {retry_after:?}");
+    let again = soon(c.count_subscribers(Statuses::All)).await.unwrap_err();
+    let Error::RateLimited { retry_after } = again else { panic!("{again:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(20), "{retry_after:?}");
+    assert_eq!(*requests.lock().unwrap(), 1, "the held-back call sent nothing");
+}
+
+#[tokio::test]
+async fn pacing_that_would_outlast_the_time_budget_hands_the_wait_back() {
+    // Real time, one request a minute: after the first, the account has nothing left
+    // (X-RateLimit-Remaining: 0) for about a minute, more than the 10 s budget.
+    let sim = sandbox(MailerLiteConfig { limit_per_minute: 1, ..Default::default() }).await;
+    let c = Client::new(Config::new(sim.config().token).with_base_url(sim.base_url())).unwrap();
+    c.count_subscribers(Statuses::All).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = soon(hmsync_http::budget::within(deadline, c.count_subscribers(Statuses::All))).await.unwrap_err();
+    let Error::RateLimited { retry_after } = err else { panic!("{err:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(10), "{retry_after:?}");
+    assert_eq!(sim.stats().status_count(429), 0, "nothing was sent to be refused");
+}
+
+#[tokio::test]
+async fn within_a_time_budget_a_hanging_server_is_cut_at_the_budget_and_not_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(0usize));
+    let seen = requests.clone();
+    let app = Router::new().fallback(move || {
+        *seen.lock().unwrap() += 1;
+        std::future::pending::<&'static str>()
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // 30 s timeouts × 5 attempts would take 150 s; the budget leaves 2 s.
+    let c = Client::new(Config::new("token").with_base_url(url)).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let err = soon(hmsync_http::budget::within(deadline, c.count_subscribers(Statuses::All))).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(*requests.lock().unwrap(), 1);
+}

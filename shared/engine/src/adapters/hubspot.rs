@@ -54,7 +54,7 @@ pub fn api_error(e: hs::HubSpotError) -> ApiError {
             retry_after,
         },
         e @ (hs::HubSpotError::Transient { .. } | hs::HubSpotError::Transport(_)) => {
-            ApiError::Transient { side: Side::HubSpot, message: e.to_string(), retry_after: None }
+            ApiError::Transient { side: Side::HubSpot, retry_after: e.retry_after(), message: e.to_string() }
         }
         e => ApiError::Rejected { side: Side::HubSpot, message: e.to_string() },
     }
