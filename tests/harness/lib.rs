@@ -87,18 +87,24 @@ pub fn engine(
         secrets,
         apis,
         clock: Arc::new(SystemClock),
-        settings: EngineSettings::default(),
+        settings: engine_settings(),
         failpoints,
     })
 }
 
 pub fn worker_settings() -> WorkerSettings {
-    WorkerSettings {
-        visibility: Duration::from_secs(30),
-        batch: 10,
-        idle_poll: Duration::from_millis(20),
-        retry_delay: Duration::from_millis(50),
-        max_retry_delay: Duration::from_millis(400),
+    WorkerSettings { visibility: Duration::from_secs(30), batch: 10, idle_poll: Duration::from_millis(20) }
+}
+
+/// Failed messages come back within tenths of a second.
+pub fn engine_settings() -> EngineSettings {
+    EngineSettings {
+        delivery: hmsync_engine::DeliveryPolicy {
+            first_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_millis(400),
+            ..hmsync_engine::DeliveryPolicy::default()
+        },
+        ..EngineSettings::default()
     }
 }
 

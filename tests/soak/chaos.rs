@@ -149,6 +149,10 @@ impl WorkQueue for CountingQueue {
         self.inner.release(receipt).await
     }
 
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> hmsync_store::Result<()> {
+        self.inner.dead_letter(message, error).await
+    }
+
     async fn dead_letters(&self, limit: usize) -> hmsync_store::Result<Vec<DeadLetter>> {
         self.inner.dead_letters(limit).await
     }
@@ -161,13 +165,7 @@ impl WorkQueue for CountingQueue {
 /// The soak's workers: a short visibility timeout, so a message a killed worker held comes back
 /// within seconds instead of stalling the connection's queue group.
 pub fn worker_settings() -> WorkerSettings {
-    WorkerSettings {
-        visibility: Duration::from_secs(2),
-        batch: 10,
-        idle_poll: Duration::from_millis(20),
-        retry_delay: Duration::from_millis(100),
-        max_retry_delay: Duration::from_secs(2),
-    }
+    WorkerSettings { visibility: Duration::from_secs(2), batch: 10, idle_poll: Duration::from_millis(20) }
 }
 
 struct Running {

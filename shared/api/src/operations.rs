@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use hmsync_core::normalize_email;
 use hmsync_engine::views::{ContactView, Status};
-use hmsync_store::{ContactError, LinkKey};
+use hmsync_store::{ContactError, DeadLetter, LinkKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,6 +52,40 @@ pub struct StatusView {
     /// this API cannot read the queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<usize>,
+    /// Those dead letters, each with its last error (oldest first); absent where this API
+    /// cannot read the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_messages: Option<Vec<DeadLetterView>>,
+}
+
+/// A dead letter as the status shows it. Its body stays in the queue (it may hold contact data).
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub message_id: String,
+    /// The message's type: `contacts`, `scan_start`, `scan_page`, `hub_spot_merge`,
+    /// `company_changed`, `engagement`, or `unreadable`.
+    pub kind: String,
+    /// How often it was delivered.
+    pub receive_count: u32,
+    /// Why its last attempt failed. Absent when the queue moved it after its receive limit
+    /// without an answer from hmsync (the worker stopped while handling it: a crash or a timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl DeadLetterView {
+    fn new(d: &DeadLetter) -> Self {
+        let kind = serde_json::from_str::<serde_json::Value>(&d.body)
+            .ok()
+            .and_then(|v| Some(v.get("type")?.as_str()?.to_string()))
+            .unwrap_or_else(|| "unreadable".to_string());
+        DeadLetterView {
+            message_id: d.message_id.clone(),
+            kind,
+            receive_count: d.receive_count,
+            last_error: d.last_error.clone(),
+        }
+    }
 }
 
 /// One page of errored contacts.
@@ -98,11 +132,19 @@ pub struct Health {
 
 async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
     let status = api.engine.status(id).await?;
-    let dead_letters = match &api.work_queue {
-        Some(queue) => Some(queue.dead_letters(DEAD_LETTER_PEEK).await?.iter().filter(|d| d.group_id == id).count()),
+    let dead = match &api.work_queue {
+        Some(queue) => Some(
+            queue
+                .dead_letters(DEAD_LETTER_PEEK)
+                .await?
+                .iter()
+                .filter(|d| d.group_id == id)
+                .map(DeadLetterView::new)
+                .collect::<Vec<_>>(),
+        ),
         None => None,
     };
-    Ok(StatusView { status, dead_letters })
+    Ok(StatusView { status, dead_letters: dead.as_ref().map(Vec::len), dead_letter_messages: dead })
 }
 
 /// Validates the connection, starts the initial sync (202); the status then shows its progress.

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hmsync_store::{Connection, QueueMessage, SecretStore, Store, StoreError, SyncQueue};
 
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi};
+use crate::delivery::DeliveryPolicy;
 use crate::failpoint::Failpoints;
 use crate::message::SyncMessage;
 use crate::state::ConnectionState;
@@ -61,6 +62,8 @@ pub struct EngineSettings {
     /// After HubSpot's daily limit is used up, work is tried again this often (HubSpot resets
     /// the limit at midnight in the account's time zone, which the API does not tell).
     pub daily_limit_probe: Duration,
+    /// When failed queue messages come back and when they are given up.
+    pub delivery: DeliveryPolicy,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +77,7 @@ impl Default for EngineSettings {
             event_key_ttl: Duration::from_secs(30 * 24 * 3600),
             scan_interval: Duration::from_secs(2 * 3600),
             daily_limit_probe: Duration::from_secs(15 * 60),
+            delivery: DeliveryPolicy::default(),
         }
     }
 }
@@ -170,14 +174,6 @@ impl Engine {
                 self.record_engagement(connection_id, events, message).await
             }
         }
-    }
-
-    /// Handles a raw queue body; a body that is not a message is a permanent failure.
-    pub async fn handle_body(&self, body: &str) -> Result<Report, EngineError> {
-        let message = SyncMessage::from_body(body).map_err(|e| {
-            EngineError::Permanent(format!("not a sync message ({e}); it goes to the dead-letter queue"))
-        })?;
-        self.handle(&message).await
     }
 
     /// Sends messages to the queue (one group per connection; dedup ids from content unless given).

@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod delivery;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
@@ -18,6 +19,7 @@ pub mod webhook;
 pub mod worker;
 
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
+pub use delivery::{DeliveryPolicy, Disposition};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
 pub use lifecycle::LifecycleError;
 pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};

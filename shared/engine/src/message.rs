@@ -156,6 +156,19 @@ impl SyncMessage {
         }
     }
 
+    /// The message's `type` as it travels (`contacts`, `scan_page`, …), for logs and the status
+    /// page's list of dead letters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncMessage::Contacts { .. } => "contacts",
+            SyncMessage::ScanStart { .. } => "scan_start",
+            SyncMessage::ScanPage { .. } => "scan_page",
+            SyncMessage::HubSpotMerge { .. } => "hub_spot_merge",
+            SyncMessage::CompanyChanged { .. } => "company_changed",
+            SyncMessage::Engagement { .. } => "engagement",
+        }
+    }
+
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).expect("messages serialize")
     }

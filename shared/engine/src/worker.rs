@@ -4,8 +4,10 @@
 //! connection ([`WorkQueue::receive_heads`]), so that no message waits in its hands untried and
 //! counts a delivery it was not attempted in — neither when the one before it fails, nor when
 //! the worker is killed while handling it (the connection's queue group waits for its message
-//! in flight, so order is kept). Failed messages come back after a delay; a message that keeps
-//! failing ends in the dead-letter queue, where the status page shows it.
+//! in flight, so order is kept). Each message is handled by [`Engine::handle_delivery`], the
+//! path contact-sync uses too: failed messages come back after the delay it decides, and one
+//! that cannot succeed goes to the dead letters at once with its error, where the status page
+//! shows it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,32 +15,25 @@ use std::time::Duration;
 use hmsync_store::{ReceivedMessage, WorkQueue};
 use tokio::sync::watch;
 
+use crate::delivery::Disposition;
 use crate::engine::{Engine, EngineError};
-use crate::message::SyncMessage;
 
-/// How the worker polls and backs off.
+/// How the worker polls. When failed messages come back is the engine's
+/// [`crate::DeliveryPolicy`].
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// How long a received message stays invisible (longer than handling it may take).
+    /// How long a received message stays invisible (longer than handling it may take: each
+    /// message is handled within four fifths of it).
     pub visibility: Duration,
     /// Messages per receive (one per connection).
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
-    /// First retry delay of a failed message (doubles per receive, capped by `max_retry_delay`).
-    pub retry_delay: Duration,
-    pub max_retry_delay: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self {
-            visibility: Duration::from_secs(300),
-            batch: 10,
-            idle_poll: Duration::from_millis(200),
-            retry_delay: Duration::from_secs(2),
-            max_retry_delay: Duration::from_secs(300),
-        }
+        Self { visibility: Duration::from_secs(300), batch: 10, idle_poll: Duration::from_millis(200) }
     }
 }
 
@@ -48,6 +43,17 @@ pub struct Round {
     pub received: usize,
     pub done: usize,
     pub retried: usize,
+    /// Messages set aside as dead letters.
+    pub dead_lettered: usize,
+}
+
+impl Round {
+    fn add(&mut self, other: Round) {
+        self.received += other.received;
+        self.done += other.done;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+    }
 }
 
 pub struct Worker {
@@ -61,48 +67,34 @@ impl Worker {
         Self { engine, queue, settings }
     }
 
-    fn delay(&self, receive_count: u32, wanted: Option<Duration>) -> Duration {
-        let backoff = self
-            .settings
-            .retry_delay
-            .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
-            .min(self.settings.max_retry_delay);
-        wanted.unwrap_or(backoff)
-    }
-
     /// Receives and handles what is visible now.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
         let messages = self.queue.receive_heads(self.settings.batch, self.settings.visibility).await?;
         let mut round = Round { received: messages.len(), ..Round::default() };
         let results = futures::future::join_all(messages.into_iter().map(|m| self.handle(m))).await;
         for r in results {
-            let (done, retried) = r?;
-            round.done += done;
-            round.retried += retried;
+            round.add(r?);
         }
         Ok(round)
     }
 
     /// Handles a connection's next message.
-    async fn handle(&self, m: ReceivedMessage) -> Result<(usize, usize), EngineError> {
-        let outcome = match SyncMessage::from_body(&m.body) {
-            Ok(msg) => self.engine.handle_with_recovery(&msg).await,
-            Err(e) => Err(EngineError::Permanent(format!("not a sync message: {e}"))),
-        };
-        match outcome {
-            Ok(_) => {
+    async fn handle(&self, m: ReceivedMessage) -> Result<Round, EngineError> {
+        let budget = self.settings.visibility.mul_f64(0.8);
+        match self.engine.handle_delivery(&m.body, m.receive_count, budget).await {
+            Disposition::Done(_) => {
                 self.queue.ack(&m.receipt).await?;
-                Ok((1, 0))
+                Ok(Round { done: 1, ..Round::default() })
             }
-            Err(e) => {
-                let delay = match e.retry_after() {
-                    Some(wanted) => self.delay(m.receive_count, wanted),
-                    // Permanent: come back at once, so it reaches the dead letters quickly.
-                    None => Duration::ZERO,
-                };
-                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, error = %e, ?delay, "message failed; it comes back later");
-                self.queue.retry_later(&m.receipt, delay).await?;
-                Ok((0, 1))
+            Disposition::Retry { after, error } => {
+                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, %error, ?after, "message failed; it comes back later");
+                self.queue.retry_later(&m.receipt, after).await?;
+                Ok(Round { retried: 1, ..Round::default() })
+            }
+            Disposition::DeadLetter { error } => {
+                tracing::error!(group = %m.group_id, message_id = %m.message_id, receive_count = m.receive_count, %error, "message set aside as a dead letter");
+                self.queue.dead_letter(&m, &error).await?;
+                Ok(Round { dead_lettered: 1, ..Round::default() })
             }
         }
     }
@@ -136,9 +128,7 @@ impl Worker {
         let mut idle_since = tokio::time::Instant::now();
         loop {
             let r = self.run_once().await?;
-            total.received += r.received;
-            total.done += r.done;
-            total.retried += r.retried;
+            total.add(r);
             if r.received > 0 {
                 idle_since = tokio::time::Instant::now();
             } else if idle_since.elapsed() >= quiet {

@@ -101,7 +101,7 @@ fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
 }
 
 #[tokio::test]
-async fn failed_messages_come_back_through_their_sqs_receipts() {
+async fn a_message_that_cannot_succeed_moves_to_the_dead_letter_queue_with_its_error_and_its_group_goes_on() {
     let aws = aws().await;
     let engine = &aws.ports.engine;
     connection(&*engine.store, "conn-draft", &ConnectionState::default()).await;
@@ -128,35 +128,31 @@ async fn failed_messages_come_back_through_their_sqs_receipts() {
         .expect("send");
     let received = receive(&*aws.ports.queue, 4).await;
     assert_eq!(received.len(), 4, "{received:?}");
-    let id_of = |body_part: &str| {
-        received.iter().find(|m| m.body.contains(body_part)).map(|m| m.message_id.clone()).expect(body_part)
-    };
-    let (ok, bad, after_bad, waiting) =
-        (id_of(r#""id":"1""#), id_of("resync_everything"), id_of(r#""id":"2""#), id_of(r#""id":"3""#));
+    let bad = received.iter().find(|m| m.body.contains("resync_everything")).expect("the bad message").clone();
 
-    let response = contact_sync::handle(engine, &*aws.ports.queue, sqs_event(&received)).await;
+    let response = contact_sync::handle(engine, &*aws.ports.queue, sqs_event(&received), None).await;
 
-    let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-    failed.sort();
-    let mut expected = vec![bad.clone(), after_bad.clone()];
-    expected.sort();
-    assert_eq!(failed, expected);
+    // Nothing comes back: the bad message was moved by our own hand (reported done, so it
+    // burns no further receives) and the message behind it was handled.
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
     // A connection waiting for an API limit keeps its work in its state (replayed when the limit
     // resets), so the message is done and cannot reach the dead-letter queue by waiting.
     let (state, _) = engine.state("conn-waiting").await.expect("state");
     assert_eq!(state.parked.len(), 1, "the waiting connection's message is parked");
     assert!(state.parked[0].to_string().contains(r#""3""#), "{:?}", state.parked);
-    assert!(failed.iter().all(|f| f != &waiting));
 
-    // The event source mapping deletes what succeeded.
-    for handled in received.iter().filter(|m| m.message_id == ok || m.message_id == waiting) {
-        aws.ports.queue.ack(&handled.receipt).await.expect("delete the handled message");
+    // The event source mapping deletes what succeeded; the bad one is gone already.
+    for m in received.iter().filter(|m| m.message_id != bad.message_id) {
+        aws.ports.queue.ack(&m.receipt).await.expect("delete the handled message");
     }
-    // The permanent failure and the message behind it are visible again at once, in order.
-    let again = receive(&*aws.ports.queue, 3).await;
-    let ids: Vec<&str> = again.iter().map(|m| m.message_id.as_str()).collect();
-    assert_eq!(ids, [bad.as_str(), after_bad.as_str()]);
-    assert!(again.iter().all(|m| m.receive_count == 2), "{again:?}");
+    assert!(receive(&*aws.ports.queue, 4).await.is_empty(), "nothing comes back");
+    let dead = aws.ports.queue.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].message_id.as_str(), dead[0].group_id.as_str()), (bad.message_id.as_str(), "conn-draft"));
+    assert_eq!(dead[0].body, bad.body);
+    assert_eq!(dead[0].receive_count, 1);
+    let error = dead[0].last_error.as_deref().expect("its last error");
+    assert!(error.contains("not a sync message"), "{error}");
 }
 
 #[tokio::test]

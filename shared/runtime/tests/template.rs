@@ -179,7 +179,9 @@ fn the_queue_consumer_reports_partial_batch_failures() {
                 .map(|s| s.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             assert_eq!(types, ["ReportBatchItemFailures"], "{name}.{event}");
-            assert_eq!(at(e, &["Properties", "BatchSize"]).and_then(Value::as_u64), Some(10), "{name}.{event}");
+            // One message per invocation: every receive SQS counts is a real attempt (see
+            // hmsync_runtime::contact_sync).
+            assert_eq!(at(e, &["Properties", "BatchSize"]).and_then(Value::as_u64), Some(1), "{name}.{event}");
         }
     }
     assert_eq!(sqs_events, 1);

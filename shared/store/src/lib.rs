@@ -21,8 +21,8 @@ pub mod testing;
 pub use dynamo::{DynamoStore, create_table_if_missing};
 pub use error::{Result, StoreError};
 pub use model::{
-    Connection, ContactError, ContactProblem, DeadLetter, HistoryEntry, LinkKey, Page, QueueMessage, ReceivedMessage,
-    Versioned,
+    Connection, ContactError, ContactProblem, DeadLetter, HistoryEntry, LAST_ERROR_MAX_BYTES, LinkKey, Page,
+    QueueMessage, ReceivedMessage, Versioned,
 };
 pub use ports::{
     ConnectionStore, ErrorStore, EventStore, HistoryStore, LinkStore, MeterStore, RoutingStore, SecretStore,

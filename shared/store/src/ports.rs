@@ -208,6 +208,12 @@ pub trait WorkQueue: SyncQueue {
         Ok(heads)
     }
 
+    /// Gives up on a received message: it moves to the dead letters with `error` as its last
+    /// error (and leaves the queue), so it neither uses up further receives nor holds back the
+    /// later messages of its group. For a message that can never succeed, or that failed on its
+    /// last allowed receive.
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<()>;
+
     /// The oldest dead letters, without removing them.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 

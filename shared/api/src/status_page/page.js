@@ -139,6 +139,16 @@
       el("div", {}, el("dt", {}, label), el("dd", { "data-count": key }, fmtNumber(value)))));
   }
 
+  function deadLetters(s) {
+    const list = s.dead_letter_messages;
+    if (!list || !list.length) return null;
+    return el("section", { class: "dead-letters" },
+      el("h3", {}, "Dead letters"),
+      el("ul", {}, list.map((d) => el("li", { "data-message-id": d.message_id },
+        el("span", { class: "label" }, d.kind), " ",
+        d.last_error || "Set aside after its last receive without an answer (the worker stopped while handling it)."))));
+  }
+
   function scans(s) {
     const last = s.last_scan;
     const lastText = last ? `${scanKind(last.kind)}, finished ${fmtTime(last.finished_at_ms)}, ${fmtNumber(last.records)} records` : "none yet";
@@ -195,6 +205,7 @@
       problemBanner(s),
       progress(s),
       counts(s),
+      deadLetters(s),
       scans(s),
       errorsTable(id, errors));
   }

@@ -50,6 +50,14 @@ impl Db {
         Ok(Db { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_path_buf()) })
     }
 
+    /// Runs a schema change on the connection (at open, before any other use).
+    pub fn migrate(&self, change: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>) -> Result<()> {
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&conn).map_err(|e| {
+            StoreError::backend(format!("could not upgrade the SQLite database {}: {e}", self.path.display()))
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
