@@ -1,0 +1,284 @@
+//! The deployed shape, end to end: `template.yaml` deployed on 127.0.0.1 (`deploy.rs`) with the
+//! five real function binaries behind the Lambda Runtime API, API Gateway, the SQS event source
+//! mapping and the schedule, DynamoDB, SQS and Secrets Manager on a moto server that enforces
+//! IAM, and each function signing with an IAM user that carries exactly its role's statements.
+//! The tests reach hmsync only as users and the apps do: the config API, the apps' webhooks, the
+//! schedule's tick and the queue. Each ends with the IAM audit of every call the functions made.
+
+mod deploy;
+mod moto;
+mod proxy;
+mod template;
+
+use deploy::{Deployment, Options};
+use hmsync_sandbox::common::people::person;
+use hmsync_sandbox::common::webhooks::DeliveryOptions;
+use hmsync_sandbox::hubspot::{SeedRequest, WebhookSettings};
+use hmsync_sandbox::mailerlite::{SeedSpec, UserEdit};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+fn config(name: &str, target_group: &str) -> Value {
+    json!({
+        "name": name,
+        "target_group": target_group,
+        "mappings": [
+            {"hubspot_property": "firstname", "mailerlite_field": "name"},
+            {"hubspot_property": "lastname", "mailerlite_field": "last_name"},
+            {"hubspot_property": "city", "mailerlite_field": "city"}
+        ]
+    })
+}
+
+/// The simulators' credentials, as a user pastes them into `PUT /connections/{id}/credentials`.
+fn credentials(d: &Deployment) -> Value {
+    let hs = d.hubspot.config();
+    json!({
+        "hubspot": {"type": "token", "access_token": hs.token},
+        "hubspot_app_id": hs.app_id,
+        "hubspot_client_secret": hs.client_secret,
+        "mailerlite_api_key": d.mailerlite.config().token,
+    })
+}
+
+fn props(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+}
+
+#[track_caller]
+fn expect(answer: (u16, Value), status: u16) -> Value {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    answer.1
+}
+
+/// Creates, configures and activates a connection through the config API, as docs/api.md says.
+async fn connect_and_activate(d: &Deployment, id: &str, target_group: &str) {
+    expect(
+        d.call(Method::POST, "/connections", Some(json!({"id": id, "config": config(id, target_group)}))).await,
+        201,
+    );
+    expect(d.call(Method::PUT, &format!("/connections/{id}/credentials"), Some(credentials(d))).await, 200);
+    expect(d.call(Method::POST, &format!("/connections/{id}/preview"), None).await, 200);
+    expect(d.call(Method::POST, &format!("/connections/{id}/activate"), None).await, 202);
+    d.settle().await;
+}
+
+/// The MailerLite webhook, created by hand as the README allows (`batchable`, the connection's
+/// URL, the subscriber and campaign events) and its secret saved with the credentials.
+async fn create_mailerlite_webhook_by_hand(d: &Deployment, id: &str) {
+    let client = hmsync_mailerlite::Client::new(
+        hmsync_mailerlite::Config::new(d.mailerlite.config().token).with_base_url(d.mailerlite.base_url().to_string()),
+    )
+    .unwrap();
+    let hook = client
+        .create_webhook(&hmsync_mailerlite::NewWebhook {
+            name: Some("hmsync".into()),
+            url: format!("{}/webhooks/mailerlite/{id}", d.api_url()),
+            events: hmsync_engine::webhook::MAILERLITE_EVENTS.iter().map(|e| e.to_string()).collect(),
+            enabled: Some(true),
+            batchable: Some(true),
+        })
+        .await
+        .unwrap();
+    let body = json!({"mailerlite_webhook_secret": hook.secret});
+    expect(d.call(Method::PUT, &format!("/connections/{id}/credentials"), Some(body)).await, 200);
+}
+
+async fn status(d: &Deployment, id: &str) -> Value {
+    expect(d.call(Method::GET, &format!("/connections/{id}/status"), None).await, 200)
+}
+
+/// Fails with every call the template does not allow, and every statement no call needed
+/// (`expected_unused` names statements the test leaves unexercised, each with its reason).
+fn assert_iam(d: &Deployment, expected_unused: &[(&str, &str, &str)]) {
+    let audits = d.audit();
+    let mut problems = Vec::new();
+    for (role, audit) in &audits {
+        for call in &audit.refused {
+            problems.push(format!("{role}: the template does not allow {call}"));
+        }
+        for call in &audit.denied_by_moto {
+            problems.push(format!("{role}: moto refused {call}"));
+        }
+        for st in &d.roles[role].statements {
+            let unused = !audit.used.contains_key(&st.sid);
+            let expected = expected_unused.iter().any(|(r, sid, _)| r == role && *sid == st.sid);
+            if unused && !expected {
+                problems.push(format!("{role}: no call needed statement {} ({:?})", st.sid, st.actions));
+            }
+            if !unused && expected {
+                problems
+                    .push(format!("{role}: statement {} was needed after all; drop it from the expected list", st.sid));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "IAM audit:\n{}", problems.join("\n"));
+}
+
+/// Statements no scenario of this file needs, and why they stay in the template.
+const NOT_EXERCISED: &[(&str, &str, &str)] = &[
+    // Lambda's own log delivery writes with the role; the functions' code never calls CloudWatch
+    // Logs, and the harness keeps their output itself.
+    ("HubSpotWebhookRole", "Logs", "Lambda's log delivery"),
+    ("MailerLiteWebhookRole", "Logs", "Lambda's log delivery"),
+    ("ConfigApiRole", "Logs", "Lambda's log delivery"),
+    ("ScheduledScanRole", "Logs", "Lambda's log delivery"),
+    ("ContactSyncRole", "Logs", "Lambda's log delivery"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lives_through_the_deployed_functions_under_their_template_roles() {
+    let d = Deployment::start(Options::default()).await;
+    // The user points the HubSpot app's webhooks at the deployment.
+    d.hubspot.set_webhook_settings(Some(WebhookSettings::for_sync(format!("{}/webhooks/hubspot", d.api_url()))));
+    let seeded = d.hubspot.seed(&SeedRequest { count: 12, ..Default::default() }).unwrap();
+    d.mailerlite.seed(&SeedSpec { count: 12, start_index: 6, ..Default::default() }).unwrap();
+    let group = d.mailerlite.create_group("From HubSpot");
+
+    // Create → credentials → preview → activate → the initial sync.
+    connect_and_activate(&d, "sales", &group).await;
+    create_mailerlite_webhook_by_hand(&d, "sales").await;
+    let s = status(&d, "sales").await;
+    assert_eq!(s["lifecycle"], "continuous", "{s}");
+    assert_eq!(s["counts"]["links"]["complete"], 18, "{s}");
+    for i in 0..18 {
+        let email = person(i).email;
+        let groups = d.mailerlite.subscriber(&email).unwrap().groups.unwrap_or_default();
+        assert!(groups.iter().any(|g| g.id == group), "{email} is in the target group");
+    }
+
+    // A HubSpot change arrives by webhook and reaches MailerLite.
+    d.hubspot.user_edit_contact(seeded.ids[3], &props(&[("firstname", "Webhooked")]), 7).unwrap();
+    d.settle().await;
+    assert_eq!(d.mailerlite.subscriber(&person(3).email).unwrap().fields.get("name"), Some(&json!("Webhooked")));
+
+    // A MailerLite change arrives by webhook and reaches HubSpot.
+    let edit =
+        UserEdit { fields: [("city".to_string(), json!("Nairobi"))].into_iter().collect(), ..Default::default() };
+    d.mailerlite.user_edit(&person(14).email, &edit).unwrap();
+    d.settle().await;
+    let contact = d.hubspot.contact_by_email(&person(14).email).unwrap();
+    assert_eq!(contact["properties"]["city"], "Nairobi");
+
+    // A lost webhook: the schedule's tick starts a scan that finds the change.
+    d.hubspot.dispatcher().set_options(DeliveryOptions { paused: true, ..d.hubspot.dispatcher().options() });
+    d.hubspot.user_edit_contact(seeded.ids[4], &props(&[("city", "Lost Webhook City")]), 7).unwrap();
+    assert_eq!(d.hubspot.dispatcher().discard_held(), 1, "the webhook is lost");
+    d.hubspot.dispatcher().set_options(DeliveryOptions { paused: false, ..d.hubspot.dispatcher().options() });
+    let tick = d.tick().await;
+    assert_eq!(tick["scans_enqueued"], 1, "{tick}");
+    d.settle().await;
+    assert_eq!(
+        d.mailerlite.subscriber(&person(4).email).unwrap().fields.get("city"),
+        Some(&json!("Lost Webhook City"))
+    );
+
+    // A poison message in the connection's group, with a change queued behind it: the poison
+    // goes to the dead-letter queue on its first receive with its error, the change goes through.
+    let mapping = d.mapping.as_ref().unwrap();
+    mapping.set_enabled(false).await;
+    let admin_sqs = aws_sdk_sqs::Client::new(&d.admin);
+    admin_sqs
+        .send_message()
+        .queue_url(&d.queue_url)
+        .message_body(r#"{"type":"resync_everything","connection_id":"sales"}"#)
+        .message_group_id("sales")
+        .message_deduplication_id("poison")
+        .send()
+        .await
+        .unwrap();
+    d.hubspot.user_edit_contact(seeded.ids[5], &props(&[("lastname", "Behind The Poison")]), 7).unwrap();
+    d.hubspot.dispatcher().wait_idle().await;
+    mapping.set_enabled(true).await;
+    d.settle().await;
+    assert_eq!(
+        d.mailerlite.subscriber(&person(5).email).unwrap().fields.get("last_name"),
+        Some(&json!("Behind The Poison"))
+    );
+    let s = status(&d, "sales").await;
+    assert_eq!(s["dead_letters"], 1, "{s}");
+    let dead = &s["dead_letter_messages"][0];
+    assert_eq!(dead["kind"], "resync_everything");
+    assert_eq!(dead["receive_count"], 1, "set aside on its first receive");
+    assert!(dead["last_error"].as_str().unwrap().contains("not a sync message"), "{dead}");
+    // Requeued from the status page, it fails again and is set aside again.
+    let requeued = expect(d.call(Method::POST, "/dead-letters/requeue", None).await, 200);
+    assert_eq!(requeued["requeued"], 1);
+    d.settle().await;
+    assert_eq!(status(&d, "sales").await["dead_letters"], 1);
+
+    let stats = mapping.stats();
+    assert_eq!(stats.failed_invocations, 0, "{stats:?}\n{}", d.logs("contact-sync"));
+    assert_iam(&d, NOT_EXERCISED);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_evaluates_actions_and_sqs_resources_only() {
+    // The probe behind the split of work between moto and the proxy's audit (moto.rs).
+    let moto = moto::moto().await;
+    let admin = moto::sdk_config(&moto.endpoint, &moto.admin).await;
+    let name = format!("probe{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let ddb = aws_sdk_dynamodb::Client::new(&admin);
+    ddb.create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let q = aws_sdk_sqs::Client::new(&admin)
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let table_arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}");
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}.fifo");
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table_arn},
+        {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"},
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn},
+        {"Effect": "Allow", "Action": "sqs:GetQueueAttributes", "Resource": "arn:aws:sqs:us-east-1:123456789012:other.fifo"}
+    ]});
+    let keys = moto::user_with_policy(moto, &name, &policy).await;
+    let config = moto::sdk_config(&moto.endpoint, &keys).await;
+    let (ddb, sqs) = (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config));
+    let key = aws_sdk_dynamodb::types::AttributeValue::S("a".into());
+    // A statement scoped to the table never matches: moto checks DynamoDB against `*`.
+    assert!(ddb.get_item().table_name(&name).key("pk", key.clone()).send().await.is_err());
+    assert!(ddb.put_item().table_name(&name).item("pk", key.clone()).send().await.is_ok());
+    // SQS is checked against the queue's ARN.
+    let send = sqs.send_message().queue_url(&q).message_body("x").message_group_id("g").message_deduplication_id("d");
+    assert!(send.send().await.is_ok());
+    assert!(sqs.get_queue_attributes().queue_url(&q).send().await.is_err(), "another queue's grant");
+    // Batches are checked under their own names.
+    let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+        .id("1")
+        .message_body("x")
+        .message_group_id("g")
+        .message_deduplication_id("e")
+        .build()
+        .unwrap();
+    assert!(sqs.send_message_batch().queue_url(&q).entries(entry).send().await.is_err());
+    // Unknown keys are refused.
+    let stranger = moto::Keys { access_key_id: "AKIASTRANGEREXAMPLE".into(), secret_access_key: "x".into() };
+    let config = moto::sdk_config(&moto.endpoint, &stranger).await;
+    assert!(aws_sdk_sqs::Client::new(&config).get_queue_attributes().queue_url(&q).send().await.is_err());
+}
