@@ -23,9 +23,9 @@ use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::moto::{Keys, Moto, moto, sdk_config, user_with_policy};
+use super::moto::{Keys, moto, sdk_config, user_with_policy};
 use super::proxy::{ACCOUNT, Audit, Proxy, REGION, audit};
-use super::template::{EventDef, FunctionDef, Names, Statement, Template};
+use super::template::{EventDef, Names, Statement, Template};
 
 /// How a deployment starts.
 pub struct Options {
@@ -57,12 +57,10 @@ pub struct Role {
 pub struct Deployment {
     pub template: Template,
     pub names: Names,
-    pub moto: &'static Moto,
     /// The administrator's view of moto (for the test's own checks, never for the functions).
     pub admin: aws_config::SdkConfig,
     pub proxy: Proxy,
     pub functions: Arc<Functions>,
-    pub definitions: Vec<FunctionDef>,
     pub roles: BTreeMap<String, Role>,
     pub api: HttpApi,
     pub mapping: Option<EventSourceMapping>,
@@ -70,7 +68,6 @@ pub struct Deployment {
     pub mailerlite: MailerLiteSim,
     pub admin_token: String,
     pub queue_url: String,
-    pub dlq_url: String,
     /// The schedule's rule (the ARN its events name) and the function it invokes.
     pub schedule: (String, String),
     pub http: reqwest::Client,
@@ -309,15 +306,12 @@ impl Deployment {
         .expect("the event source mapping");
         Deployment {
             queue_url: names.refs["SyncQueue"].clone(),
-            dlq_url: names.refs["DeadLetterQueue"].clone(),
             schedule: schedule.expect("a schedule"),
             template,
             names,
-            moto,
             admin,
             proxy,
             functions,
-            definitions,
             roles,
             api,
             mapping: Some(mapping),

@@ -209,6 +209,10 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
 
     let stats = mapping.stats();
     assert_eq!(stats.failed_invocations, 0, "{stats:?}\n{}", d.logs("contact-sync"));
+
+    // The connection is deleted with everything it stored.
+    expect(d.call(Method::DELETE, "/connections/sales", None).await, 204);
+    expect(d.call(Method::GET, "/connections/sales", None).await, 404);
     assert_iam(&d, NOT_EXERCISED);
     d.shutdown().await;
 }
@@ -281,4 +285,98 @@ async fn moto_evaluates_actions_and_sqs_resources_only() {
     let stranger = moto::Keys { access_key_id: "AKIASTRANGEREXAMPLE".into(), secret_access_key: "x".into() };
     let config = moto::sdk_config(&moto.endpoint, &stranger).await;
     assert!(aws_sdk_sqs::Client::new(&config).get_queue_attributes().queue_url(&q).send().await.is_err());
+}
+
+/// The HubSpot OAuth install as a user clicks through it: the config API's start link, the
+/// app's authorize page, back to the config API's callback.
+async fn install_hubspot_app(d: &Deployment, id: &str) {
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let start = no_redirects
+        .get(format!("{}/connections/{id}/oauth/hubspot/start", d.api_url()))
+        .bearer_auth(&d.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302, "{}", start.text().await.unwrap_or_default());
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let authorized = no_redirects.get(&authorize).send().await.unwrap();
+    assert_eq!(authorized.status(), 302);
+    let callback = authorized.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.starts_with(&d.api_url()), "the callback comes back through API Gateway: {callback}");
+    let done = no_redirects.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap_or_default());
+}
+
+/// The refresh token hmsync keeps for a connection (read by the test as an administrator, to
+/// revoke it in the app the way an uninstall does).
+async fn stored_refresh_token(d: &Deployment, id: &str) -> String {
+    let prefix = d.names.resolve_string(&d.template.function_environment("HMSYNC_SECRET_PREFIX"));
+    let secret = aws_sdk_secretsmanager::Client::new(&d.admin)
+        .get_secret_value()
+        .secret_id(format!("{prefix}{}", hmsync_engine::adapters::credentials_secret_name(id)))
+        .send()
+        .await
+        .unwrap();
+    let credentials: Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    credentials["hubspot"]["refresh_token"].as_str().expect("OAuth tokens are stored").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_hubspot_install_pauses_the_connection_and_a_new_install_resumes_it() {
+    let d = Deployment::start(Options::default()).await;
+    d.hubspot.set_webhook_settings(Some(WebhookSettings::for_sync(format!("{}/webhooks/hubspot", d.api_url()))));
+    d.hubspot.seed(&SeedRequest { count: 6, ..Default::default() }).unwrap();
+    d.mailerlite.seed(&SeedSpec { count: 6, start_index: 3, ..Default::default() }).unwrap();
+    let group = d.mailerlite.create_group("From HubSpot");
+    let hs = d.hubspot.config();
+    let id = "agency";
+    expect(d.call(Method::POST, "/connections", Some(json!({"id": id, "config": config(id, &group)}))).await, 201);
+    let oauth = json!({
+        "hubspot": {"type": "oauth", "client_id": hs.client_id, "client_secret": hs.client_secret},
+        "hubspot_app_id": hs.app_id,
+        "mailerlite_api_key": d.mailerlite.config().token,
+    });
+    expect(d.call(Method::PUT, &format!("/connections/{id}/credentials"), Some(oauth)).await, 200);
+    install_hubspot_app(&d, id).await;
+    expect(d.call(Method::POST, &format!("/connections/{id}/activate"), None).await, 202);
+    d.settle().await;
+    create_mailerlite_webhook_by_hand(&d, id).await;
+    assert_eq!(status(&d, id).await["counts"]["links"]["complete"], 9);
+
+    // The app is uninstalled: its refresh token is revoked and its access tokens stop working.
+    assert!(d.hubspot.revoke_refresh_token(&stored_refresh_token(&d, id).await));
+    d.hubspot.expire_access_tokens();
+    let edit = UserEdit {
+        fields: [("city".to_string(), json!("Kept While Paused"))].into_iter().collect(),
+        ..Default::default()
+    };
+    d.mailerlite.user_edit(&person(7).email, &edit).unwrap();
+    d.settle().await;
+    let s = status(&d, id).await;
+    assert_eq!(s["pause"]["reason"], "credentials", "{s}");
+    assert!(s["problem"]["action"].as_str().unwrap().contains("Reconnect HubSpot"), "{s}");
+    assert!(s["parked_messages"].as_u64().unwrap() >= 1, "the work waits: {s}");
+
+    // A new install: the connection resumes and the change that waited reaches HubSpot.
+    install_hubspot_app(&d, id).await;
+    d.settle().await;
+    let s = status(&d, id).await;
+    assert!(s.get("pause").is_none_or(Value::is_null), "{s}");
+    let contact = d.hubspot.contact_by_email(&person(7).email).unwrap();
+    assert_eq!(contact["properties"]["city"], "Kept While Paused");
+    assert_iam_refusals_only(&d);
+    d.shutdown().await;
+}
+
+/// Fails with every call the template does not allow (statements are checked for use by the
+/// test that exercises them all).
+fn assert_iam_refusals_only(d: &Deployment) {
+    let problems: Vec<String> = d
+        .audit()
+        .iter()
+        .flat_map(|(role, a)| {
+            a.refused.iter().chain(&a.denied_by_moto).map(move |c| format!("{role}: not allowed: {c}"))
+        })
+        .collect();
+    assert!(problems.is_empty(), "IAM audit:\n{}", problems.join("\n"));
 }

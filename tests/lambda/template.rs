@@ -34,7 +34,6 @@ pub struct Names {
 /// A function of the template.
 #[derive(Debug, Clone)]
 pub struct FunctionDef {
-    pub logical_id: String,
     /// The workspace binary (`Metadata.BuildProperties.Binary`).
     pub binary: String,
     pub role: String,
@@ -97,6 +96,14 @@ impl Template {
         }
     }
 
+    /// A variable of `Globals.Function.Environment`.
+    pub fn function_environment(&self, name: &str) -> Value {
+        at(&self.root, &["Globals", "Function", "Environment", "Variables"])
+            .and_then(|v| v.get(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("Globals sets no {name}"))
+    }
+
     /// A resource's `Properties`.
     pub fn properties(&self, logical_id: &str) -> &Value {
         at(self.resource(logical_id), &["Properties"]).unwrap_or_else(|| panic!("{logical_id} has no Properties"))
@@ -148,7 +155,6 @@ impl Template {
                 memory_mb: prop("MemorySize").and_then(Value::as_u64).unwrap_or(128) as u32,
                 environment,
                 events,
-                logical_id: id,
             });
         }
         out

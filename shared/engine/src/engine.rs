@@ -34,7 +34,8 @@ impl Clock for SystemClock {
 pub trait ApiFactory: Send + Sync {
     async fn hubspot(&self, connection: &Connection) -> Result<Arc<dyn HubSpotApi>, EngineError>;
     async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError>;
-    /// Forgets cached clients of a connection (after its credentials changed).
+    /// Forgets cached clients of a connection, and its cached credentials (after its credentials
+    /// changed, here or in another process).
     fn forget(&self, connection_id: &str);
     /// The secrets that sign the connection's webhooks (the only secrets the engine handles,
     /// and only to check signatures).

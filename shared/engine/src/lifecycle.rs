@@ -258,7 +258,14 @@ impl Engine {
     /// Turns a failure that concerns the whole connection (credentials, daily limit) into state
     /// the status page shows, parking the message where that keeps work safe.
     pub async fn handle_with_recovery(&self, message: &SyncMessage) -> Result<Report, EngineError> {
-        match self.handle(message).await {
+        let mut outcome = self.handle(message).await;
+        if matches!(outcome, Err(EngineError::Api(ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }))) {
+            // Credentials saved since this process read them (the config API runs in another
+            // function, and credentials are cached) get one try before the connection pauses.
+            self.apis.forget(message.connection_id());
+            outcome = self.handle(message).await;
+        }
+        match outcome {
             Err(EngineError::Api(ApiError::Unauthorized { side, message: msg, action }))
             | Err(EngineError::Api(ApiError::Forbidden { side, message: msg, action })) => {
                 let now = self.now_ms();

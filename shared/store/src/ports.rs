@@ -231,4 +231,8 @@ pub trait SecretStore: Send + Sync {
 
     /// Idempotent.
     async fn delete_secret(&self, name: &str) -> Result<()>;
+
+    /// Drops what a cache in front of the store holds of `name`, so the next read sees a value
+    /// another process wrote meanwhile. A store without a cache has nothing to drop.
+    fn forget_cached(&self, _name: &str) {}
 }

@@ -314,6 +314,11 @@ impl<S: fmt::Debug> fmt::Debug for CachedSecrets<S> {
 
 #[async_trait]
 impl<S: SecretStore> SecretStore for CachedSecrets<S> {
+    fn forget_cached(&self, name: &str) {
+        self.invalidate(name);
+        self.inner.forget_cached(name);
+    }
+
     async fn get_secret(&self, name: &str) -> Result<Option<String>> {
         if let Some((at, value)) = self.cache().get(name)
             && at.elapsed() < self.ttl

@@ -286,6 +286,7 @@ impl ApiFactory for CredentialApis {
     fn forget(&self, connection_id: &str) {
         self.hubspot.lock().expect("clients lock").remove(connection_id);
         self.mailerlite.lock().expect("clients lock").remove(connection_id);
+        self.secrets.forget_cached(&credentials_secret_name(connection_id));
     }
 
     async fn webhook_keys(&self, connection_id: &str) -> Result<WebhookKeys, EngineError> {
