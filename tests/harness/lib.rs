@@ -93,7 +93,12 @@ pub fn engine(
 }
 
 pub fn worker_settings() -> WorkerSettings {
-    WorkerSettings { visibility: Duration::from_secs(30), batch: 10, idle_poll: Duration::from_millis(20) }
+    WorkerSettings {
+        visibility: Duration::from_secs(30),
+        budget: Duration::from_secs(24),
+        batch: 10,
+        idle_poll: Duration::from_millis(20),
+    }
 }
 
 /// Failed messages come back within tenths of a second.

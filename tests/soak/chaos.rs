@@ -163,9 +163,16 @@ impl WorkQueue for CountingQueue {
 }
 
 /// The soak's workers: a short visibility timeout, so a message a killed worker held comes back
-/// within seconds instead of stalling the connection's queue group.
+/// within seconds instead of stalling the connection's queue group. One worker runs at a time,
+/// so a message may take longer than that (a merge through 200 ms of injected latency per
+/// request does) without being received twice.
 pub fn worker_settings() -> WorkerSettings {
-    WorkerSettings { visibility: Duration::from_secs(2), batch: 10, idle_poll: Duration::from_millis(20) }
+    WorkerSettings {
+        visibility: Duration::from_secs(2),
+        budget: Duration::from_secs(60),
+        batch: 10,
+        idle_poll: Duration::from_millis(20),
+    }
 }
 
 struct Running {

@@ -240,3 +240,50 @@ impl Function {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A function that takes its event and never answers (bash only: the environment is cleared).
+    fn hanging_function(dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("hang");
+        std::fs::write(
+            &path,
+            "#!/bin/bash\n\
+             exec 3<>/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API#*:}\n\
+             printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3\n\
+             while read -t 60 -r _ <&3; do :; done\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn spec(binary: PathBuf, timeout: Duration) -> FunctionSpec {
+        FunctionSpec { name: "test".into(), binary, env: Vec::new(), timeout, memory_mb: 128 }
+    }
+
+    #[tokio::test]
+    async fn an_invocation_past_its_timeout_stops_the_environment_and_the_next_one_starts_anew() {
+        let dir = std::env::temp_dir().join(format!("lambda-local-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = Function::new(spec(hanging_function(&dir), Duration::from_millis(500)), 1);
+        assert_eq!(f.invoke(&json!({})).await, Outcome::TimedOut);
+        assert_eq!(f.invoke(&json!({})).await, Outcome::TimedOut);
+        assert_eq!(f.cold_starts(), 2, "a timed-out environment is not reused");
+        f.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_process_that_ends_without_answering_is_reported() {
+        let f = Function::new(spec(PathBuf::from("/bin/true"), Duration::from_secs(5)), 1);
+        let outcome = f.invoke(&json!({})).await;
+        assert!(matches!(&outcome, Outcome::Exited(why) if why.contains("exit status")), "{outcome:?}");
+        let missing = Function::new(spec(PathBuf::from("/nonexistent/function"), Duration::from_secs(5)), 1);
+        assert!(matches!(missing.invoke(&json!({})).await, Outcome::Exited(why) if why.contains("starting")));
+    }
+}

@@ -22,9 +22,11 @@ use crate::engine::{Engine, EngineError};
 /// [`crate::DeliveryPolicy`].
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// How long a received message stays invisible (longer than handling it may take: each
-    /// message is handled within four fifths of it).
+    /// How long a received message stays invisible (longer than `budget`, so that another
+    /// worker does not receive a message still being handled).
     pub visibility: Duration,
+    /// The time budget of each message: one that takes longer is stopped and comes back.
+    pub budget: Duration,
     /// Messages per receive (one per connection).
     pub batch: usize,
     /// Wait between polls of an empty queue.
@@ -33,7 +35,12 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { visibility: Duration::from_secs(300), batch: 10, idle_poll: Duration::from_millis(200) }
+        Self {
+            visibility: Duration::from_secs(300),
+            budget: Duration::from_secs(240),
+            batch: 10,
+            idle_poll: Duration::from_millis(200),
+        }
     }
 }
 
@@ -80,8 +87,7 @@ impl Worker {
 
     /// Handles a connection's next message.
     async fn handle(&self, m: ReceivedMessage) -> Result<Round, EngineError> {
-        let budget = self.settings.visibility.mul_f64(0.8);
-        match self.engine.handle_delivery(&m.body, m.receive_count, budget).await {
+        match self.engine.handle_delivery(&m.body, m.receive_count, self.settings.budget).await {
             Disposition::Done(_) => {
                 self.queue.ack(&m.receipt).await?;
                 Ok(Round { done: 1, ..Round::default() })
