@@ -48,10 +48,19 @@ pub fn aws_ports(settings: &Settings, config: &SdkConfig) -> AwsPorts {
         secrets,
         apis,
         clock: Arc::new(SystemClock),
-        settings: EngineSettings::default(),
+        settings: engine_settings(settings),
         failpoints: Failpoints::default(),
     });
     AwsPorts { engine, queue }
+}
+
+/// The engine's tunables: the defaults, with what the environment overrides.
+fn engine_settings(settings: &Settings) -> EngineSettings {
+    let mut engine = EngineSettings::default();
+    if let Some(probe) = settings.daily_limit_probe {
+        engine.daily_limit_probe = probe;
+    }
+    engine
 }
 
 /// The real APIs, or the overrides of the settings.
