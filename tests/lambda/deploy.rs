@@ -35,6 +35,9 @@ pub struct Options {
     pub time_scale: f64,
     /// contact-sync environments the event source mapping keeps busy at most.
     pub consumers: usize,
+    /// Variables set on every function besides the template's (deployment settings the
+    /// template leaves at their default).
+    pub environment: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             mailerlite: MailerLiteConfig::default(),
             time_scale: 20.0,
             consumers: 2,
+            environment: Vec::new(),
         }
     }
 }
@@ -257,6 +261,7 @@ impl Deployment {
                 ]
                 .map(|(k, v)| (k.to_string(), v)),
             );
+            env.extend(options.environment.iter().map(|(k, v)| (k.to_string(), v.clone())));
             let mut concurrency = 4;
             for e in &f.events {
                 match e {
