@@ -23,7 +23,7 @@ use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::moto::{Keys, moto, sdk_config, user_with_policy};
+use super::moto::{Keys, json_call, moto, sdk_config, user_with_policy};
 use super::proxy::{ACCOUNT, Audit, Proxy, REGION, audit};
 use super::template::{EventDef, Names, Statement, Template};
 
@@ -52,6 +52,13 @@ impl Default for Options {
     }
 }
 
+/// Where Lambda delivers a function's output: its log group, and how many lines went there.
+struct LogDelivery {
+    group: String,
+    stream: String,
+    delivered: usize,
+}
+
 /// A role of the template: its statements and the IAM user that carries them on moto.
 pub struct Role {
     pub statements: Vec<Statement>,
@@ -74,6 +81,8 @@ pub struct Deployment {
     pub queue_url: String,
     /// The schedule's rule (the ARN its events name) and the function it invokes.
     pub schedule: (String, String),
+    /// Function → its role and log delivery.
+    logs: std::sync::Mutex<HashMap<String, (String, LogDelivery)>>,
     pub http: reqwest::Client,
 }
 
@@ -209,7 +218,14 @@ impl Deployment {
 
         // Names the functions and roles may refer to.
         for id in template.resources_of_type("AWS::Logs::LogGroup") {
-            let name = names.resolve_string(&template.properties(&id)["LogGroupName"]);
+            let props = template.properties(&id);
+            let name = names.resolve_string(&props["LogGroupName"]);
+            let logs = |target: &'static str, body: Value| json_call(&moto.endpoint, &moto.admin, "logs", target, body);
+            logs("Logs_20140328.CreateLogGroup", json!({"logGroupName": name})).await.expect("a log group");
+            let days: u64 = names.resolve_string(&props["RetentionInDays"]).parse().expect("RetentionInDays");
+            logs("Logs_20140328.PutRetentionPolicy", json!({"logGroupName": name, "retentionInDays": days}))
+                .await
+                .expect("its retention");
             names.attributes.insert((id.clone(), "Arn".into()), arn("logs", &format!("log-group:{name}:*")));
             names.refs.insert(id, name);
         }
@@ -242,6 +258,7 @@ impl Deployment {
         let mailerlite = MailerLiteSim::start(ml_config, loopback()).await.expect("MailerLite simulator");
 
         let mut functions = HashMap::new();
+        let mut log_deliveries = HashMap::new();
         let mut routes = Vec::new();
         let mut sqs_source = None;
         let mut schedule = None;
@@ -287,6 +304,14 @@ impl Deployment {
                     }
                 }
             }
+            if let Some(group) = &f.log_group {
+                let delivery = LogDelivery {
+                    group: names.resolve_string(group),
+                    stream: format!("2026/01/01/[$LATEST]{}", uuid::Uuid::new_v4().simple()),
+                    delivered: 0,
+                };
+                log_deliveries.insert(f.binary.clone(), (f.role.clone(), delivery));
+            }
             let spec = FunctionSpec {
                 name: f.binary.clone(),
                 binary: binary_dir().join(&f.binary),
@@ -324,6 +349,43 @@ impl Deployment {
             mailerlite,
             admin_token,
             http: reqwest::Client::new(),
+            logs: std::sync::Mutex::new(log_deliveries),
+        }
+    }
+
+    /// What Lambda does with a function's output, done now: the lines not delivered yet go to the
+    /// function's log group, written with its role (`logs:CreateLogStream`, `logs:PutLogEvents`).
+    pub async fn deliver_logs(&self) {
+        let pending: Vec<(String, String, String, bool, Vec<String>)> = {
+            let mut logs = self.logs.lock().unwrap();
+            logs.iter_mut()
+                .map(|(function, (role, d))| {
+                    let lines = self.functions.0[function].logs();
+                    let new = lines[d.delivered.min(lines.len())..].to_vec();
+                    let first = d.delivered == 0;
+                    d.delivered = lines.len();
+                    (role.clone(), d.group.clone(), d.stream.clone(), first, new)
+                })
+                .collect()
+        };
+        for (role, group, stream, first, lines) in pending {
+            let keys = &self.roles[&role].keys;
+            let call = |target: &'static str, body: Value| json_call(&self.proxy.url, keys, "logs", target, body);
+            if first {
+                call("Logs_20140328.CreateLogStream", json!({"logGroupName": group, "logStreamName": stream}))
+                    .await
+                    .unwrap_or_else(|e| panic!("{role}: CreateLogStream: {e}"));
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            for chunk in lines.chunks(1000) {
+                let events: Vec<Value> = chunk.iter().map(|l| json!({"timestamp": now, "message": l})).collect();
+                call(
+                    "Logs_20140328.PutLogEvents",
+                    json!({"logGroupName": group, "logStreamName": stream, "logEvents": events}),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{role}: PutLogEvents: {e}"));
+            }
         }
     }
 

@@ -118,13 +118,37 @@ pub async fn iam(endpoint: &str, keys: &Keys, params: &[(&str, &str)]) -> anyhow
         .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
+    signed(endpoint, keys, "iam", &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")], body).await
+}
+
+/// Signs and sends an AWS JSON-protocol request (`X-Amz-Target`); returns the answer.
+pub async fn json_call(
+    endpoint: &str,
+    keys: &Keys,
+    service: &str,
+    target: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
+    let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
+    signed(endpoint, keys, service, &headers, body.to_string()).await
+}
+
+/// Signs a POST to `endpoint` for `service` with SigV4 and sends it.
+async fn signed(
+    endpoint: &str,
+    keys: &Keys,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> anyhow::Result<String> {
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8"), ("host", host.as_str())];
+    let mut headers: Vec<(&str, &str)> = headers.to_vec();
+    headers.push(("host", host.as_str()));
     let identity = Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "hmsync-e2e").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
-        .name("iam")
+        .name(service)
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()?
@@ -140,7 +164,7 @@ pub async fn iam(endpoint: &str, keys: &Keys, params: &[(&str, &str)]) -> anyhow
     let response = request.send().await?;
     let status = response.status();
     let text = response.text().await?;
-    anyhow::ensure!(status.is_success(), "IAM request refused: HTTP {status}: {text}");
+    anyhow::ensure!(status.is_success(), "{service} request refused: HTTP {status}: {text}");
     Ok(text)
 }
 

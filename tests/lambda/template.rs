@@ -42,6 +42,8 @@ pub struct FunctionDef {
     /// Globals merged with its own, unresolved.
     pub environment: BTreeMap<String, Value>,
     pub events: Vec<EventDef>,
+    /// `LoggingConfig.LogGroup`, unresolved.
+    pub log_group: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +157,7 @@ impl Template {
                 memory_mb: prop("MemorySize").and_then(Value::as_u64).unwrap_or(128) as u32,
                 environment,
                 events,
+                log_group: untag(props).get("LoggingConfig").and_then(|c| untag(c).get("LogGroup")).cloned(),
             });
         }
         out
