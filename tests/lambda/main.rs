@@ -63,27 +63,6 @@ async fn connect_and_activate(d: &Deployment, id: &str, target_group: &str) {
     d.settle().await;
 }
 
-/// The MailerLite webhook, created by hand as the README allows (`batchable`, the connection's
-/// URL, the subscriber and campaign events) and its secret saved with the credentials.
-async fn create_mailerlite_webhook_by_hand(d: &Deployment, id: &str) {
-    let client = hmsync_mailerlite::Client::new(
-        hmsync_mailerlite::Config::new(d.mailerlite.config().token).with_base_url(d.mailerlite.base_url().to_string()),
-    )
-    .unwrap();
-    let hook = client
-        .create_webhook(&hmsync_mailerlite::NewWebhook {
-            name: Some("hmsync".into()),
-            url: format!("{}/webhooks/mailerlite/{id}", d.api_url()),
-            events: hmsync_engine::webhook::MAILERLITE_EVENTS.iter().map(|e| e.to_string()).collect(),
-            enabled: Some(true),
-            batchable: Some(true),
-        })
-        .await
-        .unwrap();
-    let body = json!({"mailerlite_webhook_secret": hook.secret});
-    expect(d.call(Method::PUT, &format!("/connections/{id}/credentials"), Some(body)).await, 200);
-}
-
 async fn status(d: &Deployment, id: &str) -> Value {
     expect(d.call(Method::GET, &format!("/connections/{id}/status"), None).await, 200)
 }
@@ -120,7 +99,6 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
 
     // Create → credentials → preview → activate → the initial sync.
     connect_and_activate(&d, "sales", &group).await;
-    create_mailerlite_webhook_by_hand(&d, "sales").await;
     let s = status(&d, "sales").await;
     assert_eq!(s["lifecycle"], "continuous", "{s}");
     assert_eq!(s["counts"]["links"]["complete"], 18, "{s}");
@@ -180,8 +158,9 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
     );
     let s = status(&d, "sales").await;
     assert_eq!(s["dead_letters"], 1, "{s}");
-    let dead = &s["dead_letter_messages"][0];
-    assert_eq!(dead["kind"], "resync_everything");
+    let letters = expect(d.call(Method::GET, "/connections/sales/dead-letters", None).await, 200);
+    let dead = &letters["dead_letters"][0];
+    assert_eq!(dead["kind"], "unreadable");
     assert_eq!(dead["receive_count"], 1, "set aside on its first receive");
     assert!(dead["last_error"].as_str().unwrap().contains("not a sync message"), "{dead}");
     // Requeued from the status page, it fails again and is set aside again.
@@ -323,7 +302,6 @@ async fn a_revoked_hubspot_install_pauses_the_connection_and_a_new_install_resum
     install_hubspot_app(&d, id).await;
     expect(d.call(Method::POST, &format!("/connections/{id}/activate"), None).await, 202);
     d.settle().await;
-    create_mailerlite_webhook_by_hand(&d, id).await;
     assert_eq!(status(&d, id).await["counts"]["links"]["complete"], 9);
 
     // The app is uninstalled: its refresh token is revoked and its access tokens stop working.
@@ -363,4 +341,65 @@ async fn assert_iam_refusals_only(d: &Deployment) {
         })
         .collect();
     assert!(problems.is_empty(), "IAM audit:\n{}", problems.join("\n"));
+}
+
+/// How often the daily-limit test's deployment tries HubSpot again after its daily limit.
+const PROBE_SECS: u64 = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hubspot_daily_limit_wait_clears_by_itself_and_every_connection_keeps_its_scans() {
+    let d = Deployment::start(Options {
+        environment: vec![("HMSYNC_DAILY_LIMIT_PROBE_SECONDS", PROBE_SECS.to_string())],
+        ..Options::default()
+    })
+    .await;
+    d.hubspot.set_webhook_settings(Some(WebhookSettings::for_sync(format!("{}/webhooks/hubspot", d.api_url()))));
+    d.hubspot.seed(&SeedRequest { count: 6, ..Default::default() }).unwrap();
+    d.mailerlite.seed(&SeedSpec { count: 6, start_index: 3, ..Default::default() }).unwrap();
+    let group = d.mailerlite.create_group("From HubSpot");
+    connect_and_activate(&d, "main", &group).await;
+    // Another connection of the same portal: HubSpot → MailerLite for the members of a list.
+    let list = d.hubspot.create_list("Partners", "MANUAL", None).unwrap();
+    let list_id = list["listId"].as_str().map(String::from).unwrap_or_else(|| list["listId"].to_string());
+    let mut other = config("other", &d.mailerlite.create_group("Partners"));
+    other["direction"] = json!("hubspot_to_mailerlite");
+    other["hubspot_rule"] = json!({"type": "lists", "list_ids": [list_id]});
+    expect(d.call(Method::POST, "/connections", Some(json!({"id": "other", "config": other}))).await, 201);
+    expect(d.call(Method::PUT, "/connections/other/credentials", Some(credentials(&d))).await, 200);
+    expect(d.call(Method::POST, "/connections/other/activate", None).await, 202);
+    d.settle().await;
+    let other_scan = status(&d, "other").await["last_scan"]["finished_at_ms"].as_i64().unwrap();
+
+    // Another app of the portal used up HubSpot's daily limit; a MailerLite change waits for it.
+    d.hubspot.set_daily_limit_exhausted(true);
+    let edit = UserEdit {
+        fields: [("city".to_string(), json!("After Midnight"))].into_iter().collect(),
+        ..Default::default()
+    };
+    d.mailerlite.user_edit(&person(7).email, &edit).unwrap();
+    d.settle().await;
+    let s = status(&d, "main").await;
+    assert!(s["problem"]["message"].as_str().unwrap().contains("daily"), "the connection waits for the limit: {s}");
+    assert!(s["parked_messages"].as_u64().unwrap() >= 1, "the change waits: {s}");
+
+    // The schedule's ticks go on for every connection, the waiting one included.
+    let tick = d.tick().await;
+    assert_eq!(tick["scans_enqueued"], 2, "{tick}");
+    assert_eq!(tick["failures"], 0, "{tick}");
+    d.settle().await;
+
+    // The limit resets at the portal's midnight: the wait ends by itself, the change arrives, and
+    // the other connection's next scheduled scan runs.
+    d.hubspot.set_daily_limit_exhausted(false);
+    tokio::time::sleep(std::time::Duration::from_secs(PROBE_SECS + 1)).await;
+    d.tick().await;
+    d.settle().await;
+    let contact = d.hubspot.contact_by_email(&person(7).email).unwrap();
+    assert_eq!(contact["properties"]["city"], "After Midnight");
+    let s = status(&d, "main").await;
+    assert!(s["waiting_until_ms"].is_null() && s["problem"].is_null(), "{s}");
+    let later = status(&d, "other").await["last_scan"]["finished_at_ms"].as_i64().unwrap();
+    assert!(later > other_scan, "the other connection was scanned again");
+    assert_iam_refusals_only(&d).await;
+    d.shutdown().await;
 }

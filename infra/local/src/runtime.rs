@@ -11,10 +11,10 @@ use anyhow::Context;
 use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
-use hmsync_engine::{DeliveryPolicy, Engine, EngineSettings, SystemClock};
+use hmsync_engine::{DeliveryPolicy, Engine, EngineSettings, SystemClock, WebhookTarget};
 use hmsync_store::{FileSecrets, SecretStore, SqliteQueue, SqliteStore};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The secret under which the local admin token is kept when none is given.
 pub const ADMIN_TOKEN_SECRET: &str = "hmsync/admin-token";
@@ -49,9 +49,12 @@ pub struct Runtime {
     pub queue: Arc<SqliteQueue>,
     pub api_url: String,
     pub public_url: String,
+    /// Where MailerLite sends webhooks: `public_url`, unless MailerLite cannot reach it (a local
+    /// address with the real MailerLite), and then why.
+    pub webhook_target: WebhookTarget,
     pub admin_token: String,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
 }
 
 async fn admin_token(secrets: &dyn SecretStore, given: Option<String>) -> anyhow::Result<String> {
@@ -87,6 +90,7 @@ impl Runtime {
         })?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let public_url = options.public_url.clone().unwrap_or_else(|| api_url.clone());
+        let webhook_target = WebhookTarget::for_mailerlite(&public_url, &options.apis.mailerlite_base_url);
         let engine = Arc::new(Engine {
             store: store.clone(),
             queue: queue.clone(),
@@ -100,8 +104,8 @@ impl Runtime {
             },
             failpoints: Failpoints::default(),
         });
-        let (shutdown, signal) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
 
         let state = hmsync_api::AppState {
             hubspot_oauth: options.hubspot_oauth.clone(),
@@ -109,60 +113,62 @@ impl Runtime {
         }
         .with_admin(admin_token.clone(), Some(queue.clone() as Arc<dyn hmsync_store::WorkQueue>));
         let app = hmsync_api::router(state);
-        let mut stop = signal.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tasks.spawn(async move {
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the HTTP server stopped");
             }
-        }));
+        });
 
         let worker = Worker::new(engine.clone(), queue.clone(), options.worker.clone());
-        let stop = signal.clone();
-        tasks.push(tokio::spawn(async move { worker.run(stop).await }));
+        let stop = shutdown.clone();
+        tasks.spawn(async move { worker.run(stop).await });
 
         let scheduler_engine = engine.clone();
-        let mut stop = signal.clone();
+        let stop = shutdown.clone();
         let interval = options.scan_interval;
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             // A scan right away catches what changed while the process was down.
             loop {
-                if let Err(e) = scheduler_engine.schedule_tick().await {
-                    tracing::error!(error = %e, "the scheduled scan could not start; it is tried at the next tick");
+                match scheduler_engine.schedule_tick().await {
+                    Ok(tick) if tick.failures > 0 => tracing::error!(
+                        failures = tick.failures,
+                        scans_enqueued = tick.scans_enqueued,
+                        "the scheduled scan of some connections could not start (each is logged); tried at the next tick"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "the scheduled scan could not start; it is tried at the next tick"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
             }
-        }));
+        });
 
         // Waits for API limits end between scans too.
         let waits_engine = engine.clone();
-        let mut stop = signal.clone();
-        tasks.push(tokio::spawn(async move {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
                 if let Err(e) = waits_engine.release_waits().await {
                     tracing::error!(error = %e, "could not release waiting work; tried again in a minute");
                 }
             }
-        }));
+        });
+        tasks.close();
 
-        Ok(Runtime { engine, store, queue, api_url, public_url, admin_token, shutdown, tasks })
+        Ok(Runtime { engine, store, queue, api_url, public_url, webhook_target, admin_token, shutdown, tasks })
     }
 
     /// Stops the server, the worker and the scheduler (a message in flight finishes or comes
     /// back from the queue after its visibility timeout).
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.shutdown.cancel();
+        self.tasks.wait().await;
     }
 }

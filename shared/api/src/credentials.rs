@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use hmsync_core::Side;
 use hmsync_engine::adapters::{Credentials, HubSpotAuth};
 use hmsync_engine::views::{CredentialProblem, CredentialsStatus};
 use serde::{Deserialize, Deserializer};
@@ -100,7 +101,9 @@ async fn get_credentials(State(api): State<Api>, Path(id): Path<String>) -> Resu
 }
 
 /// Checks new credentials against HubSpot and MailerLite and stores them; a refused key or
-/// token is not saved. Lifts a pause caused by refused credentials.
+/// token is not saved. Lifts a pause caused by refused credentials. A new MailerLite API key of
+/// an active connection moves its MailerLite webhooks to the key's account (deleted from the
+/// old account while the old key still works).
 #[utoipa::path(
     put,
     path = "/connections/{id}/credentials",
@@ -132,7 +135,7 @@ async fn put_credentials(
     let stored = api.engine.credentials(&id).await?;
     let update = merge(body, &stored);
     let saved = describe(&update);
-    match api.engine.set_credentials(&id, update, &api.api_settings).await? {
+    match api.engine.set_credentials(&id, update, &api.api_settings, &api.mailerlite_webhook_target()).await? {
         Ok(status) => {
             tracing::info!(connection = %id, saved = %saved, "credentials saved");
             Ok(Json(status))
@@ -148,16 +151,23 @@ async fn put_credentials(
 /// 409 unless the connection has credentials for both apps: the apps are only asked with stored
 /// credentials, and without them nothing was refused (424 is for credentials the apps refuse).
 pub(crate) async fn require_credentials(api: &Api, id: &str) -> Result<(), HttpError> {
+    require_apps(api, id, &[Side::HubSpot, Side::MailerLite]).await
+}
+
+/// 409 unless the connection has credentials for each of `sides`.
+pub(crate) async fn require_apps(api: &Api, id: &str, sides: &[Side]) -> Result<(), HttpError> {
     let stored = api.engine.credentials(id).await?;
     let mut missing = Vec::new();
-    match &stored.hubspot {
-        None => missing.push("no HubSpot token or OAuth app"),
-        Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
-            missing.push("the HubSpot OAuth app is not installed yet")
+    if sides.contains(&Side::HubSpot) {
+        match &stored.hubspot {
+            None => missing.push("no HubSpot token or OAuth app"),
+            Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
+                missing.push("the HubSpot OAuth app is not installed yet")
+            }
+            Some(_) => {}
         }
-        Some(_) => {}
     }
-    if stored.mailerlite_api_key.is_none() {
+    if sides.contains(&Side::MailerLite) && stored.mailerlite_api_key.is_none() {
         missing.push("no MailerLite API key");
     }
     if missing.is_empty() {
@@ -268,6 +278,7 @@ fn merge(body: CredentialsUpdate, stored: &Credentials) -> Credentials {
         hubspot_client_secret,
         mailerlite_api_key: body.mailerlite_api_key,
         mailerlite_webhook_secret: body.mailerlite_webhook_secret,
+        mailerlite_batched_webhook_secret: None,
     }
 }
 

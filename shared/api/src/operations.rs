@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use hmsync_core::normalize_email;
+use hmsync_core::{HubSpotObject, normalize_email};
 use hmsync_engine::views::{ContactView, Status};
-use hmsync_store::{ContactError, DeadLetter, LinkKey};
+use hmsync_store::{ContactError, LinkKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,40 +52,6 @@ pub struct StatusView {
     /// this API cannot read the queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<usize>,
-    /// Those dead letters, each with its last error (oldest first); absent where this API
-    /// cannot read the queue.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead_letter_messages: Option<Vec<DeadLetterView>>,
-}
-
-/// A dead letter as the status shows it. Its body stays in the queue (it may hold contact data).
-#[derive(Serialize, ToSchema)]
-pub struct DeadLetterView {
-    pub message_id: String,
-    /// The message's type: `contacts`, `scan_start`, `scan_page`, `hub_spot_merge`,
-    /// `company_changed`, `engagement`, or `unreadable`.
-    pub kind: String,
-    /// How often it was delivered.
-    pub receive_count: u32,
-    /// Why its last attempt failed. Absent when the queue moved it after its receive limit
-    /// without an answer from hmsync (the worker stopped while handling it: a crash or a timeout).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-impl DeadLetterView {
-    fn new(d: &DeadLetter) -> Self {
-        let kind = serde_json::from_str::<serde_json::Value>(&d.body)
-            .ok()
-            .and_then(|v| Some(v.get("type")?.as_str()?.to_string()))
-            .unwrap_or_else(|| "unreadable".to_string());
-        DeadLetterView {
-            message_id: d.message_id.clone(),
-            kind,
-            receive_count: d.receive_count,
-            last_error: d.last_error.clone(),
-        }
-    }
 }
 
 /// One page of errored contacts.
@@ -124,6 +90,33 @@ pub struct RequeueResult {
     pub requeued: usize,
 }
 
+/// One contact as the contact lookup shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ContactPage {
+    #[serde(flatten)]
+    pub contact: ContactView,
+    /// The contact's record in HubSpot, once the portal is known.
+    pub hubspot_url: Option<String>,
+    /// The subscriber's page in MailerLite.
+    pub mailerlite_url: Option<String>,
+    /// Every mapped field of the current config with the value last synced on each side
+    /// (`null`: blank, or not synced yet).
+    pub fields: Vec<ContactField>,
+}
+
+/// A mapped field of one contact.
+#[derive(Serialize, ToSchema)]
+pub struct ContactField {
+    pub hubspot_object: HubSpotObject,
+    pub hubspot_property: String,
+    pub mailerlite_field: String,
+    pub hubspot: Option<String>,
+    pub mailerlite: Option<String>,
+}
+
+/// Where MailerLite shows a subscriber.
+pub const MAILERLITE_DASHBOARD: &str = "https://dashboard.mailerlite.com";
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok` when the API answers.
@@ -132,22 +125,15 @@ pub struct Health {
 
 async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
     let status = api.engine.status(id).await?;
-    let dead = match &api.work_queue {
-        Some(queue) => Some(
-            queue
-                .dead_letters(DEAD_LETTER_PEEK)
-                .await?
-                .iter()
-                .filter(|d| d.group_id == id)
-                .map(DeadLetterView::new)
-                .collect::<Vec<_>>(),
-        ),
+    let dead_letters = match &api.work_queue {
+        Some(queue) => Some(queue.dead_letters(DEAD_LETTER_PEEK).await?.iter().filter(|d| d.group_id == id).count()),
         None => None,
     };
-    Ok(StatusView { status, dead_letters: dead.as_ref().map(Vec::len), dead_letter_messages: dead })
+    Ok(StatusView { status, dead_letters })
 }
 
-/// Validates the connection, starts the initial sync (202); the status then shows its progress.
+/// Validates the connection, registers its MailerLite webhooks and starts the initial sync
+/// (202); the status then shows its progress and the webhooks' state.
 #[utoipa::path(
     post,
     path = "/connections/{id}/activate",
@@ -168,7 +154,7 @@ async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
 async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
     require_credentials(&api, &id).await?;
-    api.engine.activate(&id).await?;
+    api.engine.activate(&id, &api.mailerlite_webhook_target()).await?;
     tracing::info!(connection = %id, "activated; initial sync queued");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))
 }
@@ -217,7 +203,8 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
     Ok(Json(view(&api, &id).await?))
 }
 
-/// Scans both apps now (202).
+/// Scans both apps now (202). The scan checks and repairs the MailerLite webhooks; when they
+/// point at another URL than this API's (or nowhere), they are registered here first.
 #[utoipa::path(
     post,
     path = "/connections/{id}/sync-now",
@@ -234,6 +221,7 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
 )]
 async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
+    api.engine.follow_webhook_target(&id, &api.mailerlite_webhook_target()).await?;
     api.engine.sync_now(&id).await?;
     tracing::info!(connection = %id, "scan queued (sync now)");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))
@@ -372,7 +360,8 @@ async fn retry_errors(
 }
 
 /// One contact by email: the link (both ids, scope, status, the last synced value of every
-/// mapped field), its current error and its change history (newest first).
+/// mapped field), links to both records, its current error and its change history (newest
+/// first).
 #[utoipa::path(
     get,
     path = "/connections/{id}/contacts/{email}",
@@ -383,7 +372,7 @@ async fn retry_errors(
         ("email" = String, Path, description = "The contact's email (any case)", format = Email),
     ),
     responses(
-        (status = 200, body = ContactView),
+        (status = 200, body = ContactPage),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection, or the email is not linked", body = ErrorBody),
         (status = 422, description = "Not an email address", body = ErrorBody),
@@ -393,8 +382,8 @@ async fn retry_errors(
 async fn contact(
     State(api): State<Api>,
     Path((id, email)): Path<(String, String)>,
-) -> Result<Json<ContactView>, HttpError> {
-    connection(&api, &id).await?;
+) -> Result<Json<ContactPage>, HttpError> {
+    let conn = connection(&api, &id).await?;
     let Some(email) = normalize_email(&email) else {
         return Err(HttpError::invalid(vec![FieldProblem::new(
             "email",
@@ -403,7 +392,30 @@ async fn contact(
         )]));
     };
     match api.engine.contact(&id, &LinkKey::Email(email.clone())).await? {
-        Some(view) => Ok(Json(view)),
+        Some(view) => {
+            let (state, _) = api.engine.state(&id).await?;
+            let link = &view.link;
+            let hubspot_url = state.portal_id.zip(link.hubspot_id.as_ref()).map(|(portal, contact)| {
+                format!("{}/contacts/{portal}/record/0-1/{contact}", api.hubspot_oauth.app_url.trim_end_matches('/'))
+            });
+            let mailerlite_url = link.mailerlite_id.as_ref().map(|s| format!("{MAILERLITE_DASHBOARD}/subscribers/{s}"));
+            let fields = conn
+                .config
+                .mappings
+                .iter()
+                .map(|m| {
+                    let base = link.bases.get(&m.key());
+                    ContactField {
+                        hubspot_object: m.hubspot_object,
+                        hubspot_property: m.hubspot_property.clone(),
+                        mailerlite_field: m.mailerlite_field.clone(),
+                        hubspot: base.and_then(|b| b.hubspot.clone()),
+                        mailerlite: base.and_then(|b| b.mailerlite.clone()),
+                    }
+                })
+                .collect();
+            Ok(Json(ContactPage { contact: view, hubspot_url, mailerlite_url, fields }))
+        }
         None => Err(HttpError::not_found(format!("no contact with email {email} is linked in connection {id}"))
             .with_action(
                 "Contacts are linked by the initial sync and by scans; check the sync rules if it should be.",

@@ -1,13 +1,13 @@
-//! How one delivery of a queue message is handled and what becomes of it: the one path the
-//! local worker and the Lambda consumer (contact-sync) share. The body is parsed, handled
-//! within a time budget (connection-level failures turned into state by
+//! How one delivery of a queue message (or of a run of them, merged) is handled and what becomes
+//! of it: the one path the local worker and the Lambda consumer (contact-sync) share. The bodies
+//! are parsed, handled within a time budget (connection-level failures turned into state by
 //! [`Engine::handle_with_recovery`]), and the outcome decided: done, try again after a delay,
 //! or set aside as a dead letter with the reason.
 
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineError, Report};
-use crate::message::SyncMessage;
+use crate::message::{SyncMessage, coalesce};
 
 /// When failed deliveries come back and when they are given up; the queue's redrive policy
 /// (`template.yaml`'s `maxReceiveCount`, the local queue's `max_receives`) must match.
@@ -56,22 +56,56 @@ pub enum Disposition {
 }
 
 impl Engine {
-    /// Handles one delivery of a queue message within `budget` and says what becomes of it.
-    /// `receive_count` is 1 on the first delivery.
-    pub async fn handle_delivery(&self, body: &str, receive_count: u32, budget: Duration) -> Disposition {
-        let message = match SyncMessage::from_body(body) {
-            Ok(m) => m,
-            Err(e) => return Disposition::DeadLetter { error: format!("the message is not a sync message ({e})") },
+    /// How many of a connection's received messages (their bodies, in queue order) are handled
+    /// together: the first, and the `Contacts` and `Engagement` messages right behind it that
+    /// [`coalesce`] merges with it (a MailerLite webhook that is not batched brings one event per
+    /// delivery). An unreadable message is a run of its own.
+    pub fn run_length(&self, bodies: &[&str]) -> usize {
+        let parsed: Vec<SyncMessage> = bodies.iter().map_while(|b| SyncMessage::from_body(b).ok()).collect();
+        match coalesce(&parsed, self.settings.refs_per_message).into_iter().next() {
+            Some((_, range)) => range.end.max(1),
+            None => bodies.len().min(1),
+        }
+    }
+
+    /// Handles one delivery of a run of a connection's queue messages (one message on Lambda;
+    /// see [`Engine::run_length`]) within `budget`, and says what becomes of them.
+    /// `receive_count` is the highest of theirs (1 on a first delivery).
+    pub async fn handle_delivery(&self, bodies: &[&str], receive_count: u32, budget: Duration) -> Disposition {
+        let mut parsed = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            match SyncMessage::from_body(body) {
+                Ok(m) => parsed.push(m),
+                Err(e) => return Disposition::DeadLetter { error: format!("the message is not a sync message ({e})") },
+            }
+        }
+        let messages: Vec<SyncMessage> =
+            coalesce(&parsed, self.settings.refs_per_message).into_iter().flat_map(|(merged, _)| merged).collect();
+        let Some(first) = messages.first() else {
+            return Disposition::Done(Report::default());
         };
+        let (kind, connection) = (first.kind(), first.connection_id().to_string());
         let deadline = tokio::time::Instant::now() + budget;
-        let work = hmsync_http::budget::within(deadline, self.handle_with_recovery(&message));
+        let work = hmsync_http::budget::within(deadline, async {
+            let mut report = Report::default();
+            for m in &messages {
+                let r = self.handle_with_recovery(m).await?;
+                report.contacts += r.contacts;
+                report.written += r.written;
+                report.echoes += r.echoes;
+                report.unchanged += r.unchanged;
+                report.errors += r.errors;
+                report.excluded += r.excluded;
+                report.parked |= r.parked;
+                report.enqueued += r.enqueued;
+            }
+            Ok(report)
+        });
         let outcome = match tokio::time::timeout_at(deadline, work).await {
             Ok(outcome) => outcome,
             Err(_) => Err(EngineError::Retry {
                 message: format!(
-                    "handling the {} message of connection {} took longer than its time budget of {} s",
-                    message.kind(),
-                    message.connection_id(),
+                    "handling the {kind} message of connection {connection} took longer than its time budget of {} s",
                     budget.as_secs()
                 ),
                 after: None,

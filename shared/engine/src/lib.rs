@@ -1,16 +1,19 @@
-//! The use cases of hmsync over its ports (DESIGN.md §3): HubSpot and MailerLite webhooks,
+//! The use cases of hmsync over its ports (docs/architecture.md): HubSpot and MailerLite webhooks,
 //! scans (the initial sync and the scheduled safety net), syncing batches of contacts, the
 //! connection lifecycle and the safety valve. The Lambda functions and the local runner are
 //! thin shells around an [`Engine`].
 
 pub mod adapters;
 pub mod api;
+pub mod catalog;
 pub mod delivery;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
+pub mod hourly;
 pub mod lifecycle;
 pub mod message;
+pub mod ml_webhooks;
 pub mod scan;
 pub mod state;
 pub mod sync;
@@ -21,6 +24,7 @@ pub mod worker;
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
 pub use delivery::{DeliveryPolicy, Disposition};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
-pub use lifecycle::LifecycleError;
-pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};
+pub use lifecycle::{LifecycleError, Tick};
+pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage, coalesce};
+pub use ml_webhooks::WebhookTarget;
 pub use state::{ConnectionState, Lifecycle, Pause};

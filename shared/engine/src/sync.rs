@@ -226,7 +226,7 @@ fn group_echo(config: &hmsync_core::ConnectionConfig, link: &Link, group: &str, 
 
 pub(crate) fn month_of(now_ms: i64) -> String {
     let dt = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("{:04}-{:02}", dt.year(), u8::from(dt.month()))
+    dt.format(time::macros::format_description!("[year]-[month]")).expect("a date has a year and a month")
 }
 
 fn to_contact(h: &HsRecord, in_scope: bool, company: BTreeMap<String, Option<String>>) -> HubSpotContact {
@@ -347,8 +347,34 @@ impl Engine {
         }
         // Waiting for an API limit (HubSpot's daily limit): the work waits parked, not bouncing
         // through the queue (each return would count towards the dead-letter limit).
-        if state.wait_until_ms.is_some() {
-            return self.park(conn_id, message).await.map(Some);
+        if let Some(until) = state.wait_until_ms {
+            let now = self.now_ms();
+            if until > now {
+                return self.park(conn_id, message).await.map(Some);
+            }
+            // The wait is over: this message goes ahead and the work parked meanwhile is
+            // replayed, without waiting for the schedule's tick. If the limit is still used up,
+            // the first request says so and the wait starts again.
+            let (_, released) = self
+                .update_state(conn_id, |s| match s.wait_until_ms {
+                    Some(t) if t > now || s.pause.is_some() => None,
+                    _ => {
+                        s.wait_until_ms = None;
+                        Some(std::mem::take(&mut s.parked))
+                    }
+                })
+                .await?;
+            match released {
+                None => return self.park(conn_id, message).await.map(Some),
+                Some(parked) => {
+                    tracing::info!(
+                        connection = conn_id,
+                        replayed = parked.len(),
+                        "the wait for an API limit is over; parked work resumes"
+                    );
+                    self.replay(parked).await?;
+                }
+            }
         }
         Ok(None)
     }
@@ -1585,6 +1611,12 @@ impl Engine {
             u.link = Some(link.clone());
             if plan.has_writes() {
                 report.written += 1;
+            }
+            if plan.hubspot.is_some() || plan.hubspot_unsubscribe_all {
+                report.written_hubspot += 1;
+            }
+            if plan.mailerlite.is_some() || !plan.group_changes.is_empty() {
+                report.written_mailerlite += 1;
             }
             if u.problems.is_empty() {
                 // Values withheld because they stand refused: their problems stand too.

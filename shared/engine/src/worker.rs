@@ -1,19 +1,21 @@
 //! The queue consumer of the local runner (on AWS, the SQS event source mapping plays this
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
-//! handled in order, one at a time: the worker receives only the first message of each
-//! connection ([`WorkQueue::receive_heads`]), so that no message waits in its hands untried and
-//! counts a delivery it was not attempted in — neither when the one before it fails, nor when
-//! the worker is killed while handling it (the connection's queue group waits for its message
-//! in flight, so order is kept). Each message is handled by [`Engine::handle_delivery`], the
-//! path contact-sync uses too: failed messages come back after the delay it decides, and one
-//! that cannot succeed goes to the dead letters at once with its error, where the status page
-//! shows it.
+//! handled in order, one run at a time: of what the worker receives for a connection, it keeps
+//! the first message — with the `Contacts` and `Engagement` messages right behind it, merged
+//! ([`Engine::run_length`]: a MailerLite webhook that is not batched brings one event per
+//! delivery) — and gives the rest back at once ([`WorkQueue::release`]), so that no
+//! message waits in its hands untried and counts a delivery it was not attempted in — neither
+//! when the one before it fails, nor when the worker is killed while handling it (the
+//! connection's queue group waits for its messages in flight, so order is kept). The run is
+//! handled by [`Engine::handle_delivery`], the path contact-sync uses too: failed messages come
+//! back after the delay it decides, and messages that cannot succeed go to the dead letters at
+//! once with their error, where the status page shows them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmsync_store::{ReceivedMessage, WorkQueue};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Disposition;
 use crate::engine::{Engine, EngineError};
@@ -25,9 +27,10 @@ pub struct WorkerSettings {
     /// How long a received message stays invisible (longer than `budget`, so that another
     /// worker does not receive a message still being handled).
     pub visibility: Duration,
-    /// The time budget of each message: one that takes longer is stopped and comes back.
+    /// The time budget of each run: one that takes longer is stopped and comes back.
     pub budget: Duration,
-    /// Messages per receive (one per connection).
+    /// Messages per receive. The first run of each connection is handled and the rest given
+    /// back, so this bounds how many queued changes of a connection are handled together.
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
@@ -38,7 +41,7 @@ impl Default for WorkerSettings {
         Self {
             visibility: Duration::from_secs(300),
             budget: Duration::from_secs(240),
-            batch: 10,
+            batch: 100,
             idle_poll: Duration::from_millis(200),
         }
     }
@@ -74,43 +77,65 @@ impl Worker {
         Self { engine, queue, settings }
     }
 
-    /// Receives and handles what is visible now.
+    /// Receives and handles what is visible now: one run per connection.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
-        let messages = self.queue.receive_heads(self.settings.batch, self.settings.visibility).await?;
-        let mut round = Round { received: messages.len(), ..Round::default() };
-        let results = futures::future::join_all(messages.into_iter().map(|m| self.handle(m))).await;
+        let messages = self.queue.receive(self.settings.batch, self.settings.visibility).await?;
+        let mut groups: Vec<Vec<ReceivedMessage>> = Vec::new();
+        for m in messages {
+            match groups.iter_mut().find(|g| g[0].group_id == m.group_id) {
+                Some(g) => g.push(m),
+                None => groups.push(vec![m]),
+            }
+        }
+        let mut runs = Vec::with_capacity(groups.len());
+        for mut group in groups {
+            let bodies: Vec<&str> = group.iter().map(|m| m.body.as_str()).collect();
+            let rest = group.split_off(self.engine.run_length(&bodies));
+            for m in rest {
+                self.queue.release(&m.receipt).await?;
+            }
+            runs.push(group);
+        }
+        let mut round = Round { received: runs.iter().map(Vec::len).sum(), ..Round::default() };
+        let results = futures::future::join_all(runs.into_iter().map(|run| self.handle(run))).await;
         for r in results {
             round.add(r?);
         }
         Ok(round)
     }
 
-    /// Handles a connection's next message.
-    async fn handle(&self, m: ReceivedMessage) -> Result<Round, EngineError> {
-        match self.engine.handle_delivery(&m.body, m.receive_count, self.settings.budget).await {
+    /// Handles a run of one connection's messages as one.
+    async fn handle(&self, held: Vec<ReceivedMessage>) -> Result<Round, EngineError> {
+        let bodies: Vec<&str> = held.iter().map(|m| m.body.as_str()).collect();
+        let receive_count = held.iter().map(|m| m.receive_count).max().unwrap_or(1);
+        let group = held.first().map(|m| m.group_id.clone()).unwrap_or_default();
+        match self.engine.handle_delivery(&bodies, receive_count, self.settings.budget).await {
             Disposition::Done(_) => {
-                self.queue.ack(&m.receipt).await?;
-                Ok(Round { done: 1, ..Round::default() })
+                for m in &held {
+                    self.queue.ack(&m.receipt).await?;
+                }
+                Ok(Round { done: held.len(), ..Round::default() })
             }
             Disposition::Retry { after, error } => {
-                tracing::warn!(group = %m.group_id, receive_count = m.receive_count, %error, ?after, "message failed; it comes back later");
-                self.queue.retry_later(&m.receipt, after).await?;
-                Ok(Round { retried: 1, ..Round::default() })
+                tracing::warn!(%group, messages = held.len(), receive_count, %error, ?after, "message failed; it comes back later");
+                for m in &held {
+                    self.queue.retry_later(&m.receipt, after).await?;
+                }
+                Ok(Round { retried: held.len(), ..Round::default() })
             }
             Disposition::DeadLetter { error } => {
-                tracing::error!(group = %m.group_id, message_id = %m.message_id, receive_count = m.receive_count, %error, "message set aside as a dead letter");
-                self.queue.dead_letter(&m, &error).await?;
-                Ok(Round { dead_lettered: 1, ..Round::default() })
+                tracing::error!(%group, messages = held.len(), receive_count, %error, "message set aside as a dead letter");
+                for m in &held {
+                    self.queue.dead_letter(m, &error).await?;
+                }
+                Ok(Round { dead_lettered: held.len(), ..Round::default() })
             }
         }
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
             let idle = match self.run_once().await {
                 Ok(r) => r.received == 0,
                 Err(e) => {
@@ -121,7 +146,7 @@ impl Worker {
             if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(self.settings.idle_poll) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.cancelled() => {}
                 }
             }
         }

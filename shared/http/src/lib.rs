@@ -1,4 +1,5 @@
-//! Client-side pacing and retry policy shared by the HubSpot and MailerLite clients.
+//! Client-side pacing and retry policy shared by the HubSpot and MailerLite clients, and the
+//! wall clock ([`now_ms`]) every crate of hmsync reads.
 //!
 //! The two APIs' rate limits are the real bottleneck of a sync, so each client keeps its own
 //! account under every rate-limit bucket *before* sending ([`Pacer`]), adopts what the server
@@ -7,8 +8,10 @@
 //! waiting longer in-process than the work's time [`budget`] allows.
 
 pub mod budget;
+mod clock;
 mod pacer;
 mod retry;
 
+pub use clock::now_ms;
 pub use pacer::{Bucket, Pacer};
 pub use retry::{MAX_RETRY_AFTER, RetryPolicy, parse_retry_after};

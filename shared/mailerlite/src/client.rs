@@ -19,7 +19,7 @@ use crate::error::Error;
 pub const DEFAULT_BASE_URL: &str = "https://connect.mailerlite.com/api";
 
 /// The API version this client was written against, sent as `X-Version` so later API changes
-/// do not alter behaviour underneath it (§1.1).
+/// do not alter behaviour underneath it (<https://developers.mailerlite.com/docs/>).
 pub const API_VERSION: &str = "2026-11-01";
 
 /// Rate-limit bucket names in the [`Pacer`].
@@ -110,6 +110,16 @@ impl Target {
     }
 }
 
+/// Which failures a call sends again. A 429 is always waited out and sent again: the API
+/// refused the request without doing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// 5xx, timeouts and connection failures too (reads, and writes that are safe to repeat).
+    Transient,
+    /// Nothing else: the caller finds out what happened (e.g. lists what exists) before trying again.
+    OnlyRateLimited,
+}
+
 /// A successful reply.
 pub(crate) struct Reply {
     pub status: u16,
@@ -157,6 +167,22 @@ impl Client {
         import: bool,
         target: &Target,
     ) -> Result<Reply, Error> {
+        self.call_with(method, path, query, body, import, target, Resend::Transient).await
+    }
+
+    /// Like [`Client::call`], with a say in what is sent again: a create that timed out or got
+    /// a 5xx may have happened, so sending it again could make a second one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        import: bool,
+        target: &Target,
+        resend: Resend,
+    ) -> Result<Reply, Error> {
         let cfg = &self.inner.config;
         let url = format!("{}{}", cfg.base_url, path);
         let buckets: &[&str] = if import { &[REQUESTS_BUCKET, IMPORTS_BUCKET] } else { &[REQUESTS_BUCKET] };
@@ -200,7 +226,8 @@ impl Client {
                     } else {
                         Error::Transport(e.to_string())
                     };
-                    if cfg.retry.should_retry(attempt)
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
                         && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
                     {
                         tokio::time::sleep(d).await;
@@ -220,7 +247,8 @@ impl Client {
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    if cfg.retry.should_retry(attempt)
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
                         && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
                     {
                         tokio::time::sleep(d).await;
@@ -252,7 +280,8 @@ impl Client {
                 }
                 408 | 500..=599 => {
                     let err = Error::Transient { status: Some(status), message: message_of(&body) };
-                    if cfg.retry.should_retry(attempt)
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
                         && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
                     {
                         tokio::time::sleep(d).await;

@@ -7,10 +7,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Client, Target, decode, segment};
+use crate::client::{Client, Resend, Target, decode, segment};
 use crate::error::Error;
 use crate::models::*;
-use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert};
+use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate};
 
 /// Which statuses a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +415,21 @@ impl Client {
         Ok(last)
     }
 
+    // --- account ------------------------------------------------------------------------------
+
+    /// The accounts the credentials reach (`GET /api/accounts`, `{"data": [{id, name, status}]}`).
+    /// MailerLite documents it for its OAuth clients (its own CLI), not for API keys: a key it
+    /// refuses this for (any 4xx) gives `Ok(None)`, and callers treat the name as unknown.
+    pub async fn accounts(&self) -> Result<Option<Vec<Account>>, Error> {
+        match self.get_json::<Data<Vec<Account>>>("/accounts", &[], &Target::new("account list", "")).await {
+            Ok(d) => Ok(Some(d.data)),
+            Err(Error::NotFound { .. } | Error::Validation { .. } | Error::Api { .. } | Error::Decode { .. }) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     // --- segments -----------------------------------------------------------------------------
 
     pub async fn segments(&self) -> Result<Vec<Segment>, Error> {
@@ -504,12 +519,24 @@ impl Client {
         }
     }
 
+    /// Creates a webhook. Sent once: after a timeout or a 5xx the webhook may exist anyway, so
+    /// the caller lists the webhooks before it tries again (a second one would sign with a
+    /// secret nobody stored).
     pub async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook, Error> {
         let body = serde_json::to_value(hook).unwrap_or(Value::Null);
+        let target = Target::new("webhook", hook.url.clone());
         let reply = self
-            .call(Method::POST, "/webhooks", &[], Some(&body), false, &Target::new("webhook", hook.url.clone()))
+            .call_with(Method::POST, "/webhooks", &[], Some(&body), false, &target, Resend::OnlyRateLimited)
             .await?;
         Ok(decode::<Data<Webhook>>(&reply.body, "POST /webhooks")?.data)
+    }
+
+    /// `PUT /webhooks/{id}`: changes the fields `update` names (safe to send again).
+    pub async fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook, Error> {
+        let body = serde_json::to_value(update).unwrap_or(Value::Null);
+        let path = format!("/webhooks/{}", segment(id));
+        let reply = self.call(Method::PUT, &path, &[], Some(&body), false, &Target::new("webhook", id)).await?;
+        Ok(decode::<Data<Webhook>>(&reply.body, "PUT /webhooks/{id}")?.data)
     }
 
     /// `Ok(false)` when it did not exist.

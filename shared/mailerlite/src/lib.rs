@@ -1,6 +1,7 @@
 //! MailerLite API client (`connect.mailerlite.com/api`): typed requests and lenient models,
 //! cursor streams, batching, pacing against both rate limits, bounded retries, typed errors and
-//! webhook signatures. See `shared/reference/mailerlite-api.md` for the API facts it follows.
+//! webhook signatures. It follows MailerLite's documentation (<https://developers.mailerlite.com/docs/>) and real
+//! recordings of the API (`tests/fixtures/recordings/`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hmsync_mailerlite::Error> {
@@ -30,7 +31,7 @@ pub use models::{
     ActivityRow, Campaign, CampaignStats, CursorMeta, CursorPage, Field, FieldType, Group, Import, ImportSample,
     LogEntry, Page, PageMeta, Percent, Segment, Status, Subscriber, Timestamp, Webhook,
 };
-pub use requests::{GroupMembership, ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert};
+pub use requests::{GroupMembership, ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate};
 pub use webhooks::{
     AutomationRef, CampaignRef, GroupRef, SubscriberEventKind, WebhookDelivery, WebhookEvent, parse_webhook,
     verify_signature,

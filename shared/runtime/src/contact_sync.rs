@@ -164,7 +164,7 @@ async fn handle_group(
             failed.push((index, m.message_id));
             continue;
         }
-        match engine.handle_delivery(&m.body, m.receive_count, budget).await {
+        match engine.handle_delivery(&[m.body.as_str()], m.receive_count, budget).await {
             Disposition::Done(report) => tracing::info!(
                 message_id = %m.message_id,
                 group = %m.group_id,

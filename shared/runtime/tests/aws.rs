@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tower::ServiceExt;
 
-use common::{connection, fixture, now_ms};
+use common::{connection, fixture};
+use hmsync_http::now_ms;
 
 struct Aws {
     config: SdkConfig,
@@ -174,6 +175,24 @@ async fn a_schedule_tick_reads_dynamodb_and_enqueues_onto_sqs() {
         SyncMessage::from_body(&queued[0].body).unwrap(),
         SyncMessage::ScanStart { connection_id: "conn-active".into(), kind: ScanKind::Scheduled }
     );
+}
+
+#[tokio::test]
+async fn a_failing_connection_does_not_stop_the_others_scans_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::a_failing_connection_does_not_stop_the_others_scans(&aws.ports.engine, &*aws.ports.queue).await;
+}
+
+#[tokio::test]
+async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(&aws.ports.engine, &*aws.ports.queue).await;
+}
+
+#[tokio::test]
+async fn the_next_message_ends_an_elapsed_wait_without_a_tick_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::the_next_message_ends_an_elapsed_wait_without_a_tick(&aws.ports.engine, &*aws.ports.queue).await;
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@ use hmsync_runtime::contact_sync::{self, BatchQueue, FINISH_RESERVE, MIN_MESSAGE
 use hmsync_store::{ReceivedMessage, StoreError};
 use serde_json::{Value, json};
 
-use common::{connection, fixture, local, local_with, now_ms, unreachable_apis};
+use common::{connection, fixture, local, local_with, unreachable_apis};
+use hmsync_http::now_ms;
 
 /// Records every visibility change (receipt → delay) and every dead-letter move.
 #[derive(Default)]

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{
-    Connection, ContactError, DeadLetter, HistoryEntry, LinkKey, Page, QueueMessage, ReceivedMessage, Versioned,
+    Connection, ContactError, DeadLetter, HistoryEntry, HourCounters, LinkKey, Page, QueueMessage, ReceivedMessage,
+    Versioned,
 };
 
 #[async_trait]
@@ -30,7 +31,7 @@ pub trait ConnectionStore: Send + Sync {
     async fn update_connection(&self, connection: &Connection) -> Result<Connection>;
 
     /// Removes the connection and every item of it (links, indexes, state, counters, errors,
-    /// history, meter, routing entries, events). Idempotent; true if the connection existed.
+    /// history, hourly counters, meter, routing entries, events). Idempotent; true if the connection existed.
     async fn delete_connection(&self, id: &str) -> Result<bool>;
 }
 
@@ -84,7 +85,13 @@ pub trait StateStore: Send + Sync {
     async fn put_state(&self, conn: &str, state: &Value, expected_version: Option<u64>) -> Result<u64>;
 
     /// Adds each delta atomically (concurrent callers never lose an increment).
-    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()>;
+    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()> {
+        self.add_and_set_counters(conn, deltas, &[]).await
+    }
+
+    /// Adds `deltas` and sets `values` (the last write wins; a name in both is set) in one
+    /// write: e.g. a webhook delivery's event count and the time it arrived.
+    async fn add_and_set_counters(&self, conn: &str, deltas: &[(&str, i64)], values: &[(&str, i64)]) -> Result<()>;
 
     async fn get_counters(&self, conn: &str) -> Result<BTreeMap<String, i64>>;
 }
@@ -114,6 +121,21 @@ pub trait HistoryStore: Send + Sync {
 
     /// The contact's latest entries, newest first; expired entries are never returned.
     async fn read_history(&self, conn: &str, link_id: &str, limit: usize) -> Result<Vec<HistoryEntry>>;
+}
+
+/// Per-hour counters of a connection (records written, errors, API requests): what the status
+/// page draws over time. The engine adds to them once per handled message, so a counter update
+/// costs one write however many contacts the message carried.
+#[async_trait]
+pub trait HourlyStore: Send + Sync {
+    /// Adds each delta to the counters of the hour starting at `hour_ms` (epoch milliseconds, a
+    /// whole hour: anything else is `Invalid`), atomically: concurrent callers never lose an
+    /// increment. The hour is kept for `ttl` from this write.
+    async fn add_hourly(&self, conn: &str, hour_ms: u64, deltas: &[(&str, i64)], ttl: Duration) -> Result<()>;
+
+    /// The hours starting from `from_ms` up to and including `to_ms` that have counters, oldest
+    /// first; expired hours are never returned.
+    async fn read_hourly(&self, conn: &str, from_ms: u64, to_ms: u64) -> Result<Vec<HourCounters>>;
 }
 
 /// Monthly unique synced contacts.
@@ -154,12 +176,28 @@ pub trait EventStore: Send + Sync {
 
 /// Every storage port at once.
 pub trait Store:
-    ConnectionStore + LinkStore + StateStore + ErrorStore + HistoryStore + MeterStore + RoutingStore + EventStore
+    ConnectionStore
+    + LinkStore
+    + StateStore
+    + ErrorStore
+    + HistoryStore
+    + HourlyStore
+    + MeterStore
+    + RoutingStore
+    + EventStore
 {
 }
 
 impl<T> Store for T where
-    T: ConnectionStore + LinkStore + StateStore + ErrorStore + HistoryStore + MeterStore + RoutingStore + EventStore
+    T: ConnectionStore
+        + LinkStore
+        + StateStore
+        + ErrorStore
+        + HistoryStore
+        + HourlyStore
+        + MeterStore
+        + RoutingStore
+        + EventStore
 {
 }
 

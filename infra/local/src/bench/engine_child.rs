@@ -15,6 +15,7 @@ use hmsync_engine::adapters::{ApiSettings, Credentials, save_credentials};
 use hmsync_engine::state::ScanSummary;
 use hmsync_engine::worker::WorkerSettings;
 use hmsync_engine::{Lifecycle, LifecycleError};
+use hmsync_sandbox::common::now_ms;
 use hmsync_store::{ConnectionStore, LinkStore, StateStore, WorkQueue};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -94,10 +95,6 @@ pub enum Reply {
     Failed { message: String },
 }
 
-fn now_ms() -> i64 {
-    hmsync_sandbox::common::now_ms()
-}
-
 fn say(reply: &Reply) {
     // One line per reply; stdout is line-buffered, so the parent sees it at once.
     println!("{}", serde_json::to_string(reply).expect("replies serialize"));
@@ -157,10 +154,6 @@ async fn start(setup: &EngineSetup, data_dir: &Path) -> anyhow::Result<Runtime> 
         rt.store.create_connection(id, &setup.config).await.context("creating the connection")?;
         save_credentials(&*rt.engine.secrets, id, &setup.credentials).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         rt.engine.credentials_changed(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        rt.engine
-            .register_mailerlite_webhook(id, &rt.public_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("registering the MailerLite webhook: {e}"))?;
     }
     Ok(rt)
 }
@@ -177,7 +170,8 @@ async fn respond(rt: &Runtime, conn: &str, request: Request) -> anyhow::Result<R
     Ok(match request {
         Request::Activate => {
             let at_ms = now_ms();
-            match engine.activate(conn).await {
+            // Activation registers the MailerLite webhooks, as for a user.
+            match engine.activate(conn, &rt.webhook_target).await {
                 Ok(_) => Reply::Activated { at_ms },
                 Err(LifecycleError::InvalidConfig(problems)) => {
                     bail!("the connection's config is invalid: {problems:?}")
@@ -207,8 +201,11 @@ async fn respond(rt: &Runtime, conn: &str, request: Request) -> anyhow::Result<R
         }
         Request::ScheduledScan => {
             let at_ms = now_ms();
-            let scans = engine.schedule_tick().await?;
-            Reply::ScanStarted { scans, at_ms }
+            let tick = engine.schedule_tick().await?;
+            if tick.failures > 0 {
+                bail!("the schedule tick failed for {} connections (see the log)", tick.failures);
+            }
+            Reply::ScanStarted { scans: tick.scans_enqueued, at_ms }
         }
         Request::Summary => {
             let status = engine.status(conn).await?;

@@ -6,13 +6,14 @@ pub mod journal;
 pub mod limiter;
 pub mod people;
 pub mod stats;
+pub mod time_fmt;
 pub mod webhooks;
 
 pub use faults::{FaultAction, FaultInjector, FaultSpec};
 pub use journal::{ChangeJournal, ChangedBy, JournalEntry};
 pub use limiter::{Admission, SlidingWindowLimiter, TimeScale};
 pub use stats::{EndpointStats, Stats, StatsSnapshot};
-pub use webhooks::{Delivery, DeliveryOptions, Dispatcher, DispatcherStats, RecordedDelivery};
+pub use webhooks::{AttemptObserver, Delivery, DeliveryOptions, Dispatcher, DispatcherStats, RecordedDelivery};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +24,8 @@ use axum::response::Response;
 use http::StatusCode;
 
 /// Milliseconds since the Unix epoch on the sandbox clock (the wall clock: both simulators
-/// stamp changes and writes with it, so latencies between them are comparable).
+/// stamp changes and writes with it, so latencies between them are comparable). The simulators
+/// share no code with hmsync itself, so they read the clock here rather than through `hmsync-http`.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -1,4 +1,5 @@
-//! Outbound webhooks (§7.3, §7.4): which payload each event becomes, batching, and signing.
+//! Outbound webhooks: which payload each event becomes, batching, and signing.
+//! Documented at <https://developers.mailerlite.com/docs/webhooks.html>.
 //!
 //! - A webhook with `batchable: false` gets one request per event: the flat shape (a) — the
 //!   subscriber at the root plus `event`, `account_id` (integer) and `api_version` — or, for

@@ -1,5 +1,6 @@
-//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to
-//! `shared/reference/mailerlite-api.md` and the recordings next to it.
+//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to MailerLite's documentation
+//! and to the recordings in `shared/mailerlite/tests/fixtures/recordings/` (each behaviour and its
+//! source: docs/api-fidelity.md).
 //!
 //! - [`MailerLiteSim::start`] binds a port and serves the API under `/api` and the admin API
 //!   under `/__sandbox/mailerlite/` (see `infra/sandbox/README.md`, "MailerLite").
@@ -9,23 +10,25 @@
 //! Rate limits: every authenticated `/api` request counts against a sliding window of
 //! `limit_per_minute` per 60 s; group imports and batches made only of `POST api/subscribers`
 //! count against the import window (`imports_per_minute`) as well ("in addition to the global
-//! API rate limit", reference §6). Windows are divided by `time_scale`. A refused request gets
-//! 429, `Retry-After` in whole real seconds (rounded up, at least 1) and, sandbox-only,
-//! `X-Sandbox-Retry-After-Ms` with the exact wait in milliseconds so a client under a
-//! `time_scale` can honour it precisely. Only the configured token is valid, so "per token" and
-//! "per account" coincide.
+//! API rate limit", <https://developers.mailerlite.com/docs/batching.html>). Windows are divided by
+//! `time_scale`. A refused request gets 429, `Retry-After` in whole real seconds (rounded up, at
+//! least 1) and, sandbox-only, `X-Sandbox-Retry-After-Ms` with the exact wait in milliseconds so
+//! a client under a `time_scale` can honour it precisely. Only the configured token is valid, so
+//! "per token" and "per account" coincide.
 
 mod admin;
 mod api;
 mod campaigns;
 mod error;
+mod health;
 mod hooks;
 mod json;
 mod model;
 mod paging;
 mod snapshot;
 mod store;
-mod time_fmt;
+// One module holds both simulators' timestamp formats; the modules above reach it as `super::time_fmt`.
+use crate::common::time_fmt;
 
 pub use admin::{
     DeliverySettings, FaultSettings, RateLimitSettings, SeedGroupMembership, SeedSpec, SeedSummary, UserEdit,
@@ -77,6 +80,9 @@ pub struct MailerLiteConfig {
     /// How long a group import reports `done: false` before it is done (real milliseconds,
     /// divided by `time_scale`). 0: done at once.
     pub import_delay_ms: u64,
+    /// How long a webhook's deliveries may keep failing before it is set inactive (real
+    /// milliseconds, divided by `time_scale`; MailerLite: 3 days).
+    pub webhook_disable_after_ms: u64,
 }
 
 impl Default for MailerLiteConfig {
@@ -89,6 +95,7 @@ impl Default for MailerLiteConfig {
             time_scale: 1.0,
             seed: 1,
             import_delay_ms: 0,
+            webhook_disable_after_ms: health::DISABLE_AFTER_MS,
         }
     }
 }
@@ -136,7 +143,8 @@ pub struct MailerLite {
     shared: Arc<Shared>,
 }
 
-/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (§7.3).
+/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (as
+/// documented).
 pub fn default_delivery(time_scale: f64) -> DeliveryOptions {
     let scale = TimeScale(time_scale);
     DeliveryOptions {
@@ -166,6 +174,12 @@ impl MailerLite {
             inner: OnceLock::new(),
         });
         let ml = MailerLite { shared };
+        let account = Arc::downgrade(&ml.shared);
+        ml.shared.dispatcher.observe_attempts(Arc::new(move |attempt| {
+            if let Some(shared) = account.upgrade() {
+                MailerLite { shared }.record_attempt(attempt);
+            }
+        }));
         let inner = api::routes().fallback(api::route_not_found).with_state(ml.clone());
         let _ = ml.shared.inner.set(inner);
         ml
@@ -231,6 +245,12 @@ impl MailerLite {
         for d in deliveries {
             self.shared.dispatcher.send(d);
         }
+    }
+
+    /// Replaces the one accepted API token: a key rotated in MailerLite (the old one stops
+    /// working at once).
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.shared.config.write().expect("config lock").token = token.into();
     }
 
     /// Replaces the rate-limit settings (and the windows' time scale) at runtime; the windows

@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_link ON history (conn, link_id, at_ms, seq);
 CREATE INDEX IF NOT EXISTS history_by_expiry ON history (expires_at);
+CREATE TABLE IF NOT EXISTS hourly (
+    conn TEXT NOT NULL,
+    hour_ms INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (conn, hour_ms, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hourly_by_expiry ON hourly (expires_at);
 CREATE TABLE IF NOT EXISTS meter (
     conn TEXT NOT NULL,
     month TEXT NOT NULL,
@@ -103,6 +112,7 @@ const CONNECTION_TABLES: &[&str] = &[
     "counters",
     "errors",
     "history",
+    "hourly",
     "meter",
     "routes",
     "events_seen",
@@ -112,7 +122,7 @@ const CONNECTION_TABLES: &[&str] = &[
 /// The storage ports in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -429,9 +439,10 @@ impl StateStore for SqliteStore {
             .await
     }
 
-    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()> {
+    async fn add_and_set_counters(&self, conn: &str, deltas: &[(&str, i64)], values: &[(&str, i64)]) -> Result<()> {
         let conn = conn.to_string();
         let deltas: Vec<(String, i64)> = deltas.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+        let values: Vec<(String, i64)> = values.iter().map(|(n, v)| (n.to_string(), *v)).collect();
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -440,6 +451,13 @@ impl StateStore for SqliteStore {
                         "INSERT INTO counters (conn, name, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (conn, name) DO UPDATE SET value = value + excluded.value",
                         params![conn, name, delta],
+                    )?;
+                }
+                for (name, value) in values {
+                    tx.execute(
+                        "INSERT INTO counters (conn, name, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (conn, name) DO UPDATE SET value = excluded.value",
+                        params![conn, name, value],
                     )?;
                 }
                 tx.commit()?;

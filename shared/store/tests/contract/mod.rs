@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // Each test crate uses the part of the suite it instantiates.
 
+mod hourly;
+
+pub use hourly::*;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,8 +41,10 @@ macro_rules! store_contract {
             deleting_a_link_frees_its_keys,
             state_is_versioned,
             concurrent_counter_increments_are_all_counted,
+            counters_are_added_and_set_in_one_write,
             errors_are_set_cleared_paged_and_counted,
             history_is_read_newest_first_and_expires,
+            hourly_counters_add_up_per_hour_are_read_in_range_and_expire,
             meter_counts_each_link_once_per_month,
             routes_map_portals_to_connections,
             events_are_seen_once,
@@ -122,7 +128,7 @@ impl<T: ?Sized> Fixture<T> {
 }
 
 pub const QUEUE_MAX_RECEIVES: u32 = 2;
-const DAY: Duration = Duration::from_secs(86_400);
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
@@ -535,6 +541,26 @@ pub async fn concurrent_counter_increments_are_all_counted(store: &dyn Store) {
     assert_eq!(
         store.get_counters(&conn).await.unwrap(),
         BTreeMap::from([("api calls".to_string(), 40), ("errors".to_string(), -2), ("synced".to_string(), 20)])
+    );
+}
+
+pub async fn counters_are_added_and_set_in_one_write(store: &dyn Store) {
+    let conn = unique("conn");
+    store.add_and_set_counters(&conn, &[("events", 3)], &[("received_at", 1_000)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[("events", 2)], &[("received_at", 900)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[], &[("other_at", 5), ("other_at", 7)]).await.unwrap();
+    // A name in both is set.
+    store.add_and_set_counters(&conn, &[("both", 40)], &[("both", 2)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[], &[]).await.unwrap();
+    assert_eq!(
+        store.get_counters(&conn).await.unwrap(),
+        BTreeMap::from([
+            ("both".to_string(), 2),
+            ("events".to_string(), 5),
+            ("other_at".to_string(), 7),
+            ("received_at".to_string(), 900),
+        ]),
+        "the last write of a set value wins; additions add up"
     );
 }
 
