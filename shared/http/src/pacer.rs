@@ -91,8 +91,8 @@ impl Pacer {
         Self { buckets: Mutex::new(buckets), sent: AtomicU64::new(0) }
     }
 
-    /// How many requests [`Pacer::acquire`] let through so far (retries included: each is a
-    /// request the account's limit counts).
+    /// How many requests [`Pacer::acquire`] and [`Pacer::acquire_within`] let through so far
+    /// (retries included: each is a request the account's limit counts).
     pub fn requests_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -100,6 +100,16 @@ impl Pacer {
     /// Waits until a request counted against `names` fits every bucket, then records it and
     /// returns the time it was recorded at (for [`Pacer::settle`]). Unknown bucket names are ignored.
     pub async fn acquire(&self, names: &[&str]) -> Instant {
+        match self.acquire_within(names, Duration::MAX).await {
+            Ok(sent) => sent,
+            Err(_) => unreachable!("no wait is longer than Duration::MAX"),
+        }
+    }
+
+    /// Like [`Pacer::acquire`], but waits at most `limit`: when the buckets need a longer wait
+    /// (a pause after a long `Retry-After`), nothing is recorded and that wait is returned, so
+    /// the caller can give the work back instead of sleeping through it.
+    pub async fn acquire_within(&self, names: &[&str], limit: Duration) -> Result<Instant, Duration> {
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().expect("pacer lock");
@@ -112,35 +122,12 @@ impl Pacer {
                             b.sent.push_back(now);
                         }
                     }
-                    return now;
+                    return Ok(now);
                 }
                 wait
             };
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Like [`Pacer::acquire`], but waits at most `limit`: when the buckets need a longer wait
-    /// (a pause after a long `Retry-After`), nothing is recorded and that wait is returned, so
-    /// the caller can give the work back instead of sleeping through it.
-    pub async fn acquire_within(&self, names: &[&str], limit: Duration) -> Result<Instant, Duration> {
-        loop {
-            let wait = self.current_wait(names);
             if wait > limit {
                 return Err(wait);
-            }
-            if wait.is_zero() {
-                let mut buckets = self.buckets.lock().expect("pacer lock");
-                let now = Instant::now();
-                if max_wait(&mut buckets, names, now).is_zero() {
-                    for n in names {
-                        if let Some(b) = buckets.get_mut(*n) {
-                            b.sent.push_back(now);
-                        }
-                    }
-                    return Ok(now);
-                }
-                continue;
             }
             tokio::time::sleep(wait).await;
         }
@@ -246,6 +233,16 @@ mod tests {
             pacer.acquire(&["burst"]).await;
         }
         assert_eq!(pacer.requests_sent(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquire_counts_what_it_lets_through_and_nothing_it_hands_back() {
+        let pacer = Pacer::new([Bucket::new("burst", 1, Duration::from_secs(10))]);
+        pacer.acquire_within(&["burst"], Duration::ZERO).await.unwrap();
+        assert!(pacer.acquire_within(&["burst"], Duration::ZERO).await.is_err());
+        pacer.acquire_within(&["burst"], Duration::from_secs(20)).await.unwrap();
+        pacer.acquire(&[]).await;
+        assert_eq!(pacer.requests_sent(), 3, "two bounded acquires and one unbounded; the refused one is not a request");
     }
 
     #[tokio::test(start_paused = true)]

@@ -551,7 +551,16 @@ impl HubSpotClient {
             }
             let allowance = budget::wait_allowance(Duration::MAX);
             let acquired = match &search {
-                Some(pace) => pace.acquire_within(allowance).await,
+                Some(pace) => {
+                    let acquired = pace.acquire_within(allowance).await;
+                    if acquired.is_ok() {
+                        // Searches are paced per portal, but each one still counts as this
+                        // client's request (the status page's requests per hour); no bucket is
+                        // named.
+                        self.inner.pacer.acquire(&[]).await;
+                    }
+                    acquired
+                }
                 None => self.inner.pacer.acquire_within(buckets, allowance).await,
             };
             let sent = match acquired {
