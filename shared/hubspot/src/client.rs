@@ -531,7 +531,13 @@ impl HubSpotClient {
                 Err(e) => return Err(e),
             };
             let sent = match &search {
-                Some(pace) => pace.acquire().await,
+                Some(pace) => {
+                    let sent = pace.acquire().await;
+                    // Searches are paced per portal, but each one still counts as this client's
+                    // request (the status page's requests per hour); no bucket is named.
+                    self.inner.pacer.acquire(&[]).await;
+                    sent
+                }
                 None => self.inner.pacer.acquire(buckets).await,
             };
             attempt += 1;
