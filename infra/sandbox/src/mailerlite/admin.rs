@@ -366,6 +366,8 @@ pub fn routes() -> Router<MailerLite> {
         .route("/__sandbox/mailerlite/faults", put(faults))
         .route("/__sandbox/mailerlite/delivery", get(delivery).put(set_delivery))
         .route("/__sandbox/mailerlite/deliveries", get(deliveries).delete(clear_deliveries))
+        .route("/__sandbox/mailerlite/webhook-faults", get(webhook_faults).put(set_webhook_faults))
+        .route("/__sandbox/mailerlite/webhook-batches/flush", post(flush_batches))
         .route("/__sandbox/mailerlite/stats", get(stats).delete(reset_stats))
         .route("/__sandbox/mailerlite/rate-limits", put(rate_limits))
 }
@@ -480,6 +482,21 @@ async fn delivery(State(ml): State<MailerLite>) -> Response {
 
 async fn set_delivery(State(ml): State<MailerLite>, Json(o): Json<DeliveryOptions>) -> Response {
     ml.dispatcher().set_options(o);
+    super::json::no_content()
+}
+
+async fn webhook_faults(State(ml): State<MailerLite>) -> Response {
+    json(&ml.webhook_faults())
+}
+
+async fn set_webhook_faults(State(ml): State<MailerLite>, Json(f): Json<super::WebhookFaults>) -> Response {
+    ml.set_webhook_faults(f);
+    super::json::no_content()
+}
+
+/// Sends the waiting batches now instead of at the next tick.
+async fn flush_batches(State(ml): State<MailerLite>) -> Response {
+    ml.flush_batches();
     super::json::no_content()
 }
 

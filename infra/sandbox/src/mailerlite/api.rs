@@ -223,8 +223,10 @@ const LOG_NAMES: [&str; 12] = [
     "activated",
 ];
 
-/// Newest first, page-paginated (UNCONFIRMED: the docs show only `data`; the Go SDK models
-/// page-based `links`/`meta`), `limit` default 100.
+/// `{"data":[…]}` only, as the docs' example (no `links`, no `meta`; the Go SDK models page
+/// metadata, so a client must cope either way). The order is not documented (the example's ids
+/// run 1235, 1234, 123456): the sandbox answers oldest first, so a client that assumes newest
+/// first is caught. `page` from 1, `limit` default 100.
 async fn activity_log(State(ml): State<MailerLite>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let params = Params::parse(q.as_deref());
     let limit = params.limit(100, 1000)?.max(1);
@@ -236,38 +238,48 @@ async fn activity_log(State(ml): State<MailerLite>, Path(id): Path<String>, RawQ
     }
     let st = ml.store();
     let sid = st.live_subscriber(&id)?.id;
+    let skip = (params.page() - 1).saturating_mul(limit);
     let entries: Vec<LogEntryOut> = st
         .activity
         .get(&sid)
-        .map(|v| v.iter().rev().filter(|e| filter.is_none_or(|f| e.log_name == f)).map(LogEntry::out).collect())
+        .map(|v| {
+            v.iter()
+                .filter(|e| filter.is_none_or(|f| e.log_name == f))
+                .skip(skip)
+                .take(limit)
+                .map(LogEntry::out)
+                .collect()
+        })
         .unwrap_or_default();
-    let path = format!("{}/subscribers/{sid}/activity-log", ml.base_url());
-    Ok(json_response(StatusCode::OK, &page_envelope(entries, params.page(), limit, &path)))
+    Ok(ok(entries))
 }
 
+/// `POST /subscribers/{sid}/groups/{gid}`. A subscriber or group that does not exist is the
+/// documented 422 `{"errors":{"id":["The selected id is invalid."]}}` (not a 404).
 async fn assign(State(ml): State<MailerLite>, Path((sid, gid)): Path<(String, String)>) -> ApiResult {
     let mut st = ml.store();
-    let sid = st.live_subscriber(&sid)?.id;
-    let Some(gid) = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)) else {
-        // Documented answer for an invalid id.
-        return Err(ApiError::Rejected {
-            message: "The given data was invalid.".into(),
-            errors: vec![("id".into(), "The selected id is invalid.".into())],
-        });
+    let invalid = || ApiError::Rejected {
+        message: "The given data was invalid.".into(),
+        errors: vec![("id".into(), "The selected id is invalid.".into())],
     };
-    // Re-assigning a member is a no-op answered 200 (UNCONFIRMED).
+    let sid = st.find_live(&sid).ok_or_else(invalid)?;
+    let gid = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)).ok_or_else(invalid)?;
+    // Re-assigning a member is a no-op answered 200 (assumed).
     st.assign(sid, gid);
     Ok(ok(st.groups[&gid].out()))
 }
 
-/// 204; unknown subscriber or group → 404 `{"message": ""}` (documented). Removing a
-/// non-member is answered 204 as well (UNCONFIRMED; idempotent).
+/// 204; unknown subscriber or group → 404 `{"message": ""}` (documented). A subscriber who is
+/// not a member gets the same 404 (assumed: the docs name no case; this is the reading that a
+/// client must cope with, since the removal it asked for cannot happen).
 async fn unassign(State(ml): State<MailerLite>, Path((sid, gid)): Path<(String, String)>) -> ApiResult {
     let mut st = ml.store();
     let empty = || ApiError::Message(StatusCode::NOT_FOUND, String::new());
     let sid = st.find_live(&sid).ok_or_else(empty)?;
     let gid = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)).ok_or_else(empty)?;
-    st.unassign(sid, gid);
+    if !st.unassign(sid, gid) {
+        return Err(empty());
+    }
     Ok(no_content())
 }
 
@@ -451,7 +463,11 @@ async fn delete_segment(State(ml): State<MailerLite>, Path(id): Path<String>, ur
 
 /// Members matching the segment's rule, ACTIVE only unless `filter[status]` asks for another
 /// status; items include `groups` by default; `per_page` echoes a query `limit` as a string
-/// (NODE-TAPES segments/test-GET-31).
+/// (NODE-TAPES segments/test-GET-31). A page reads `limit` subscribers of the account and
+/// returns those that match, so pages can be short or even empty and still carry a
+/// `next_cursor` (PY-CASS segments-get-subscribers.yml: 2 items, `per_page` 50, a next cursor;
+/// how the real API fills a page is assumed). No maximum `limit` is documented: the config's
+/// `segment_max_limit` (default 1000, the groups' documented maximum) is assumed.
 async fn segment_subscribers(
     State(ml): State<MailerLite>,
     Path(id): Path<String>,
@@ -461,24 +477,24 @@ async fn segment_subscribers(
     let id = numeric(&id, &uri)?;
     let params = Params::parse(q.as_deref());
     let status = status_filter(&params, Some(Status::Active))?;
-    let limit = params.limit(50, 1000)?.max(1);
+    let limit = params.limit(50, ml.config().segment_max_limit)?.max(1);
     let st = ml.store();
     let seg = st.segments.get(&id).ok_or_else(|| ApiError::NotFound(Model::Segment, id.to_string()))?;
     let rule = seg.rule.clone();
-    let page = subscriber_page(
-        &st,
-        &params,
-        None,
-        &|s| status.is_none_or(|x| s.status == x) && st.segment_matches(&rule, s),
-        limit,
-    );
-    let data: Vec<SubscriberOut> = page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], true)).collect();
+    let window = subscriber_page(&st, &params, None, &|_| true, limit);
+    let data: Vec<SubscriberOut> = window
+        .ids
+        .iter()
+        .map(|sid| &st.subscribers[sid])
+        .filter(|s| status.is_none_or(|x| s.status == x) && st.segment_matches(&rule, s))
+        .map(|s| st.subscriber_out(s, true))
+        .collect();
     let per_page = match params.get("limit") {
         Some(raw) => Value::String(raw.to_string()),
         None => Value::from(limit),
     };
     let path = format!("{}/segments/{id}/subscribers", ml.base_url());
-    Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, per_page)))
+    Ok(json_response(StatusCode::OK, &cursor_envelope(data, &window, &path, per_page)))
 }
 
 // --- fields ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 mod admin;
 mod api;
 mod campaigns;
+mod delivery;
 mod error;
 mod hooks;
 mod json;
@@ -31,6 +32,7 @@ pub use admin::{
     DeliverySettings, FaultSettings, RateLimitSettings, SeedGroupMembership, SeedSpec, SeedSummary, UserEdit,
 };
 pub use campaigns::{CampaignSpec, CampaignSummary, Recipients};
+pub use delivery::WebhookFaults;
 pub use error::ApiError;
 pub use hooks::sign as sign_webhook;
 pub use model::{FieldType, GroupOut, LogEntryOut, SegmentOut, SegmentRule, Status, SubscriberOut};
@@ -77,6 +79,12 @@ pub struct MailerLiteConfig {
     /// How long a group import reports `done: false` before it is done (real milliseconds,
     /// divided by `time_scale`). 0: done at once.
     pub import_delay_ms: u64,
+    /// How often batchable webhooks get their envelope (real milliseconds, divided by
+    /// `time_scale`): a minute, as MailerLite documents. 0: at the end of each API call.
+    pub webhook_batch_interval_ms: u64,
+    /// The largest `limit` of `GET /segments/{id}/subscribers` (no maximum is documented; the
+    /// groups' documented 1000 is assumed).
+    pub segment_max_limit: usize,
 }
 
 impl Default for MailerLiteConfig {
@@ -89,6 +97,8 @@ impl Default for MailerLiteConfig {
             time_scale: 1.0,
             seed: 1,
             import_delay_ms: 0,
+            webhook_batch_interval_ms: 60_000,
+            segment_max_limit: 1000,
         }
     }
 }
@@ -98,6 +108,9 @@ impl MailerLiteConfig {
         TimeScale(self.time_scale)
     }
 }
+
+/// The stats bucket counting accepted `/api` requests sent without a `User-Agent`.
+pub const WITHOUT_USER_AGENT: &str = "without_user_agent";
 
 /// The sandbox-only header with the exact `Retry-After` in milliseconds.
 pub const RETRY_AFTER_MS_HEADER: &str = "x-sandbox-retry-after-ms";
@@ -123,6 +136,7 @@ pub(crate) struct Shared {
     limits: Mutex<Limits>,
     instrumentation: Arc<Instrumentation>,
     dispatcher: Dispatcher,
+    outbox: delivery::Outbox,
     journal: ChangeJournal,
     base_url: String,
     /// The API routes without auth, limits or instrumentation: what `/api/batch` sub-requests
@@ -159,6 +173,7 @@ impl MailerLite {
             store: Mutex::new(Store::new(config.account_id, config.seed)),
             limits: Mutex::new(Limits::new(&config)),
             dispatcher: Dispatcher::new(default_delivery(config.time_scale)),
+            outbox: delivery::Outbox::new(),
             journal: ChangeJournal::default(),
             config: RwLock::new(config),
             instrumentation,
@@ -219,18 +234,20 @@ impl MailerLite {
         self.shared.inner.get().expect("inner router set at construction").clone()
     }
 
-    /// Sends the webhooks the last API call or admin action queued (and journals its
-    /// subscriber changes).
+    /// Sends (or queues for the next batch) the webhooks the last API call or admin action
+    /// produced, and journals its subscriber changes. Looks before it takes, so that a call
+    /// that queued nothing does not mark the account changed (see `snapshot::StoreGuard`).
     pub(crate) fn flush_webhooks(&self, by: ChangedBy) {
-        let deliveries = {
+        let outgoing = {
             let mut store = self.store();
+            if store.pending.is_empty() {
+                return;
+            }
             let changes = store.pending.iter().filter(|e| e.kind.starts_with("subscriber."));
             self.shared.journal.record_now(changes.map(|e| (e.subscriber_id, e.kind)), by);
-            hooks::take_deliveries(&mut store)
+            delivery::route(&mut store)
         };
-        for d in deliveries {
-            self.shared.dispatcher.send(d);
-        }
+        self.send(outgoing);
     }
 
     /// Replaces the rate-limit settings (and the windows' time scale) at runtime; the windows
@@ -339,6 +356,11 @@ async fn gate(State(ml): State<MailerLite>, req: Request, next: Next) -> Respons
         Ok(remaining) => remaining,
         Err(r) => return *r,
     };
+    // Every official SDK names itself; the sandbox counts the requests that do not (the real
+    // API sits behind Cloudflare, which may treat them as bots).
+    if !req.headers().contains_key(http::header::USER_AGENT) {
+        ml.shared.instrumentation.stats.count_bucket(WITHOUT_USER_AGENT);
+    }
     let mut response = next.run(req).await;
     ml.flush_webhooks(ChangedBy::Api);
     set_rate_headers(response.headers_mut(), ml.limit(), remaining);
