@@ -126,7 +126,7 @@ async fn batched_items_use_the_documented_shapes_and_single_events_the_captured_
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(summary.opened, [id.clone()]);
+    assert_eq!(summary.opened, std::slice::from_ref(&id));
     s.dispatcher().wait_idle().await;
 
     // Non-batched: the flat capture (REST keys, null for empty) and the group shape (b).
