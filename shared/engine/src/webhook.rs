@@ -30,8 +30,16 @@ pub const MAILERLITE_EVENTS: [&str; 11] = [
     "campaign.click",
 ];
 
-/// Bodies larger than this are refused before parsing.
+/// HubSpot bodies larger than this are refused before parsing (a delivery holds at most 100
+/// events of a few hundred bytes each).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// MailerLite bodies larger than this are refused before parsing. A batched delivery carries a
+/// full subscriber (and campaign) per item and its size is not documented, so the limit is the
+/// platform's own: a synchronous Lambda invocation takes at most 6 MB of request payload
+/// (API Gateway's HTTP API allows 10 MB, so Lambda's limit is the one that binds). Anything
+/// larger could not reach the deployed function anyway.
+pub const MAILERLITE_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 /// A HubSpot webhook request as received.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +57,8 @@ pub struct HubSpotDelivery<'a> {
 pub struct Accepted {
     pub connections: usize,
     pub events: usize,
+    /// MailerLite items that could not be read (left out; the rest was accepted).
+    pub skipped: usize,
     /// HubSpot events written by our own app (dropped).
     pub echoes: usize,
     pub messages: usize,
@@ -208,8 +218,8 @@ impl Engine {
         body: &[u8],
         signature: Option<&str>,
     ) -> Result<Accepted, WebhookError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
+        if body.len() > MAILERLITE_MAX_BODY_BYTES {
+            return Err(WebhookError::BadRequest("the body is larger than 6 MiB".into()));
         }
         if self.store.get_connection(conn_id).await.map_err(EngineError::from)?.is_none() {
             return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
@@ -229,7 +239,30 @@ impl Engine {
         }
         let delivery = ml::parse_webhook(body)
             .map_err(|e| WebhookError::BadRequest(format!("not a MailerLite webhook body: {e}")))?;
-        let mut accepted = Accepted { connections: 1, events: delivery.events.len(), ..Accepted::default() };
+        // Items that do not decode are left out, counted and named by type only (their content
+        // may hold personal data); the rest is accepted. Refusing the delivery would make
+        // MailerLite send it again and again, then disable the webhook after 3 days of errors.
+        if !delivery.skipped.is_empty() {
+            let mut types = delivery.skipped.clone();
+            types.sort();
+            types.dedup();
+            tracing::warn!(
+                connection = conn_id,
+                skipped = delivery.skipped.len(),
+                types = %types.join(","),
+                "MailerLite webhook items that could not be read were skipped"
+            );
+            self.store
+                .add_counters(conn_id, &[(counters::WEBHOOK_ITEMS_SKIPPED, delivery.skipped.len() as i64)])
+                .await
+                .map_err(EngineError::from)?;
+        }
+        let mut accepted = Accepted {
+            connections: 1,
+            events: delivery.events.len(),
+            skipped: delivery.skipped.len(),
+            ..Accepted::default()
+        };
         let (state, _) = self.state(conn_id).await?;
         if state.lifecycle == Lifecycle::Draft {
             return Ok(accepted);
@@ -292,7 +325,10 @@ impl Engine {
 }
 
 /// The engagement a MailerLite event reports (webhook items carry no time: the receipt time is
-/// used).
+/// used). The subscriber inside an open or click item is a snapshot whose counters need not
+/// include the event (the documented `campaign.open` example shows `opens_count` 0): the event's
+/// own counter is left out, so the event counts as one, and the scan's REST totals correct the
+/// total; the other counter only ever raises what is recorded.
 fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementEvent> {
     let (kind, subscriber, campaign, url) = match event {
         ml::WebhookEvent::CampaignOpen { subscriber, campaign } => (EventKind::Open, subscriber, Some(campaign), None),
@@ -318,8 +354,8 @@ fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementE
         campaign_id: campaign.map(|c| c.id.clone()),
         campaign_name: campaign.map(|c| c.name.clone()).filter(|n| !n.is_empty()),
         url,
-        opens_count: Some(subscriber.opens_count),
-        clicks_count: Some(subscriber.clicks_count),
+        opens_count: (kind != EventKind::Open).then_some(subscriber.opens_count),
+        clicks_count: (kind != EventKind::Click).then_some(subscriber.clicks_count),
     })
 }
 
