@@ -309,18 +309,21 @@ impl MailerLiteApi for MailerLiteAdapter {
     ) -> ApiResult<Vec<hmsync_core::EngagementEvent>> {
         // The docs give neither page metadata nor an order: read pages while they are full (at
         // most ACTIVITY_PAGES), then keep the newest engagement by its own timestamps.
-        let mut out = Vec::new();
+        let mut entries: Vec<ml::LogEntry> = Vec::new();
         for page in 1..=ACTIVITY_PAGES {
-            let entries = self.client.activity_log(subscriber_id, None, page).await.map_err(api_error)?;
-            let full = entries.len() >= ml::ACTIVITY_PAGE as usize;
-            out.extend(entries.iter().filter_map(|e| engagement_event(subscriber_id, email, e)));
+            let got = self.client.activity_log(subscriber_id, None, page).await.map_err(api_error)?;
+            let full = got.len() >= ml::ACTIVITY_PAGE as usize;
+            entries.extend(got);
             if !full {
                 break;
             }
         }
-        out.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
-        out.truncate(limit);
-        Ok(out)
+        // Newest first by time, then by id (entries of one second keep the order they were made).
+        entries.sort_by_key(|e| {
+            let at = e.created_at.as_ref().map(|t| t.0.unix_timestamp()).unwrap_or(i64::MIN);
+            std::cmp::Reverse((at, e.id.len(), e.id.clone()))
+        });
+        Ok(entries.iter().filter_map(|e| engagement_event(subscriber_id, email, e)).take(limit).collect())
     }
 
     async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String> {
