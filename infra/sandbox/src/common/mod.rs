@@ -6,6 +6,7 @@ pub mod journal;
 pub mod limiter;
 pub mod people;
 pub mod stats;
+pub mod time_fmt;
 pub mod webhooks;
 
 pub use faults::{FaultAction, FaultInjector, FaultSpec};

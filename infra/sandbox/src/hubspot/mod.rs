@@ -17,7 +17,7 @@ pub mod properties;
 pub mod search;
 mod seed;
 mod snapshot;
-pub mod time_fmt;
+pub use crate::common::time_fmt;
 
 #[cfg(test)]
 mod sim_tests;

@@ -13,7 +13,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::MailerLite;
+use super::account::MailerLite;
 use super::campaigns::{self, CampaignSpec, CampaignSummary};
 use super::error::{ApiError, Model};
 use super::json::json_response;
@@ -21,8 +21,8 @@ use super::model::{
     FieldType, GroupOut, LogEntry, LogEntryOut, Segment, SegmentOut, SegmentRule, Status, Subscriber, SubscriberOut,
 };
 use super::store::{Actor, Store};
-use super::time_fmt::{self, now};
 use crate::common::people::{self, INDUSTRY_OPTIONS, INTEREST_OPTIONS};
+use crate::common::time_fmt::{self, now};
 use crate::common::{ChangedBy, DeliveryOptions, FaultSpec, RecordedDelivery, StatsSnapshot};
 
 /// What to seed: people `start_index .. start_index + count` from `common::people`, with

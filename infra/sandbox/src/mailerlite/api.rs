@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 
-use super::MailerLite;
+use super::account::MailerLite;
 use super::campaigns;
 use super::error::{ApiError, Model};
-use super::json::{json_response, no_content};
+use super::json::{created, json_response, no_content, ok};
 use super::model::*;
 use super::paging::{Params, cursor_envelope, cursor_page, decode_cursor, page_envelope};
+use super::request::{flatten_query, numeric, object};
 use super::store::{Actor, BATCH_ONLY_EVENTS, EVENTS, Store};
 use crate::common::TimeScale;
 
@@ -55,33 +56,15 @@ pub fn routes() -> Router<MailerLite> {
         .route("/api/batch", post(batch))
 }
 
+/// The API routes without auth, limits or instrumentation: what `/api/batch` sub-requests run
+/// through (built once per account).
+fn inner_router(ml: &MailerLite) -> Router {
+    ml.inner_router(|| routes().fallback(route_not_found).with_state(ml.clone()))
+}
+
 /// `{"message":"The route api/… could not be found."}`.
 pub async fn route_not_found(req: Request) -> Response {
     ApiError::RouteNotFound(req.uri().path().trim_start_matches('/').to_string()).into_response()
-}
-
-/// A JSON body as an object; empty, `null` or malformed bodies read as `{}` (Laravel's input).
-pub fn object(bytes: &[u8]) -> Map<String, Value> {
-    serde_json::from_slice::<Value>(bytes).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
-}
-
-/// A numeric resource id from the path; anything else is not a route at all (ids are
-/// constrained to digits, so `api/campaigns/list` is "route not found").
-pub fn numeric(raw: &str, uri: &Uri) -> Result<u64, ApiError> {
-    raw.parse::<u64>().map_err(|_| ApiError::RouteNotFound(uri.path().trim_start_matches('/').to_string()))
-}
-
-#[derive(Serialize)]
-pub struct Data<T> {
-    pub data: T,
-}
-
-pub fn ok<T: Serialize>(data: T) -> Response {
-    json_response(StatusCode::OK, &Data { data })
-}
-
-pub fn created<T: Serialize>(data: T) -> Response {
-    json_response(StatusCode::CREATED, &Data { data })
 }
 
 fn status_filter(params: &Params, default: Option<Status>) -> Result<Option<Status>, ApiError> {
@@ -684,7 +667,7 @@ async fn create_webhook(State(ml): State<MailerLite>, body: Bytes) -> ApiResult 
     let mut st = ml.store();
     let id = st.new_id();
     let secret = st.random_secret();
-    let at = super::time_fmt::now();
+    let at = crate::common::time_fmt::now();
     let hook = Webhook {
         id,
         name: input.name.unwrap_or_default(),
@@ -750,27 +733,6 @@ pub fn is_upsert_only_batch(bytes: &[u8]) -> bool {
             it.get("method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("POST"))
                 && it.get("path").and_then(Value::as_str).is_some_and(|p| normalize_path(p) == "api/subscribers")
         })
-}
-
-/// Flattens a GET item's `body` into bracketed query parameters (`{"filter":{"name":"x"}}` →
-/// `filter[name]=x`), as Laravel merges body input into a GET's input.
-pub fn flatten_query(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}[{k}]") };
-                flatten_query(&key, v, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten_query(&format!("{prefix}[{i}]"), v, out);
-            }
-        }
-        Value::Null => {}
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        other => out.push((prefix.to_string(), other.to_string())),
-    }
 }
 
 struct BatchItem {
@@ -878,7 +840,7 @@ async fn batch(State(ml): State<MailerLite>, body: Bytes) -> Response {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(body_bytes));
         let (code, bytes) = match req {
-            Ok(req) => match ml.inner_router().oneshot(req).await {
+            Ok(req) => match inner_router(&ml).oneshot(req).await {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default();
@@ -931,15 +893,5 @@ mod tests {
             br#"{"requests":[{"method":"POST","path":"api/subscribers"},{"method":"GET","path":"api/subscribers/1"}]}"#;
         assert!(!is_upsert_only_batch(mixed));
         assert!(!is_upsert_only_batch(br#"{"requests":[]}"#));
-    }
-
-    #[test]
-    fn get_bodies_become_bracketed_query_parameters() {
-        let mut out = Vec::new();
-        flatten_query("", &serde_json::json!({"filter": {"name": "nodejs"}, "limit": 5}), &mut out);
-        assert_eq!(
-            out,
-            vec![("filter[name]".to_string(), "nodejs".to_string()), ("limit".to_string(), "5".to_string())]
-        );
     }
 }

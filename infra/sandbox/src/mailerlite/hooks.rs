@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::json::OrderedMap;
 use super::model::WebhookSubscriber;
 use super::store::{PendingEvent, Store};
-use super::time_fmt::iso;
+use crate::common::time_fmt::iso;
 
 /// The `api_version` webhook payloads carry (2025+ captures).
 pub const API_VERSION: &str = "2025-05";

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, Model};
 use super::model::*;
-use super::time_fmt::{self, now};
+use crate::common::time_fmt::{self, now};
 
 /// A webhook event waiting for the end of the current API call or admin action.
 #[derive(Debug, Clone, Serialize, Deserialize)]
