@@ -277,3 +277,93 @@ async fn a_subscriber_whose_email_is_another_contacts_additional_email_is_an_err
     let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
     assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
 }
+
+/// Finding 9 (`--minutes 3 --seed 77`, twice in a row): HubSpot merges a contact whose
+/// subscriber unsubscribed into a linked contact whose subscriber is active; the merge copies the
+/// absorbed contact's `mailerlite_status = unsubscribed` onto the survivor (here: the user had
+/// cleared the survivor's own value, so the absorbed one fills the gap). The merge webhook is
+/// lost. Before the scan, the survivor is synced for another change: it is read by id, nothing
+/// in that read made the sync look for a merge, and the plan (not knowing of one) keeps the
+/// recorded status. The scan then finds the merge through `hs_merged_object_ids` and re-keys the
+/// links, but skips the survivor as unchanged since the sync's own write: HubSpot keeps saying
+/// "unsubscribed" for a contact whose subscriber is active. The survivor's subscriber must also
+/// never leave the target group on the way (that would fire "joined group" automations again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_read_before_its_lost_merge_is_repaired_shows_its_own_subscribers_status() {
+    let (h, ids, group) = synced().await;
+    h.mailerlite.unsubscribe_as_person(&person(2).email).unwrap();
+    h.settle().await;
+    let status = |h: &Harness, id: u64| h.hubspot.contact(id).unwrap()["properties"]["mailerlite_status"].clone();
+    assert_eq!(status(&h, ids[2]), serde_json::json!("unsubscribed"));
+    h.hubspot.user_edit_contact(ids[1], &props(&[("mailerlite_status", "")]), 7).unwrap();
+    h.settle().await;
+
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 1.0, ..h.hubspot.dispatcher().options() });
+    let survivor = h.hubspot.user_merge_contacts(ids[1], ids[2], 7).unwrap();
+    h.settle().await;
+    h.hubspot.dispatcher().set_options(DeliveryOptions { drop_rate: 0.0, ..h.hubspot.dispatcher().options() });
+    assert_eq!(status(&h, survivor), serde_json::json!("unsubscribed"), "the merge filled the absorbed status in");
+    let edit = hmsync_sandbox::mailerlite::UserEdit {
+        fields: serde_json::Map::from_iter([("name".to_string(), serde_json::json!("Zoe"))]),
+        ..Default::default()
+    };
+    h.mailerlite.user_edit(&person(1).email, &edit).unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+
+    assert_eq!(h.mailerlite.subscriber(&person(1).email).unwrap().status, "active");
+    assert_eq!(status(&h, survivor), serde_json::json!("active"), "the survivor's subscriber is active");
+    let kept = h.store.link_by_email(CONNECTION, &person(1).email).await.unwrap().expect("person 1's link");
+    assert_eq!(kept.hubspot_id.as_deref(), Some(survivor.to_string().as_str()));
+    let history = h.store.read_history(CONNECTION, &kept.id, 100).await.unwrap();
+    let left: Vec<_> = history.iter().filter(|e| e.field == format!("group:{group}") && e.after.is_none()).collect();
+    assert!(left.is_empty(), "the survivor's subscriber never left the target group: {left:?}");
+    assert!(in_group(&h, &person(1).email, &group));
+    assert!(!in_group(&h, &person(2).email, &group), "the absorbed contact's subscriber left the target group");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}
+
+/// Finding 10 (`--seed 77`, once HubSpot refused whole batches): HubSpot drops an option that
+/// the schema hmsync stored still has, and a new MailerLite subscriber has that value. HubSpot
+/// refuses the create for the one value; the sync recorded the error but left the subscriber
+/// unlinked (nothing of the contact reached HubSpot), and every later scan sent the same create
+/// again. A refused value is left out, and the contact is created without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_with_a_value_hubspot_refuses_is_created_without_it() {
+    let h = Harness::start(Options::default()).await;
+    h.hubspot.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 2, ..Default::default() }).unwrap();
+    let mut config = ConnectionConfig::new("findings");
+    config.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("industry_segment", "industry")];
+    h.connect(CONNECTION, config).await;
+    h.activate(CONNECTION).await;
+    {
+        let mut db = h.hubspot.db();
+        let schema = db.schemas.get_mut(&hmsync_sandbox::hubspot::ObjectType::Contacts).unwrap();
+        schema.properties.get_mut("industry_segment").unwrap().options.retain(|o| o.value != "healthcare");
+    }
+    let email = "newcomer@example.com";
+    let mut subscriber = hmsync_mailerlite::SubscriberUpsert::new(email);
+    subscriber.fields.insert("name".into(), serde_json::json!("Nia"));
+    subscriber.fields.insert("industry".into(), serde_json::json!("Healthcare"));
+    h.ml_client().upsert_subscriber(&subscriber).await.unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    h.settle().await;
+
+    let contact = h.hubspot.contact_by_email(email).expect("the contact is created without the refused value");
+    assert_eq!(contact["properties"]["firstname"], "Nia");
+    assert_eq!(contact["properties"]["industry_segment"], serde_json::Value::Null);
+    let errors = h.store.list_errors(CONNECTION, None, 10).await.unwrap().items;
+    let error = errors.iter().find(|e| e.email.as_deref() == Some(email)).expect("the refused value is recorded");
+    assert!(format!("{:?}", error.problems).contains("industry_segment"), "{error:?}");
+    let creates = || h.hubspot.stats().requests_matching("POST /crm/objects/2026-03/contacts/batch/create");
+    let before = creates();
+    h.engine.sync_now(CONNECTION).await.unwrap();
+    h.settle().await;
+    assert_eq!(creates(), before, "no create sent again");
+    let report = checker::check(&h, CONNECTION, &Expectations::default()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>());
+}

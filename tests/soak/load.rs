@@ -347,8 +347,9 @@ impl Load {
     fn industry_text(&mut self) -> String {
         let (value, label) = INDUSTRY_OPTIONS[self.rng.usize(0..INDUSTRY_OPTIONS.len())];
         match self.rng.u32(0..20) {
-            0 => "Aerospace".to_string(),
-            1..4 => value.to_uppercase(),
+            // Valid for hmsync's stored schema, refused by HubSpot (the soak drops the option).
+            0..3 => "Aerospace".to_string(),
+            3..4 => value.to_uppercase(),
             4..7 => label.to_lowercase(),
             _ => label.to_string(),
         }

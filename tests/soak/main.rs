@@ -8,7 +8,10 @@
 //! 1. Both simulators are seeded (overlapping people, conflicts, opted-out contacts, unsubscribed,
 //!    bounced, junk and unconfirmed subscribers) and a connection is activated: HubSpot rule = one
 //!    static list, MailerLite rule = two groups, a target group, two-way fields (one an option
-//!    field), a one-way field each way.
+//!    field), a one-way field each way. HubSpot drops one option of that field right after
+//!    activation, which hmsync's stored schema still has: MailerLite values of it are refused by
+//!    HubSpot in whole batch updates.
+//!    Merges make a new record, as HubSpot's do.
 //! 2. While the clock runs, people edit both apps at a steady rate (`load`), both APIs fail (10%
 //!    5xx, 429 bursts, hangs past the client timeout, 200 ms latency in every third 5-second
 //!    window), webhooks are duplicated, reordered and dropped, the worker is killed at random
@@ -45,13 +48,31 @@ use hmsync_engine::failpoint;
 use hmsync_sandbox::common::DispatcherStats;
 use hmsync_sandbox::common::faults::FaultCounts;
 use hmsync_sandbox::common::people::person;
-use hmsync_sandbox::hubspot::{SeedListMembership, SeedRequest};
+use hmsync_sandbox::hubspot::properties::PropertyOption;
+use hmsync_sandbox::hubspot::{ObjectType, SeedListMembership, SeedRequest};
 use hmsync_sandbox::mailerlite::{SeedGroupMembership, SeedSpec};
 use hmsync_store::SqliteQueue;
 use serde::Serialize;
 use tokio::sync::watch;
 
 const CONNECTION: &str = "soak";
+
+/// The `industry_segment` option HubSpot has at activation and drops right after (hmsync's stored
+/// schema keeps it, so its label stays a valid value for hmsync); MailerLite users type it.
+const DROPPED_OPTION: &str = "aerospace";
+const DROPPED_LABEL: &str = "Aerospace";
+
+/// Changes the options of HubSpot's `industry_segment` property, as a user in the settings would.
+fn industry_options(h: &Harness, change: impl FnOnce(&mut Vec<PropertyOption>)) -> Result<(), String> {
+    let mut db = h.hubspot.db();
+    let property = db
+        .schemas
+        .get_mut(&ObjectType::Contacts)
+        .and_then(|s| s.properties.get_mut("industry_segment"))
+        .ok_or("the HubSpot schema has no industry_segment")?;
+    change(&mut property.options);
+    Ok(())
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -158,6 +179,10 @@ struct Report {
     api_requests: SideFigures<u64>,
     /// The engine's traffic (MailerLite batches opened up).
     engine_traffic: SideFigures<proxy::TrafficFigures>,
+    /// HubSpot batch updates and upserts refused as a whole (400/409: a value HubSpot refused,
+    /// most of them of the dropped option), and merges that made a new record.
+    hubspot_whole_batch_refusals: u64,
+    hubspot_merges_to_new_records: u64,
     /// The connection's counters in the store (synced, echoes skipped, …).
     engine_counters: BTreeMap<String, i64>,
     check: CheckReport,
@@ -272,9 +297,22 @@ async fn setup(args: &Args) -> Result<Scene, String> {
             ..SeedSpec::default()
         })
         .map_err(|e| format!("MailerLite seed: {e:?}"))?;
+    // The option is there when hmsync reads the schema at activation, and a HubSpot user removes
+    // it right after: MailerLite values of it pass hmsync's own check and HubSpot refuses them,
+    // failing whole batch updates (400).
+    industry_options(&h, |options| {
+        options.push(PropertyOption {
+            label: DROPPED_LABEL.into(),
+            value: DROPPED_OPTION.into(),
+            description: String::new(),
+            display_order: 99,
+            hidden: false,
+        })
+    })?;
     h.connect(CONNECTION, connection_config(list_id, &rule_group, &target_group)).await;
     h.activate(CONNECTION).await;
     eprintln!("soak: initial sync done in {:.1} s", started.elapsed().as_secs_f64());
+    industry_options(&h, |options| options.retain(|o| o.value != DROPPED_OPTION))?;
     let suppressed = h
         .all_subscribers()
         .await
@@ -382,6 +420,15 @@ async fn soak(args: Args) -> Result<Report, String> {
     let api_requests =
         SideFigures { hubspot: h.hubspot.stats().total_requests, mailerlite: h.mailerlite.stats().total_requests };
     let engine_traffic = SideFigures { hubspot: hs_traffic.figures(), mailerlite: ml_traffic.figures() };
+    let hubspot_whole_batch_refusals: u64 = h
+        .hubspot
+        .stats()
+        .endpoints
+        .iter()
+        .filter(|(k, _)| k.ends_with("/batch/update") || k.ends_with("/batch/upsert"))
+        .map(|(_, e)| e.by_status.get(&400).copied().unwrap_or(0) + e.by_status.get(&409).copied().unwrap_or(0))
+        .sum();
+    let hubspot_merges_to_new_records = load.edits.get("hubspot_merge").map_or(0, |c| c.applied);
 
     // 5. Echoes.
     let traffic = SideFigures { hubspot: hs_traffic, mailerlite: ml_traffic };
@@ -423,6 +470,8 @@ async fn soak(args: Args) -> Result<Report, String> {
             .collect(),
         api_requests,
         engine_traffic,
+        hubspot_whole_batch_refusals,
+        hubspot_merges_to_new_records,
         engine_counters: h.store.get_counters(CONNECTION).await.unwrap_or_default(),
         check,
         echo,
@@ -680,6 +729,11 @@ fn print(r: &Report) {
         r.engine_traffic.mailerlite.requests,
         r.engine_traffic.mailerlite.reads,
         r.engine_traffic.mailerlite.writes
+    );
+    println!(
+        "HubSpot behaviours: {} merges into new records, {} batch updates refused as a whole (option {DROPPED_OPTION:?} \
+         dropped after the initial sync)",
+        r.hubspot_merges_to_new_records, r.hubspot_whole_batch_refusals
     );
     println!("engine counters: {:?}", r.engine_counters);
     println!("settled {:.1} s after the load stopped", r.settle_seconds);

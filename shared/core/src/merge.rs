@@ -46,10 +46,12 @@ pub fn link_kept_after_merge(
     }
 }
 
-/// Re-keys the links held by the merged contacts to `survivor_id` (the webhook's `newObjectId`
-/// if present, else `primaryObjectId`); [`link_kept_after_merge`] says which one. The kept link
-/// is marked [`Link::hs_merged`]: HubSpot copied the merged contacts' newer values onto the
-/// survivor, the sync's own properties included. The other links are retired like the links of
+/// Re-keys the links held by the merged contacts to `survivor_id` (the new record HubSpot
+/// makes for a merge, the webhook's `newObjectId`; else `primaryObjectId`);
+/// [`link_kept_after_merge`] says which one. The kept link keeps its subscriber, target-group
+/// membership included (no remove and re-add). It is marked [`Link::hs_merged`]: HubSpot filled
+/// the survivor's empty properties from the merged contacts, the sync's own included, so what the
+/// survivor says is checked once. The other links are retired like the links of
 /// deleted contacts (marked deleted in HubSpot; their subscribers leave the target group and are
 /// never deleted); they keep the merged-away id, so a repeated merge finds them again.
 pub fn rekey_after_merge(

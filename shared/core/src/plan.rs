@@ -160,8 +160,10 @@ impl Plan {
     pub fn written_value(&self, side: Side, field: &str) -> Option<String> {
         match side {
             Side::HubSpot => match &self.hubspot {
-                Some(HubSpotWrite::Update { properties, .. }) => properties.get(field).cloned(),
-                _ => None,
+                Some(HubSpotWrite::Update { properties, .. } | HubSpotWrite::Create { properties }) => {
+                    properties.get(field).cloned()
+                }
+                None => None,
             },
             Side::MailerLite => match &self.mailerlite {
                 Some(MailerLiteWrite::Update { email, fields, .. }) => match field {
@@ -257,10 +259,11 @@ impl Planner {
         &self.config
     }
 
-    /// Takes back what `plan` writes to `field` of the existing record on `side` — a value that
-    /// app refused — as if it had not been planned: the link keeps what it held for that field
-    /// (so the change stays pending, and is sent once it changes), and everything else of the
-    /// contact is written as planned. Returns whether there was such a write.
+    /// Takes back what `plan` writes to `field` of the record on `side` — a value that app
+    /// refused — as if it had not been planned: the link keeps what it held for that field (so
+    /// the change stays pending, and is sent once it changes), and everything else of the contact
+    /// is written as planned (a HubSpot contact is still created, without the value). Returns
+    /// whether there was such a write.
     pub fn withhold(&self, plan: &mut Plan, link: Option<&Link>, side: Side, field: &str) -> bool {
         let taken = match (side, &mut plan.hubspot, &mut plan.mailerlite) {
             (Side::HubSpot, Some(HubSpotWrite::Update { properties, .. }), _) => {
@@ -269,6 +272,10 @@ impl Planner {
                     plan.hubspot = None;
                 }
                 taken
+            }
+            // A contact is created without the refused value (never without its email).
+            (Side::HubSpot, Some(HubSpotWrite::Create { properties }), _) if field != "email" => {
+                properties.remove(field).is_some()
             }
             (Side::MailerLite, _, Some(MailerLiteWrite::Update { email, fields, status, .. })) => {
                 let taken = match field {

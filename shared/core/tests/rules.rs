@@ -140,6 +140,19 @@ fn a_value_the_destination_refused_is_withheld_and_the_rest_of_the_contact_still
 }
 
 #[test]
+fn a_value_hubspot_refused_on_a_create_is_withheld_and_the_contact_is_still_created() {
+    let p = planner(&config());
+    let m = ml("9", "a@x.com", json!({"name": "Ada", "city": "Oslo"}));
+    let mut plan = p.plan(Phase::Initial, None, None, Some(&m));
+    assert_eq!(plan.written_value(Side::HubSpot, "city").as_deref(), Some("Oslo"));
+    assert!(p.withhold(&mut plan, None, Side::HubSpot, "city"));
+    let Some(HubSpotWrite::Create { properties }) = &plan.hubspot else { panic!("still a create: {:?}", plan.hubspot) };
+    assert_eq!((properties.get("firstname").map(String::as_str), properties.get("city")), (Some("Ada"), None));
+    assert!(!p.withhold(&mut plan, None, Side::HubSpot, "email"), "never without its email");
+    assert!(matches!(plan.hubspot, Some(HubSpotWrite::Create { .. })));
+}
+
+#[test]
 fn email_changed_differently_on_both_sides_the_conflict_winner_wins() {
     let mut c = config();
     c.conflict_winner = Side::MailerLite;
@@ -160,6 +173,28 @@ fn hubspot_merge_rekeys_the_link_to_new_object_id_else_primary() {
     l.hubspot_id = Some("222".into());
     let out = rekey_after_merge(survivor_id("111", None), Some("a@x.com"), None, vec![l]);
     assert_eq!(out.kept.unwrap().hubspot_id.as_deref(), Some("111"));
+}
+
+#[test]
+fn a_hubspot_merge_into_a_new_record_keeps_the_link_and_its_subscriber_in_the_target_group() {
+    // HubSpot merges contact 1 (primary) and contact 2 into a new record 300 with the primary's
+    // values: the link moves to 300 and nothing about its subscriber changes.
+    let c = config();
+    let p = planner(&c);
+    let (link, h, m) =
+        linked_after_initial(&c, &hs("1", "ada@x.com", &[("firstname", "Ada")]), &ml("9", "ada@x.com", empty()));
+    assert!(m.groups.contains(&"tg".to_string()) && link.in_target_group);
+    let out = rekey_after_merge("300", Some("ada@x.com"), None, vec![link.clone()]);
+    let kept = out.kept.expect("the link is kept");
+    assert_eq!((kept.id.as_str(), kept.hubspot_id.as_deref()), (link.id.as_str(), Some("300")));
+    let mut survivor = h.clone();
+    survivor.id = "300".into();
+    let plan = p.plan(Phase::Continuous, Some(&kept), Some(&survivor), Some(&m));
+    assert!(plan.group_changes.is_empty(), "no remove and re-add: {:?}", plan.group_changes);
+    assert!(plan.mailerlite.is_none(), "{:?}", plan.mailerlite);
+    let next = plan.link.unwrap();
+    assert_eq!(next.hubspot_id.as_deref(), Some("300"));
+    assert!(next.in_target_group && !next.hs_deleted);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A HubSpot contact as read (property values are wire strings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HsRecord {
     pub id: String,
     pub properties: BTreeMap<String, Option<String>>,
@@ -141,6 +141,12 @@ pub enum ItemErrorKind {
     /// The API rejected one or more values.
     Invalid {
         properties: Vec<String>,
+    },
+    /// The API rejected these values and wrote the rest of the record (HubSpot refuses a whole
+    /// batch update for one value; the client sends the rest again without it).
+    InvalidRestWritten {
+        properties: Vec<String>,
+        written: Box<HsRecord>,
     },
     Other,
 }

@@ -465,13 +465,7 @@ impl Engine {
         conn: &Connection,
         records: &[HsRecord],
     ) -> Result<Vec<ContactRef>, EngineError> {
-        let merged = |r: &HsRecord| -> Vec<String> {
-            r.property(MERGED_IDS)
-                .map(|m| {
-                    m.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != r.id).map(String::from).collect()
-                })
-                .unwrap_or_default()
-        };
+        let merged = merged_ids;
         let keys: Vec<LinkKey> = records.iter().flat_map(merged).map(LinkKey::HubSpot).collect();
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -495,11 +489,63 @@ impl Engine {
             if ids.iter().any(|id| live.contains(id)) {
                 tracing::info!(connection = %conn.id, survivor = %r.id, merged = ?ids, "a merge whose webhook was lost: links re-keyed");
                 refs.extend(self.rekey_merge(conn, &r.id, &ids, Some(r)).await?);
+                // The survivor is planned whatever its modification time says: the kept link
+                // is marked merged, and the values HubSpot merged in are checked once.
+                refs.push(ContactRef::hubspot(&r.id));
             }
         }
         Ok(refs)
+    }
+
+    /// The merges that the contacts read by id reveal: a requested id answered by a record with
+    /// another id that lists it in `hs_merged_object_ids` (HubSpot answers a merged-away id with
+    /// the survivor), and survivors whose absorbed contacts links still hold
+    /// ([`Engine::repair_lost_merges`] re-keys those). `None` when there is nothing to do; else
+    /// the requested ids to read as their survivors, and the references to sync besides.
+    /// Costs one store lookup when a read record names merged contacts, API calls only for
+    /// merges not handled yet.
+    pub(crate) async fn merges_in_reads(
+        &self,
+        conn: &Connection,
+        units: &[crate::sync::Unit],
+        preloaded: &std::collections::HashMap<String, HsRecord>,
+        read: &std::collections::HashMap<String, HsRecord>,
+    ) -> Result<Option<(std::collections::HashMap<String, String>, Vec<ContactRef>)>, EngineError> {
+        let survivors: Vec<HsRecord> = read
+            .iter()
+            .filter(|(id, r)| {
+                !preloaded.contains_key(*id) && r.property(MERGED_IDS).is_some_and(|m| !m.trim().is_empty())
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        if survivors.is_empty() {
+            return Ok(None);
+        }
+        let mut aliases = std::collections::HashMap::new();
+        for u in units {
+            let Some(id) = &u.hs_id else { continue };
+            // A link retired by a merge keeps its absorbed id on purpose: nothing to follow.
+            if read.contains_key(id) || preloaded.contains_key(id) || u.link.as_ref().is_some_and(|l| l.hs_deleted) {
+                continue;
+            }
+            if let Some(s) = survivors.iter().find(|s| merged_ids(s).iter().any(|m| m == id)) {
+                aliases.insert(id.clone(), s.id.clone());
+            }
+        }
+        let refs = self.repair_lost_merges(conn, &survivors).await?;
+        if aliases.is_empty() && refs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((aliases, refs)))
     }
 }
 
 /// The HubSpot property listing the contacts merged into a contact (`;`-separated ids).
 pub(crate) const MERGED_IDS: &str = "hs_merged_object_ids";
+
+/// The contacts `r` absorbed, from its `hs_merged_object_ids` (its own id left out).
+fn merged_ids(r: &HsRecord) -> Vec<String> {
+    r.property(MERGED_IDS)
+        .map(|m| m.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != r.id).map(String::from).collect())
+        .unwrap_or_default()
+}

@@ -29,6 +29,14 @@ pub struct Preloaded {
     pub skip_unchanged: bool,
 }
 
+/// Whether building the units may re-key links for the HubSpot merges its reads reveal (never
+/// in a preview, which must not write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeRepair {
+    On,
+    Off,
+}
+
 /// One contact being synced: its link (if any) and both records as read.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Unit {
@@ -358,7 +366,29 @@ impl Engine {
         report: &mut Report,
         retry_refs: &mut Vec<ContactRef>,
     ) -> Result<Vec<Unit>, EngineError> {
+        self.load_units_with(conn, planner, refs, pre, report, retry_refs, MergeRepair::Off).await
+    }
+
+    /// [`Engine::load_units`], and with [`MergeRepair::On`] the merges the reads reveal are
+    /// handled first: HubSpot answers a merged-away id with the survivor (another id), and a
+    /// survivor names what it absorbed in `hs_merged_object_ids`. Links still holding absorbed
+    /// contacts are re-keyed to the survivor before anything is planned, so no link is taken for
+    /// deleted (which would move its subscriber out of the target group and back in, firing
+    /// "joined group" automations again); then the units are built again from the store.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn load_units_with(
+        &self,
+        conn: &hmsync_store::Connection,
+        planner: &Planner,
+        refs: Vec<ContactRef>,
+        pre: Preloaded,
+        report: &mut Report,
+        retry_refs: &mut Vec<ContactRef>,
+        repair: MergeRepair,
+    ) -> Result<Vec<Unit>, EngineError> {
         let conn_id = conn.id.as_str();
+        let report_before = report.clone();
+        let (known_absent, skip_unchanged) = (pre.mailerlite_known_absent, pre.skip_unchanged);
         let config = planner.config();
         // 1. Coalesce and find the links.
         let refs = coalesce(refs);
@@ -396,7 +426,7 @@ impl Engine {
                     report.echoes += 1;
                     continue;
                 }
-                if pre.skip_unchanged {
+                if skip_unchanged {
                     let unchanged = match r {
                         ContactRef::HubSpot { id, structural: false, .. } => pre_hs.get(id).is_some_and(|h| {
                             h.property("lastmodifieddate").is_some()
@@ -457,6 +487,29 @@ impl Engine {
         let mut ml_records: HashMap<String, MlRecord> = HashMap::new();
         self.read_records(&units, &pre_hs, &pre_ml, &*hs_api, &*ml_api, &hs_props, &mut hs_records, &mut ml_records)
             .await?;
+        if repair == MergeRepair::On
+            && let Some((aliases, more)) = self.merges_in_reads(conn, &units, &pre_hs, &hs_records).await?
+        {
+            let mut refs: Vec<ContactRef> = refs
+                .into_iter()
+                .map(|r| match r {
+                    ContactRef::HubSpot { id, changes, structural } => {
+                        ContactRef::HubSpot { id: aliases.get(&id).cloned().unwrap_or(id), changes, structural }
+                    }
+                    other => other,
+                })
+                .collect();
+            refs.extend(more);
+            let pre = Preloaded {
+                hubspot: pre_hs.into_values().collect(),
+                mailerlite: pre_ml.into_values().collect(),
+                mailerlite_known_absent: known_absent,
+                skip_unchanged,
+            };
+            *report = report_before;
+            return Box::pin(self.load_units_with(conn, planner, refs, pre, report, retry_refs, MergeRepair::Off))
+                .await;
+        }
         for u in units.iter_mut() {
             u.hs = u.hs_id.as_ref().and_then(|id| hs_records.get(id).cloned());
             u.ml = u.ml_id.as_ref().and_then(|id| ml_records.get(id).cloned());
@@ -483,7 +536,7 @@ impl Engine {
                 u.ml = u.ml_id.as_ref().and_then(|id| ml_records.get(id).cloned());
             }
         }
-        let need_ml_lookup: Vec<String> = if pre.mailerlite_known_absent {
+        let need_ml_lookup: Vec<String> = if known_absent {
             Vec::new()
         } else {
             units.iter().filter(|u| u.link.is_none() && u.ml.is_none()).filter_map(|u| u.email()).collect()
@@ -561,7 +614,8 @@ impl Engine {
         let now = self.now_ms();
         let mut report = Report::default();
         let mut retry_refs: Vec<ContactRef> = Vec::new();
-        let mut units = self.load_units(&conn, &planner, refs, pre, &mut report, &mut retry_refs).await?;
+        let mut units =
+            self.load_units_with(&conn, &planner, refs, pre, &mut report, &mut retry_refs, MergeRepair::On).await?;
         if report.echoes > 0 {
             self.store.add_counters(conn_id, &[(counters::ECHOES_SKIPPED, report.echoes as i64)]).await?;
         }
@@ -1243,10 +1297,36 @@ impl Engine {
         if !creates.is_empty() {
             let inputs: Vec<HsWrite> = creates.iter().map(|(_, w)| w.clone()).collect();
             let results = hs_api.create_contacts(&inputs).await?;
-            for ((i, _), result) in creates.into_iter().zip(results) {
+            // Contacts HubSpot refused a value of: created again without it (one more request).
+            let mut again: Vec<(usize, HsWrite)> = Vec::new();
+            for ((i, write), result) in creates.into_iter().zip(results) {
                 let u = &mut units[i];
                 match result {
                     Ok(rec) => u.written_hs = Some(rec),
+                    Err(e) if matches!(&e.kind, ItemErrorKind::Invalid { .. }) => {
+                        let ItemErrorKind::Invalid { properties } = &e.kind else { continue };
+                        let refused: BTreeMap<String, String> = properties
+                            .iter()
+                            .filter(|k| k.as_str() != "email")
+                            .filter_map(|k| write.properties.get(k).map(|v| (k.clone(), v.clone())))
+                            .collect();
+                        if refused.is_empty() {
+                            u.failed = true;
+                            u.problems.push(item_problem(Side::HubSpot, &e));
+                            continue;
+                        }
+                        let mut p = item_problem(Side::HubSpot, &e);
+                        p.refused = refused.clone();
+                        u.problems.push(p);
+                        if let Some(plan) = u.plan.as_mut() {
+                            for field in refused.keys() {
+                                planner.withhold(plan, u.link.as_ref(), Side::HubSpot, field);
+                            }
+                        }
+                        let mut w = write.clone();
+                        w.properties.retain(|k, _| !refused.contains_key(k));
+                        again.push((i, w));
+                    }
                     Err(e) => {
                         u.failed = true;
                         match &e.kind {
@@ -1266,6 +1346,23 @@ impl Engine {
                     }
                 }
             }
+            if !again.is_empty() {
+                let inputs: Vec<HsWrite> = again.iter().map(|(_, w)| w.clone()).collect();
+                for ((i, _), result) in again.into_iter().zip(hs_api.create_contacts(&inputs).await?) {
+                    let u = &mut units[i];
+                    match result {
+                        Ok(rec) => u.written_hs = Some(rec),
+                        Err(e) => {
+                            u.failed = true;
+                            if !matches!(e.kind, ItemErrorKind::AlreadyExists { .. }) {
+                                u.problems.push(item_problem(Side::HubSpot, &e));
+                            } else {
+                                u.retry = true;
+                            }
+                        }
+                    }
+                }
+            }
         }
         self.failpoints.check(failpoint::AFTER_HUBSPOT_CREATES)?;
         if !updates.is_empty() {
@@ -1280,10 +1377,13 @@ impl Engine {
                         // HubSpot refuses the whole write for one bad value (or for an email
                         // another contact has): record it and write the rest of the contact
                         // without it.
-                        let refused: Vec<String> = match &e.kind {
-                            ItemErrorKind::Invalid { properties } => properties.clone(),
-                            ItemErrorKind::AlreadyExists { .. } => vec!["email".to_string()],
-                            _ => Vec::new(),
+                        let (refused, rest_written): (Vec<String>, Option<HsRecord>) = match &e.kind {
+                            ItemErrorKind::Invalid { properties } => (properties.clone(), None),
+                            ItemErrorKind::InvalidRestWritten { properties, written } => {
+                                (properties.clone(), Some((**written).clone()))
+                            }
+                            ItemErrorKind::AlreadyExists { .. } => (vec!["email".to_string()], None),
+                            _ => (Vec::new(), None),
                         };
                         let refused: BTreeMap<String, String> = refused
                             .into_iter()
@@ -1307,6 +1407,11 @@ impl Engine {
                                 for field in refused.keys() {
                                     planner.withhold(plan, u.link.as_ref(), Side::HubSpot, field);
                                 }
+                            }
+                            if let Some(rec) = rest_written {
+                                // The client already sent the rest of the contact without it.
+                                u.written_hs = Some(rec);
+                                continue;
                             }
                             let mut w = write.clone();
                             w.properties.retain(|k, _| !refused.contains_key(k));
@@ -1353,7 +1458,7 @@ impl Engine {
                     Side::HubSpot,
                     Some("hs_email_optout".into()),
                     format!("HubSpot refused to opt {email} out of email: {e}"),
-                    "Check that the app has the communication preferences scopes, or turn off \"unsubscribe in HubSpot\".".into(),
+                    "Give the HubSpot app the communication_preferences.read_write scope (hubspot-app/ declares it; reinstall the app after adding it) and retry this contact, or turn off \"unsubscribe in HubSpot\" for the connection.".into(),
                     None,
                 ));
             }

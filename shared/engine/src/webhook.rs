@@ -152,6 +152,11 @@ impl Engine {
                     accepted.echoes += 1;
                     continue;
                 }
+                if e.subscription_type == hs::SubscriptionType::ContactAssociationChange {
+                    // Documented with `fromObjectId`/`toObjectId`, not `objectId`.
+                    refs.extend(e.association_contacts().iter().map(|id| ContactRef::hubspot(&id.to_string())));
+                    continue;
+                }
                 let Some(id) = e.object_id.map(|i| i.to_string()) else { continue };
                 match &e.subscription_type {
                     hs::SubscriptionType::ContactPropertyChange => refs.push(ContactRef::HubSpot {
@@ -166,8 +171,7 @@ impl Engine {
                     hs::SubscriptionType::ContactCreation
                     | hs::SubscriptionType::ContactDeletion
                     | hs::SubscriptionType::ContactRestore
-                    | hs::SubscriptionType::ContactPrivacyDeletion
-                    | hs::SubscriptionType::ContactAssociationChange => refs.push(ContactRef::hubspot(&id)),
+                    | hs::SubscriptionType::ContactPrivacyDeletion => refs.push(ContactRef::hubspot(&id)),
                     hs::SubscriptionType::ContactMerge => {
                         let survivor = e.merge_survivor().map(|s| s.to_string()).unwrap_or(id);
                         let mut merged: Vec<String> = e.merged_object_ids.iter().map(u64::to_string).collect();

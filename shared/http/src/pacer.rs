@@ -163,6 +163,20 @@ impl Pacer {
         }
     }
 
+    /// Changes a bucket's limit and window (HubSpot says its limits in response headers, and
+    /// they differ by app kind and portal tier). Requests already counted stay counted. Returns
+    /// whether anything changed.
+    pub fn reconfigure(&self, name: &str, limit: u32, window: Duration) -> bool {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let Some(b) = buckets.get_mut(name) else { return false };
+        if b.bucket.limit == limit.max(1) && b.bucket.window == window {
+            return false;
+        }
+        b.bucket.limit = limit.max(1);
+        b.bucket.window = window;
+        true
+    }
+
     /// The configured buckets (for reports and the bound computation of the benchmark).
     pub fn buckets(&self) -> Vec<Bucket> {
         let buckets = self.buckets.lock().expect("pacer lock");
@@ -236,6 +250,20 @@ mod tests {
         pacer.observe_remaining("burst", 0);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(9), "nothing frees before a full window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconfigured_bucket_paces_by_its_new_limit() {
+        let pacer = Pacer::new([Bucket::new("burst", 2, Duration::from_secs(10))]);
+        pacer.acquire(&["burst"]).await;
+        pacer.acquire(&["burst"]).await;
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(10));
+        assert!(pacer.reconfigure("burst", 3, Duration::from_secs(10)));
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::ZERO, "raised: room for one more");
+        assert!(pacer.reconfigure("burst", 1, Duration::from_secs(10)));
+        assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(10), "lowered: full again");
+        assert!(!pacer.reconfigure("burst", 1, Duration::from_secs(10)));
+        assert_eq!(pacer.buckets()[0].limit, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,20 +12,28 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::error::{HubSpotError, from_response};
+use crate::search_pace::{SearchPace, search_pace};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 pub const DEFAULT_APP_URL: &str = "https://app.hubspot.com";
 
 const BURST: &str = "burst";
-const SEARCH: &str = "search";
+
+/// After this long without a `SECONDLY` 429, the portal's search pace comes back one step.
+const SEARCH_CALM: Duration = Duration::from_secs(30);
 
 /// Client settings; the defaults are HubSpot's documented limits for a private app.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubSpotConfig {
     pub base_url: String,
-    /// Requests per `burst_window` (100 per 10 s; 190 on Pro/Enterprise; 110 for OAuth apps).
+    /// Requests per `burst_window` until HubSpot's first answer says the app's own limit
+    /// (`X-HubSpot-RateLimit-Max` per `-Interval-Milliseconds`: 100 per 10 s on Free and
+    /// Starter portals, 190 on Professional and Enterprise, 110 for OAuth apps), which then
+    /// replaces it, up or down.
     pub burst_limit: u32,
     pub burst_window: Duration,
+    /// Searches per second for the portal, shared by every client of the process that reaches
+    /// it (HubSpot allows 5 per portal for every integration together).
     pub search_per_second: u32,
     /// Divides the pacer windows like the sandbox's `time_scale` (1.0 = real time).
     pub time_scale: f64,
@@ -46,7 +54,7 @@ impl Default for HubSpotConfig {
             base_url: DEFAULT_BASE_URL.into(),
             burst_limit: 100,
             burst_window: Duration::from_secs(10),
-            search_per_second: 5,
+            search_per_second: 4,
             time_scale: 1.0,
             pacing_margin: Duration::from_millis(250),
             retry: RetryPolicy::default(),
@@ -58,7 +66,7 @@ impl Default for HubSpotConfig {
 }
 
 impl HubSpotConfig {
-    fn scaled(&self, d: Duration) -> Duration {
+    pub(crate) fn scaled(&self, d: Duration) -> Duration {
         if self.time_scale > 0.0 && self.time_scale.is_finite() { d.div_f64(self.time_scale) } else { d }
     }
     pub fn scaled_burst_window(&self) -> Duration {
@@ -145,6 +153,11 @@ pub(crate) struct Inner {
     pub(crate) config: HubSpotConfig,
     pub(crate) pacer: Pacer,
     auth: Mutex<AuthState>,
+    /// The portal behind the credentials, once known (an OAuth token says it; a static token's
+    /// is read from the account details before the first search).
+    portal_id: std::sync::OnceLock<u64>,
+    /// The portal's search pace, shared with every client of the process ([`search_pace`]).
+    search: tokio::sync::OnceCell<Arc<SearchPace>>,
 }
 
 /// The HubSpot API client. Cheap to clone; clones share the pacer and the tokens.
@@ -298,10 +311,11 @@ impl<'a> Call<'a> {
 
 impl HubSpotClient {
     pub fn new(auth: Auth, config: HubSpotConfig) -> Self {
-        let pacer = Pacer::new([
-            Bucket::new(BURST, config.burst_limit.max(1), config.scaled_burst_window() + config.pacing_margin),
-            Bucket::new(SEARCH, config.search_per_second.max(1), config.scaled_search_window() + config.pacing_margin),
-        ]);
+        let pacer = Pacer::new([Bucket::new(
+            BURST,
+            config.burst_limit.max(1),
+            config.scaled_burst_window() + config.pacing_margin,
+        )]);
         let auth = match auth {
             Auth::StaticToken(t) => AuthState::Static(t),
             Auth::OAuth { client_id, client_secret, refresh_token, access_token, expires_at_ms, on_update } => {
@@ -316,16 +330,61 @@ impl HubSpotClient {
                 }))
             }
         };
-        Self { inner: Arc::new(Inner { http: http_client(&config), config, pacer, auth: Mutex::new(auth) }) }
+        Self {
+            inner: Arc::new(Inner {
+                http: http_client(&config),
+                config,
+                pacer,
+                auth: Mutex::new(auth),
+                portal_id: std::sync::OnceLock::new(),
+                search: tokio::sync::OnceCell::new(),
+            }),
+        }
     }
 
     pub fn config(&self) -> &HubSpotConfig {
         &self.inner.config
     }
 
-    /// The pacer (for reports and the benchmark's bound).
+    /// The pacer of the burst limit (for reports and the benchmark's bound).
     pub fn pacer(&self) -> &Pacer {
         &self.inner.pacer
+    }
+
+    /// The portal behind the credentials, if a call has told it yet.
+    pub fn known_portal_id(&self) -> Option<u64> {
+        self.inner.portal_id.get().copied()
+    }
+
+    /// Records the portal behind the credentials (callers that know it save a request).
+    pub fn set_portal_id(&self, portal_id: u64) {
+        let _ = self.inner.portal_id.set(portal_id);
+    }
+
+    /// The search pace of this client's portal, found on first use.
+    pub async fn search_pace(&self) -> Result<Arc<SearchPace>, HubSpotError> {
+        self.inner
+            .search
+            .get_or_try_init(|| async {
+                let portal = match self.known_portal_id() {
+                    Some(p) => p,
+                    None => {
+                        let p = self.account_details().await?.portal_id;
+                        self.set_portal_id(p);
+                        p
+                    }
+                };
+                let c = &self.inner.config;
+                Ok(search_pace(
+                    &c.base_url,
+                    portal,
+                    c.search_per_second,
+                    c.scaled_search_window() + c.pacing_margin,
+                    c.scaled(SEARCH_CALM),
+                ))
+            })
+            .await
+            .cloned()
     }
 
     /// The bearer token to use now; refreshes an OAuth token that is (nearly) expired or when `force`.
@@ -352,6 +411,9 @@ impl HubSpotClient {
                 .await?;
                 o.access_token = Some(t.access_token.clone());
                 o.expires_at_ms = now_ms() + (t.expires_in as i64) * 1000;
+                if let Some(hub) = t.hub_id {
+                    let _ = self.inner.portal_id.set(hub);
+                }
                 o.lifetime = Duration::from_secs(t.expires_in);
                 if let Some(r) = t.refresh_token {
                     o.refresh_token = r;
@@ -387,9 +449,13 @@ impl HubSpotClient {
     pub(crate) async fn send_value(&self, call: Call<'_>) -> Result<Value, HubSpotError> {
         let config = &self.inner.config;
         let url = format!("{}{}", config.base_url.trim_end_matches('/'), call.path);
+        let search = match call.limit {
+            Limit::Search => Some(Box::pin(self.search_pace()).await?),
+            Limit::Burst => None,
+        };
         let buckets: &[&str] = match call.limit {
             Limit::Burst => &[BURST],
-            Limit::Search => &[SEARCH],
+            Limit::Search => &[],
         };
         let mut attempt = 0u32;
         let mut rate_limited = 0u32;
@@ -405,7 +471,10 @@ impl HubSpotClient {
                 }
                 Err(e) => return Err(e),
             };
-            let sent = self.inner.pacer.acquire(buckets).await;
+            let sent = match &search {
+                Some(pace) => pace.acquire().await,
+                None => self.inner.pacer.acquire(buckets).await,
+            };
             attempt += 1;
             let mut req = self.inner.http.request(call.method.clone(), &url).bearer_auth(&token).query(&call.query);
             if let Some(b) = call.body {
@@ -422,14 +491,13 @@ impl HubSpotClient {
                     return Err(HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path)));
                 }
             };
-            self.inner.pacer.settle(buckets, sent);
+            match &search {
+                Some(pace) => pace.settle(sent),
+                None => self.inner.pacer.settle(buckets, sent),
+            }
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            if let Some(remaining) =
-                headers.get("x-hubspot-ratelimit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
-            {
-                self.inner.pacer.observe_remaining(BURST, remaining);
-            }
+            self.observe_rate_limit_headers(&headers);
             let text = match resp.text().await {
                 Ok(t) => t,
                 Err(e) => {
@@ -462,7 +530,6 @@ impl HubSpotClient {
                 }
                 HubSpotError::RateLimited { policy, .. } if rate_limited < config.max_rate_limit_retries => {
                     rate_limited += 1;
-                    let bucket = if call.limit == Limit::Search { SEARCH } else { BURST };
                     // TEN_SECONDLY_ROLLING: wait out the burst window; SECONDLY (search's
                     // "secondly limit", or the deprecated per-second policy): one second.
                     let wait = match (policy.as_str(), call.limit) {
@@ -472,9 +539,17 @@ impl HubSpotClient {
                     };
                     let wait = retry_after.unwrap_or(wait);
                     tracing::debug!(policy, ?wait, path = call.path, "HubSpot rate limit; waiting");
-                    self.inner.pacer.pause(bucket, wait);
+                    match &search {
+                        // Another integration of the portal searches too: this portal's
+                        // searches go slower from now on.
+                        Some(pace) => pace.refused(wait),
+                        None => self.inner.pacer.pause(BURST, wait),
+                    }
                     continue;
                 }
+                // The portal is moving between data centres for hours: retrying inside this
+                // call cannot help; the caller comes back after the Retry-After.
+                HubSpotError::Transient { status: 477, .. } => return Err(err),
                 HubSpotError::Transient { status, .. } if config.retry.should_retry(attempt) => {
                     let mut wait = config.retry.delay(attempt);
                     if *status == 423 {
@@ -489,6 +564,30 @@ impl HubSpotClient {
                 }
                 _ => return Err(err),
             }
+        }
+    }
+}
+
+impl HubSpotClient {
+    /// Adopts what HubSpot's rate-limit headers say about this app's burst limit: its size
+    /// and window (`X-HubSpot-RateLimit-Max`, `-Interval-Milliseconds`, which differ by app kind
+    /// and portal tier), and what is left of it (`-Remaining`, when another client of the app
+    /// spent some). Search answers carry none of them.
+    fn observe_rate_limit_headers(&self, headers: &reqwest::header::HeaderMap) {
+        let number =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        if let (Some(max), Some(interval_ms)) =
+            (number("x-hubspot-ratelimit-max"), number("x-hubspot-ratelimit-interval-milliseconds"))
+            && max > 0
+            && interval_ms > 0
+        {
+            let window = Duration::from_millis(interval_ms) + self.inner.config.pacing_margin;
+            if self.inner.pacer.reconfigure(BURST, max.min(u64::from(u32::MAX)) as u32, window) {
+                tracing::debug!(max, interval_ms, "HubSpot burst limit taken from its rate-limit headers");
+            }
+        }
+        if let Some(remaining) = number("x-hubspot-ratelimit-remaining") {
+            self.inner.pacer.observe_remaining(BURST, remaining.min(u64::from(u32::MAX)) as u32);
         }
     }
 }

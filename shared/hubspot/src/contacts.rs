@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::batch::BatchItem;
+use crate::batch::{BatchItem, BatchKind};
 use crate::client::{Call, HubSpotClient};
 use crate::error::HubSpotError;
 use crate::model::{BatchOutcome, Contact, ContactInput, ContactUpdate, ContactUpsert, CrmObject};
@@ -180,7 +180,7 @@ impl HubSpotClient {
             .collect();
         let props: Vec<String> = properties.iter().map(|p| p.to_string()).collect();
         let id_property = id_property.map(String::from);
-        self.run_batch(path, items, false, &move |inputs| {
+        self.run_batch(path, items, BatchKind::Once, &move |inputs| {
             let mut b = json!({"inputs": inputs, "properties": props});
             if let Some(p) = &id_property {
                 b["idProperty"] = json!(p);
@@ -214,7 +214,13 @@ impl HubSpotClient {
                 }
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/create"), items, true, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/create"),
+            items,
+            BatchKind::TracedCreate,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Updates contacts by record id (batch update does not accept emails nor merged-away ids).
@@ -228,7 +234,13 @@ impl HubSpotClient {
                 json: json!({"id": u.id, "properties": props_json(&u.properties)}),
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/update"), items, true, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/update"),
+            items,
+            BatchKind::WholeRequest,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Creates or updates contacts keyed by email; results carry `new`.
@@ -242,7 +254,13 @@ impl HubSpotClient {
                 json: json!({"id": u.email, "idProperty": "email", "properties": props_json(&u.properties)}),
             })
             .collect();
-        self.run_batch(&format!("{CONTACTS}/batch/upsert"), items, true, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(
+            &format!("{CONTACTS}/batch/upsert"),
+            items,
+            BatchKind::WholeRequest,
+            &|inputs| json!({"inputs": inputs}),
+        )
+        .await
     }
 
     /// Archives contacts, 100 per request.

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::batch::BatchItem;
+use crate::batch::{BatchItem, BatchKind};
 use crate::client::{Call, HubSpotClient};
 use crate::contacts::Page;
 use crate::error::HubSpotError;
@@ -67,7 +67,7 @@ impl HubSpotClient {
         self.run_batch(
             &format!("{COMPANIES}/batch/read"),
             items,
-            false,
+            BatchKind::Once,
             &move |inputs| json!({"inputs": inputs, "properties": props}),
         )
         .await
@@ -337,7 +337,8 @@ impl HubSpotClient {
                 }),
             })
             .collect();
-        self.run_batch(&format!("{NOTES}/batch/create"), items, false, &|inputs| json!({"inputs": inputs})).await
+        self.run_batch(&format!("{NOTES}/batch/create"), items, BatchKind::Once, &|inputs| json!({"inputs": inputs}))
+            .await
     }
 
     // ---- communication preferences (v4) ------------------------------------------------

@@ -74,7 +74,19 @@ pub enum HubSpotError {
     )]
     DailyLimit,
     #[error("HubSpot is temporarily failing (HTTP {status}): {message}; the request will be retried later.")]
-    Transient { status: u16, message: String, correlation_id: Option<String> },
+    Transient {
+        status: u16,
+        message: String,
+        correlation_id: Option<String>,
+        /// HubSpot's `Retry-After` (a 477 "Migration in Progress" sends up to 24 hours).
+        retry_after: Option<Duration>,
+    },
+    /// A 404 that names no record (`context.id`): the request's route does not exist, which no
+    /// record being missing can explain.
+    #[error(
+        "HubSpot has no such API route ({message}); the request went to the wrong address or the API version was retired. Update hmsync."
+    )]
+    RouteNotFound { message: String },
     #[error("Could not reach HubSpot: {0}; the request will be retried later.")]
     Transport(String),
     #[error("Unexpected response from HubSpot: {0}")]
@@ -107,8 +119,16 @@ impl HubSpotError {
                 | Self::DailyLimit
                 | Self::Transient { .. }
                 | Self::Transport(_)
+                | Self::RouteNotFound { .. }
         )
     }
+}
+
+/// Whether a message says a contact with this email exists already (HubSpot puts `Existing
+/// ID: N` in it, whatever the error's category). Other "already exists" answers (a property, a
+/// property group) are not about a contact.
+pub fn names_existing_record(message: &str) -> bool {
+    message.contains("Existing ID") || message.contains("Contact already exists")
 }
 
 /// `Existing ID: 12345` in a 409 message.
@@ -132,14 +152,17 @@ pub fn parse_invalid_option(message: &str) -> Option<(String, Vec<String>)> {
 fn property_error(property: String, code: String, message: String) -> PropertyError {
     let (value, allowed_options) = match code.as_str() {
         "INVALID_OPTION" => parse_invalid_option(&message).map_or((None, Vec::new()), |(v, o)| (Some(v), o)),
-        "INVALID_INTEGER" | "INVALID_EMAIL" => (
+        "PROPERTY_DOESNT_EXIST" | "READ_ONLY_VALUE" => (None, Vec::new()),
+        // `<value> was not a valid number`, `Email address <value> is invalid`, …; a message
+        // that starts with the property's own name names no value.
+        _ => (
             message
                 .split_once(" was not")
                 .or_else(|| message.split_once(" is invalid"))
-                .map(|(v, _)| v.trim_start_matches("Email address ").to_string()),
+                .map(|(v, _)| v.trim_start_matches("Email address ").to_string())
+                .filter(|v| *v != property),
             Vec::new(),
         ),
-        _ => (None, Vec::new()),
     };
     PropertyError { property, code, value, allowed_options, message }
 }
@@ -186,6 +209,11 @@ pub fn from_response(status: u16, body: &Value, retry_after: Option<Duration>) -
                 .unwrap_or_default(),
             message,
         },
+        404 if message.eq_ignore_ascii_case("resource not found")
+            || (category.is_empty() && body.pointer("/context").is_none()) =>
+        {
+            HubSpotError::RouteNotFound { message }
+        }
         404 => HubSpotError::NotFound {
             what: body
                 .pointer("/context/id/0")
@@ -193,7 +221,9 @@ pub fn from_response(status: u16, body: &Value, retry_after: Option<Duration>) -
                 .map_or_else(|| "such object".to_string(), |id| format!("object {id}")),
             message,
         },
-        409 if category == "CONFLICT" || message.contains("Existing ID") => {
+        // "Existing ID" is recognised whatever the category says (a per-input error of a batch
+        // may carry another one).
+        400 | 409 if category == "CONFLICT" || names_existing_record(&message) => {
             HubSpotError::Conflict { existing_id: parse_existing_id(&message), message }
         }
         400 if category == "VALIDATION_ERROR" || message.starts_with("Property values were not valid") => {
@@ -213,6 +243,7 @@ pub fn from_response(status: u16, body: &Value, retry_after: Option<Duration>) -
             status,
             message,
             correlation_id: body.get("correlationId").and_then(Value::as_str).map(String::from),
+            retry_after,
         },
         _ => HubSpotError::Api { status, category, message },
     }
@@ -254,5 +285,33 @@ mod tests {
             matches!(from_response(403, &scopes, None), HubSpotError::MissingScopes { scopes, .. } if scopes == ["crm.lists.read"])
         );
         assert!(from_response(502, &json!({}), None).is_transient());
+    }
+
+    #[test]
+    fn a_migration_is_transient_with_its_retry_after() {
+        let e = from_response(477, &json!({"message":"migrating"}), Some(Duration::from_secs(86_400)));
+        assert!(e.is_transient());
+        assert!(
+            matches!(e, HubSpotError::Transient { status: 477, retry_after: Some(d), .. } if d.as_secs() == 86_400)
+        );
+    }
+
+    #[test]
+    fn a_404_that_names_no_record_is_a_missing_route() {
+        let route = json!({"status":"error","message":"resource not found","category":"OBJECT_NOT_FOUND"});
+        assert!(matches!(from_response(404, &route, None), HubSpotError::RouteNotFound { .. }));
+        assert!(matches!(from_response(404, &json!({}), None), HubSpotError::RouteNotFound { .. }));
+        let record = json!({"status":"error","message":"Object not found.  objectId are usually numeric.","context":{"id":["7"]},"category":"OBJECT_NOT_FOUND"});
+        assert!(matches!(from_response(404, &record, None), HubSpotError::NotFound { what, .. } if what == "object 7"));
+        let property = json!({"message":"Property nope does not exist","category":"OBJECT_NOT_FOUND"});
+        assert!(matches!(from_response(404, &property, None), HubSpotError::NotFound { .. }));
+    }
+
+    #[test]
+    fn existing_id_is_recognised_in_any_category() {
+        let body = json!({"message":"Contact already exists. Existing ID: 77","category":"VALIDATION_ERROR"});
+        assert!(
+            matches!(from_response(400, &body, None), HubSpotError::Conflict { existing_id: Some(id), .. } if id == "77")
+        );
     }
 }

@@ -11,9 +11,10 @@ mod crm;
 pub mod error;
 pub mod model;
 pub mod search;
+pub mod search_pace;
 pub mod webhooks;
 
-pub use batch::BATCH_SIZE;
+pub use batch::{BATCH_SIZE, MAX_SINGLES};
 pub use client::{
     Auth, DEFAULT_APP_URL, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, TokenCallback, TokenSet, authorize_url,
     exchange_code,
@@ -22,7 +23,7 @@ pub use contacts::{CONTACTS, ListOptions};
 pub use crm::{ACCOUNT, ASSOCIATIONS, COMPANIES, LISTS, NOTES, PREFERENCES, PROPERTIES};
 pub use error::{HubSpotError, PropertyError};
 pub use model::*;
-pub use search::{Filter, FilterGroup, IncrementalScan, ScanCursor, SearchPage, SearchRequest};
+pub use search::{Filter, FilterGroup, IncrementalScan, SEARCH_BODY_LIMIT, ScanCursor, SearchPage, SearchRequest};
 pub use webhooks::{
     SignatureError, SubscriptionType, WebhookEvent, check_v3_headers, parse_events, verify_v1, verify_v2, verify_v3,
 };

@@ -15,6 +15,9 @@ use crate::model::CrmObject;
 /// Search results cannot be paged beyond this many.
 pub const SEARCH_RESULT_CAP: usize = 10_000;
 pub const SEARCH_MAX_LIMIT: usize = 200;
+/// HubSpot refuses a search whose request body is longer than this many characters (search
+/// guide, "Limits").
+pub const SEARCH_BODY_LIMIT: usize = 3_000;
 
 /// One search filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,11 +58,21 @@ impl Filter {
     pub fn between(p: &str, low: impl Into<String>, high: impl Into<String>) -> Self {
         Self { high_value: Some(high.into()), ..Self::op(p, "BETWEEN", Some(low.into())) }
     }
-    /// String values are lowercased, as HubSpot requires for IN on strings.
+    /// Values exactly as given: right for enumeration properties, whose option values are
+    /// case-sensitive. Use [`Filter::is_in_text`] for string properties.
     pub fn is_in(p: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self { values: Some(values.into_iter().map(Into::into).collect()), ..Self::op(p, "IN", None) }
+    }
+    /// IN on a string property: HubSpot wants the values lowercased.
+    pub fn is_in_text(p: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self { values: Some(values.into_iter().map(|v| v.into().to_lowercase()).collect()), ..Self::op(p, "IN", None) }
     }
+    /// Values exactly as given (enumerations); [`Filter::not_in_text`] for strings.
     pub fn not_in(p: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self { values: Some(values.into_iter().map(Into::into).collect()), ..Self::op(p, "NOT_IN", None) }
+    }
+    /// NOT_IN on a string property (values lowercased).
+    pub fn not_in_text(p: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             values: Some(values.into_iter().map(|v| v.into().to_lowercase()).collect()),
             ..Self::op(p, "NOT_IN", None)
@@ -128,6 +141,11 @@ impl SearchRequest {
         self
     }
 
+    /// Whether HubSpot accepts the request's body length ([`SEARCH_BODY_LIMIT`]).
+    pub fn fits(&self) -> bool {
+        self.to_json().to_string().len() <= SEARCH_BODY_LIMIT
+    }
+
     pub fn to_json(&self) -> Value {
         let mut b = json!({"filterGroups": self.filter_groups, "properties": self.properties, "limit": self.limit});
         if let Some((p, asc)) = &self.sort {
@@ -161,7 +179,7 @@ struct SearchResponse {
 }
 
 impl HubSpotClient {
-    /// One search page of contacts (counted against the 5-per-second search limit).
+    /// One search page of contacts, paced with every search of the process to the same portal.
     pub async fn search_contacts(&self, req: &SearchRequest) -> Result<SearchPage, HubSpotError> {
         self.search_objects(&format!("{CONTACTS}/search"), req).await
     }
@@ -173,6 +191,17 @@ impl HubSpotClient {
 
     async fn search_objects(&self, path: &str, req: &SearchRequest) -> Result<SearchPage, HubSpotError> {
         let body = req.to_json();
+        let length = body.to_string().len();
+        if length > SEARCH_BODY_LIMIT {
+            // HubSpot would refuse it (400); asking for fewer properties is the caller's fix.
+            return Err(HubSpotError::Api {
+                status: 400,
+                category: "VALIDATION_ERROR".into(),
+                message: format!(
+                    "the search body is {length} characters, over HubSpot's limit of {SEARCH_BODY_LIMIT}; request fewer properties"
+                ),
+            });
+        }
         let r: SearchResponse = self.send(Call::post(path, &body).search()).await?;
         let next_after = r.page.next_after();
         Ok(SearchPage { total: r.total, results: r.page.results, next_after })
@@ -335,6 +364,7 @@ mod tests {
             r.to_json(),
             json!({"filterGroups":[{"filters":[{"propertyName":"lastmodifieddate","operator":"GTE","value":"1767225600000"},{"propertyName":"lastmodifieddate","operator":"LTE","value":"1767312000000"}]}],"sorts":[{"propertyName":"lastmodifieddate","direction":"ASCENDING"}],"properties":["email"],"limit":200,"after":"0"})
         );
-        assert_eq!(Filter::is_in("city", ["Oslo"]).values.unwrap(), vec!["oslo"]);
+        assert_eq!(Filter::is_in_text("city", ["Oslo"]).values.unwrap(), vec!["oslo"]);
+        assert_eq!(Filter::is_in("tier", ["Gold"]).values.unwrap(), vec!["Gold"], "enumeration values are exact");
     }
 }

@@ -123,12 +123,34 @@ pub struct WebhookEvent {
     pub number_of_properties_moved: Option<u64>,
     #[serde(default)]
     pub object_type_id: Option<String>,
+    /// Association changes: the record the subscribed object type is on (`contact.associationChange`:
+    /// the contact), the other record, and the association (`CONTACT_TO_COMPANY`, …).
+    #[serde(default, deserialize_with = "opt_id")]
+    pub from_object_id: Option<u64>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub to_object_id: Option<u64>,
+    #[serde(default)]
+    pub association_type: Option<String>,
 }
 
 impl WebhookEvent {
     /// The surviving record of a merge: `newObjectId` when HubSpot made a new record, else the primary.
     pub fn merge_survivor(&self) -> Option<u64> {
         self.new_object_id.or(self.primary_object_id)
+    }
+
+    /// The contacts a `contact.associationChange` concerns: `fromObjectId` (the contact the
+    /// event is for), and `toObjectId` too when the association is between two contacts.
+    /// Events without those fields fall back to `objectId`.
+    pub fn association_contacts(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self.from_object_id.or(self.object_id).into_iter().collect();
+        if self.association_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("CONTACT_TO_CONTACT"))
+            && let Some(to) = self.to_object_id
+            && !out.contains(&to)
+        {
+            out.push(to);
+        }
+        out
     }
 
     /// Whether our own app made this change (echo of our write).
@@ -392,6 +414,16 @@ mod tests {
         assert_eq!(events[2].merge_survivor(), Some(13));
         assert_eq!(events[3].subscription_type, SubscriptionType::ContactCreation);
         assert_eq!(events[3].object_id, Some(14));
+    }
+
+    #[test]
+    fn association_changes_name_their_contacts_by_from_and_to_object_ids() {
+        let body = r#"[{"portalId":1,"occurredAt":1,"subscriptionType":"contact.associationChange","associationType":"CONTACT_TO_COMPANY","fromObjectId":21,"toObjectId":5001,"associationRemoved":false,"isPrimaryAssociation":true},
+ {"portalId":1,"occurredAt":1,"subscriptionType":"contact.associationChange","associationType":"CONTACT_TO_CONTACT","fromObjectId":21,"toObjectId":22}]"#;
+        let events = parse_events(body.as_bytes()).unwrap();
+        assert_eq!(events[0].subscription_type, SubscriptionType::ContactAssociationChange);
+        assert_eq!(events[0].association_contacts(), vec![21]);
+        assert_eq!(events[1].association_contacts(), vec![21, 22]);
     }
 
     #[test]

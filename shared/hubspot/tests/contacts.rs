@@ -110,7 +110,7 @@ async fn unknown_read_only_and_malformed_values_are_rejected() {
 }
 
 #[tokio::test]
-async fn batch_update_reports_partial_failures_per_input() {
+async fn batch_update_drops_the_refused_input_and_sends_the_rest_once() {
     let s = sim().await;
     let c = client(&s);
     let ids: Vec<String> =
@@ -139,7 +139,8 @@ async fn batch_update_reports_partial_failures_per_input() {
         .collect();
     failed.sort();
     assert_eq!(failed, vec![(Some(1), "not found".to_string()), (Some(2), "INVALID_OPTION".to_string())]);
-    assert_eq!(s.endpoint_requests("POST /crm/v3/objects/contacts/batch/update"), 1, "one 207, no splitting");
+    // The whole-batch 400, then the rest once (its 207 names the missing id): no splitting.
+    assert_eq!(s.endpoint_requests("POST /crm/v3/objects/contacts/batch/update"), 2);
     assert_eq!(s.contact(ids[2].parse().unwrap()).unwrap()["properties"]["city"], "Pärnu");
 }
 
@@ -169,7 +170,7 @@ async fn batch_create_is_chunked_and_maps_conflicts_to_their_inputs() {
 }
 
 #[tokio::test]
-async fn batch_upsert_by_email_isolates_a_bad_input_by_splitting_the_chunk() {
+async fn batch_upsert_by_email_writes_the_rest_of_a_refused_input_in_the_second_request() {
     let s = sim().await;
     let c = client(&s);
     s.seed(&SeedRequest { count: 4, ..Default::default() }).unwrap();
@@ -178,14 +179,19 @@ async fn batch_upsert_by_email_isolates_a_bad_input_by_splitting_the_chunk() {
         .collect();
     upserts[5].properties.insert("industry_segment".into(), "Retail".into());
     let out = c.batch_upsert_contacts(&upserts).await;
-    assert_eq!(out.results.len(), 7);
+    assert_eq!(out.results.len(), 8, "person5 is written without the refused value");
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].index, Some(5));
     assert_eq!(out.errors[0].key.as_deref(), Some("person5@example.com"));
-    assert_eq!(out.results.iter().filter(|r| r.new == Some(true)).count(), 3, "person4..7 are new, person5 failed");
-    assert!(s.contact_by_email("person5@example.com").is_none());
-    // 1 whole-batch 400, then halves: [0..4) ok, [4..8) 400, [4..6) 400, [6..8) ok, [4] ok, [5] 400.
-    assert_eq!(s.endpoint_requests("POST /crm/v3/objects/contacts/batch/upsert"), 7);
+    assert!(
+        matches!(&out.errors[0].error, HubSpotError::Validation { errors, .. } if errors[0].property == "industry_segment")
+    );
+    assert_eq!(out.results.iter().filter(|r| r.new == Some(true)).count(), 4, "person4..7 are new");
+    let person5 = s.contact_by_email("person5@example.com").unwrap();
+    assert_eq!(person5["properties"]["city"], "Tartu");
+    assert_eq!(person5["properties"]["industry_segment"], serde_json::Value::Null);
+    // One whole-batch 400, then everything else at once.
+    assert_eq!(s.endpoint_requests("POST /crm/v3/objects/contacts/batch/upsert"), 2);
 }
 
 #[tokio::test]
@@ -225,18 +231,20 @@ async fn listing_streams_every_contact_once_in_pages() {
 }
 
 #[tokio::test]
-async fn merges_re_key_to_the_survivor_and_old_ids_resolve_on_single_calls_only() {
+async fn merges_make_a_new_record_that_old_ids_read_as_except_in_batch_updates() {
     let s = sim().await;
     let c = client(&s);
     let ids: Vec<String> =
         s.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids.iter().map(u64::to_string).collect();
     let survivor = c.merge_contacts(&ids[0], &ids[1]).await.unwrap();
-    assert_eq!(survivor.id, ids[0]);
-    assert_eq!(survivor.merged_ids(), vec![ids[1].clone()]);
+    assert!(!ids.contains(&survivor.id), "a new record id");
+    assert_eq!(survivor.merged_ids(), ids.clone());
     assert_eq!(survivor.prop("hs_additional_emails"), Some("person1@example.com"));
-    assert_eq!(c.get_contact(&ids[1], &[]).await.unwrap().id, ids[0]);
+    assert_eq!(c.get_contact(&ids[1], &[]).await.unwrap().id, survivor.id);
+    let read = c.batch_read_contacts(&ids, &["email"]).await;
+    assert!(read.results.iter().all(|r| r.id == survivor.id) && !read.results.is_empty());
     c.update_contact(&ids[1], &props(&[("city", "Narva")])).await.unwrap();
-    assert_eq!(s.contact(ids[0].parse().unwrap()).unwrap()["properties"]["city"], "Narva");
+    assert_eq!(s.contact(survivor.id.parse().unwrap()).unwrap()["properties"]["city"], "Narva");
     let out =
         c.batch_update_contacts(&[ContactUpdate { id: ids[1].clone(), properties: props(&[("city", "Tapa")]) }]).await;
     assert!(matches!(out.errors[0].error, HubSpotError::NotFound { .. }));
@@ -246,7 +254,7 @@ async fn merges_re_key_to_the_survivor_and_old_ids_resolve_on_single_calls_only(
         .await
         .unwrap_err();
     assert!(
-        matches!(err, HubSpotError::Conflict { existing_id: Some(ref id), .. } if *id == ids[0]),
+        matches!(err, HubSpotError::Conflict { existing_id: Some(ref id), .. } if *id == survivor.id),
         "additional emails stay taken"
     );
 }

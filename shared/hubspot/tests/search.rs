@@ -24,7 +24,7 @@ async fn filters_are_anded_in_a_group_and_ored_across_groups() {
     let page = c.search_contacts(&either).await.unwrap();
     let oslo = c.search_contacts(&SearchRequest::new().group([Filter::eq("city", "Oslo")])).await.unwrap().total;
     let lisbon =
-        c.search_contacts(&SearchRequest::new().group([Filter::is_in("city", ["Lisbon"])])).await.unwrap().total;
+        c.search_contacts(&SearchRequest::new().group([Filter::is_in_text("city", ["Lisbon"])])).await.unwrap().total;
     assert_eq!(page.total, oslo + lisbon);
     assert_eq!(page.next_after.as_deref(), Some("1"));
     let exact = c
@@ -82,9 +82,10 @@ async fn paging_past_ten_thousand_is_refused_but_the_incremental_scan_gets_every
 }
 
 #[tokio::test]
-async fn searches_are_paced_at_five_per_second_and_never_rate_limited() {
+async fn searches_are_paced_under_the_portals_five_per_second_and_never_rate_limited() {
     let s = sim_with(SimConfig { time_scale: 10.0, ..Default::default() }).await;
     let c = client(&s);
+    c.set_portal_id(s.config().portal_id);
     for _ in 0..16 {
         c.search_contacts(&SearchRequest::new()).await.unwrap();
     }

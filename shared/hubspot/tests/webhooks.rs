@@ -139,14 +139,15 @@ async fn merges_name_the_survivor_and_duplicates_can_be_switched_on() {
     let ids: Vec<String> =
         s.seed(&SeedRequest { count: 2, ..Default::default() }).unwrap().ids.iter().map(u64::to_string).collect();
     let c = client(&s);
-    c.merge_contacts(&ids[0], &ids[1]).await.unwrap();
+    let survivor = c.merge_contacts(&ids[0], &ids[1]).await.unwrap();
     s.dispatcher().wait_idle().await;
     let got = inbox.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "the same delivery twice");
     assert_eq!(got[0].2, got[1].2);
     let merge = &got[0].2[0];
     assert_eq!(merge.subscription_type, SubscriptionType::ContactMerge);
-    assert_eq!(merge.merge_survivor(), Some(ids[0].parse().unwrap()));
+    assert_eq!(merge.merge_survivor(), Some(survivor.id.parse().unwrap()), "the new record (newObjectId)");
+    assert_eq!(merge.primary_object_id, Some(ids[0].parse().unwrap()));
     assert_eq!(merge.merged_object_ids, vec![ids[1].parse::<u64>().unwrap()]);
     assert_eq!(s.dispatcher().stats().duplicated, 1);
 }

@@ -82,6 +82,13 @@ struct DailyBody {
     exhausted: bool,
 }
 
+/// `{"retryAfterSeconds": 3600}` starts a data-hosting migration, `{"retryAfterSeconds": null}` ends it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MigrationBody {
+    retry_after_seconds: Option<u64>,
+}
+
 async fn seed(State(st): St, Json(req): Json<SeedRequest>) -> Response {
     respond(st.seed(&req).map(|r| Json(r).into_response()))
 }
@@ -251,6 +258,11 @@ async fn set_daily(State(st): St, Json(b): Json<DailyBody>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+async fn set_migration(State(st): St, Json(b): Json<MigrationBody>) -> Response {
+    st.set_migration_in_progress(b.retry_after_seconds.map(std::time::Duration::from_secs));
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn revoke(State(st): St, Json(b): Json<RevokeBody>) -> Response {
     Json(json!({"revoked": st.revoke_refresh_token(&b.refresh_token)})).into_response()
 }
@@ -282,6 +294,7 @@ pub fn routes(state: Arc<HubSpotState>) -> Router {
         .route(&format!("{p}/stats/reset"), post(reset_stats))
         .route(&format!("{p}/rate-limits"), get(get_rate_limits).put(set_rate_limits))
         .route(&format!("{p}/daily-limit"), put(set_daily))
+        .route(&format!("{p}/migration"), put(set_migration))
         .route(&format!("{p}/oauth/revoke"), post(revoke))
         .route(&format!("{p}/oauth/expire-access-tokens"), post(expire))
         .with_state(state)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -72,11 +72,22 @@ impl AuthState {
     }
 }
 
-/// Who a request authenticated as.
+/// Who a request authenticated as, with the scopes its app was granted.
 #[derive(Debug, Clone, PartialEq)]
 enum Identity {
-    Static,
+    Static { scopes: Vec<String> },
     OAuth { scopes: Vec<String> },
+}
+
+impl Identity {
+    fn scopes(&self) -> &[String] {
+        match self {
+            Identity::Static { scopes } | Identity::OAuth { scopes } => scopes,
+        }
+    }
+    fn is_static(&self) -> bool {
+        matches!(self, Identity::Static { .. })
+    }
 }
 
 fn identify(st: &HubSpotState, req: &Request) -> Result<Identity, HsError> {
@@ -87,8 +98,9 @@ fn identify(st: &HubSpotState, req: &Request) -> Result<Identity, HsError> {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or_else(HsError::unauthorized)?;
-    if token == st.config().token {
-        return Ok(Identity::Static);
+    let c = st.config();
+    if token == c.token {
+        return Ok(Identity::Static { scopes: c.static_token_scopes });
     }
     let auth = st.auth.lock().expect("auth lock");
     match auth.access.get(token) {
@@ -97,6 +109,28 @@ fn identify(st: &HubSpotState, req: &Request) -> Result<Identity, HsError> {
         None => Err(HsError::unauthorized()),
     }
 }
+
+/// Every scope the simulator checks: a static token has all of them unless the config says
+/// otherwise (`HubSpotConfig::static_token_scopes`). `oauth` is added to every app by HubSpot.
+pub const ALL_SCOPES: [&str; 17] = [
+    "oauth",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.notes.read",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.lists.read",
+    "crm.lists.write",
+    "communication_preferences.read",
+    "communication_preferences.write",
+    "communication_preferences.read_write",
+    "communication_preferences.statuses.batch.read",
+    "communication_preferences.statuses.batch.write",
+];
 
 /// The granular scopes a request needs (§1.3); any one of them suffices.
 fn required_scopes(method: &http::Method, path: &str) -> Vec<&'static str> {
@@ -135,6 +169,18 @@ fn required_scopes(method: &http::Method, path: &str) -> Vec<&'static str> {
     vec!["oauth"]
 }
 
+/// The search guide: "a request body over 3,000 characters" is refused with a 400.
+pub const SEARCH_BODY_LIMIT: u64 = 3_000;
+
+/// Whether a search request's body is over the limit (by its declared length; clients send it).
+fn search_body_too_long(req: &Request) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > SEARCH_BODY_LIMIT)
+}
+
 fn is_search(method: &http::Method, path: &str) -> bool {
     method == http::Method::POST && path.contains("/objects/") && path.ends_with("/search")
 }
@@ -157,7 +203,7 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
     let c = st.config();
     let mut limits = st.limits.lock().expect("limits lock");
     let now = Instant::now();
-    let Limits { burst, search: search_limiter, daily_used, daily_started, daily_exhausted } = &mut *limits;
+    let Limits { burst, search: search_limiter, daily_used, daily_started, daily_exhausted, .. } = &mut *limits;
     // A fixed window from the start of the sandbox (HubSpot resets at midnight in the account's
     // time zone; a fixed, scalable window keeps benchmarks reproducible).
     if now.duration_since(*daily_started) >= c.daily_window() {
@@ -165,7 +211,7 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
         *daily_used = 0;
     }
     // The daily allowance applies to static tokens only: OAuth calls have no daily limit (§7.1).
-    let daily_applies = identity == Identity::Static;
+    let daily_applies = identity.is_static();
     if daily_applies && (*daily_exhausted || *daily_used >= c.daily_limit) {
         return Err(HsError::daily());
     }
@@ -176,13 +222,13 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
         }
         st.instrumentation.stats.count_bucket("search");
     } else {
-        // The burst window belongs to the app: one for the static token, one for all OAuth tokens.
-        let owner = match &identity {
-            Identity::Static => c.token.clone(),
-            Identity::OAuth { .. } => format!("oauth:{}", c.client_id),
+        // The burst window belongs to the app: one for the static token, one for all OAuth
+        // tokens (whose limit differs: 110 per 10 s per installing account).
+        let (owner, limit) = match &identity {
+            Identity::Static { .. } => (c.token.clone(), c.burst_limit),
+            Identity::OAuth { .. } => (format!("oauth:{}", c.client_id), c.oauth_burst_limit),
         };
-        let limiter =
-            burst.entry(owner).or_insert_with(|| SlidingWindowLimiter::new(c.burst_limit.max(1), c.burst_window()));
+        let limiter = burst.entry(owner).or_insert_with(|| SlidingWindowLimiter::new(limit.max(1), c.burst_window()));
         match limiter.check(now) {
             Admission::Allowed { remaining } => burst_remaining = remaining,
             Admission::Limited { .. } => return Err(HsError::ten_secondly(c.app_id, c.portal_id)),
@@ -203,29 +249,41 @@ pub async fn guard(State(st): State<Arc<HubSpotState>>, req: Request, next: Next
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    if let Identity::OAuth { scopes } = &identity {
-        let needed = required_scopes(req.method(), req.uri().path());
-        if !needed.iter().any(|n| scopes.iter().any(|s| s == n)) {
-            return HsError::missing_scopes(&needed).into_response();
-        }
+    // Routes are nested under their version prefix, which nesting strips from the URI.
+    let path = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path(), |u| u.path()).to_string();
+    // Static tokens (private and project apps) are held to their app's scopes like OAuth tokens.
+    let needed = required_scopes(req.method(), &path);
+    if !needed.iter().any(|n| identity.scopes().iter().any(|s| s == n)) {
+        return HsError::missing_scopes(&needed).into_response();
     }
-    let search = is_search(req.method(), req.uri().path());
+    if let Some(retry_after) = st.migration_retry_after() {
+        return HsError::migration_in_progress(retry_after).into_response();
+    }
+    let search = is_search(req.method(), &path);
     let admitted = match admit(&st, identity, search) {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
+    if search && search_body_too_long(&req) {
+        // UNCONFIRMED wording; the limit itself is documented.
+        return HsError::validation(format!(
+            "The search request body is longer than {SEARCH_BODY_LIMIT} characters; request fewer properties or filters"
+        ))
+        .into_response();
+    }
     let mut resp = next.run(req).await;
     // Search responses carry no rate-limit headers (§2.7).
     if !admitted.search {
         let c = st.config();
         let window_ms = c.burst_window().as_millis();
-        let secondly = c.burst_limit.div_ceil(10);
+        let max = if admitted.identity.is_static() { c.burst_limit } else { c.oauth_burst_limit };
+        let secondly = max.div_ceil(10);
         header(&mut resp, "x-hubspot-ratelimit-interval-milliseconds", window_ms);
-        header(&mut resp, "x-hubspot-ratelimit-max", c.burst_limit);
+        header(&mut resp, "x-hubspot-ratelimit-max", max);
         header(&mut resp, "x-hubspot-ratelimit-remaining", admitted.burst_remaining);
         header(&mut resp, "x-hubspot-ratelimit-secondly", secondly);
         header(&mut resp, "x-hubspot-ratelimit-secondly-remaining", secondly.min(admitted.burst_remaining));
-        if admitted.identity == Identity::Static {
+        if admitted.identity.is_static() {
             header(&mut resp, "x-hubspot-ratelimit-daily", c.daily_limit);
             header(&mut resp, "x-hubspot-ratelimit-daily-remaining", admitted.daily_remaining);
         }

@@ -227,11 +227,15 @@ impl Db {
         Ok(vec![Event::new(EventKind::Restore, id, now)])
     }
 
-    /// Merges `secondary` into `primary` (§2.8). The survivor keeps the primary's id; the most
-    /// recently modified record's values win, the other fills the gaps; the secondary's emails
-    /// become additional emails; the secondary id stays an alias of the survivor.
-    /// UNCONFIRMED: HubSpot's per-property "most recent value wins" is approximated per record,
-    /// and no new record id is minted (so the `contact.merge` event carries no `newObjectId`).
+    /// Merges `secondary` into `primary` as HubSpot does since its changelog "Updated merge
+    /// functionality for contacts and companies": a new record with a new id is created, both
+    /// old ids become aliases of it (reads by either return the new record with the new id), the
+    /// primary's values win and the secondary's fill only the properties the primary has no
+    /// value for (the lifecycle stage keeps its documented exception: the furthest stage wins);
+    /// the secondary's emails become additional emails. Returns the new id and the
+    /// `contact.merge` event (`primaryObjectId`, `mergedObjectIds`, `newObjectId`).
+    /// Assumed: the new record keeps the primary's creation date, lists hold it where they held
+    /// either old record, and no `contact.creation` event is sent for it.
     pub fn merge_contacts(&mut self, primary: u64, secondary: u64, now: i64) -> HsResult<(u64, Vec<Event>)> {
         let p = self.live_contact(primary, true).ok_or_else(|| HsError::not_found(&primary.to_string()))?;
         let s = self.live_contact(secondary, true).ok_or_else(|| HsError::not_found(&secondary.to_string()))?;
@@ -249,9 +253,19 @@ impl Db {
         }
         self.unindex_emails(p);
         self.unindex_emails(s);
+        let pr = self.contacts.remove(&p).expect("primary is live");
         let sr = self.contacts.remove(&s).expect("secondary is live");
-        let secondary_newer = sr.updated_ms > self.contacts[&p].updated_ms;
-        let pr = self.contacts.get_mut(&p).expect("primary is live");
+        let n = self.next_contact_id;
+        self.next_contact_id += 1;
+        let mut rec = Record {
+            id: n,
+            props: pr.props.clone(),
+            created_ms: pr.created_ms,
+            updated_ms: now,
+            archived: false,
+            archived_ms: None,
+            assoc: pr.assoc.union(&sr.assoc).copied().collect(),
+        };
         let mut moved = 0u32;
         for (k, v) in &sr.props {
             if matches!(k.as_str(), "email" | "hs_additional_emails" | "hs_merged_object_ids")
@@ -259,19 +273,19 @@ impl Db {
             {
                 continue;
             }
-            let take = match pr.props.get(k) {
+            let take = match rec.props.get(k) {
                 None => true,
                 Some(_) if k == "lifecyclestage" => {
-                    lifecycle_rank(v) > pr.get("lifecyclestage").and_then(lifecycle_rank)
+                    lifecycle_rank(v) > rec.get("lifecyclestage").and_then(lifecycle_rank)
                 }
-                Some(_) => secondary_newer,
+                Some(_) => false,
             };
-            if take && pr.props.get(k) != Some(v) {
-                pr.props.insert(k.clone(), v.clone());
+            if take && rec.props.get(k) != Some(v) {
+                rec.props.insert(k.clone(), v.clone());
                 moved += 1;
             }
         }
-        let mut extra: Vec<String> = pr
+        let mut extra: Vec<String> = rec
             .get("hs_additional_emails")
             .map(|e| e.split(';').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
@@ -282,43 +296,44 @@ impl Db {
             .chain(sr.get("hs_additional_emails").into_iter().flat_map(|e| e.split(';')).map(String::from))
             .filter(|e| !e.is_empty())
             .collect();
-        if pr.get("email").is_none()
+        if rec.get("email").is_none()
             && let Some(first) = sr.get("email")
         {
-            pr.props.insert("email".into(), first.to_string());
+            rec.props.insert("email".into(), first.to_string());
         }
         for e in secondary_emails {
-            let is_primary = pr.get("email").is_some_and(|p| p.eq_ignore_ascii_case(&e));
+            let is_primary = rec.get("email").is_some_and(|p| p.eq_ignore_ascii_case(&e));
             if !is_primary && !extra.iter().any(|x| x.eq_ignore_ascii_case(&e)) {
                 extra.push(e);
             }
         }
         if !extra.is_empty() {
-            pr.props.insert("hs_additional_emails".into(), extra.join(";"));
+            rec.props.insert("hs_additional_emails".into(), extra.join(";"));
         }
-        let mut merged: Vec<String> = pr
-            .get("hs_merged_object_ids")
-            .map(|m| m.split(';').filter(|s| !s.is_empty()).map(String::from).collect())
-            .unwrap_or_default();
-        merged.push(s.to_string());
-        merged.extend(sr.get("hs_merged_object_ids").into_iter().flat_map(|m| m.split(';')).map(String::from));
-        pr.props.insert("hs_merged_object_ids".into(), merged.join(";"));
-        pr.assoc.extend(sr.assoc.iter().copied());
-        pr.updated_ms = now;
-        pr.props.insert("lastmodifieddate".into(), iso_ms(now));
-        self.aliases.insert(s, p);
-        self.index_emails(p);
+        let mut merged: Vec<String> = Vec::new();
+        for (id, r) in [(p, &pr), (s, &sr)] {
+            merged.push(id.to_string());
+            merged.extend(r.get("hs_merged_object_ids").into_iter().flat_map(|m| m.split(';')).map(String::from));
+        }
+        merged.retain(|m| !m.is_empty());
+        rec.props.insert("hs_merged_object_ids".into(), merged.join(";"));
+        rec.props.insert("hs_object_id".into(), n.to_string());
+        rec.props.insert("lastmodifieddate".into(), iso_ms(now));
+        self.contacts.insert(n, rec);
+        self.aliases.insert(p, n);
+        self.aliases.insert(s, n);
+        self.index_emails(n);
         for list in self.lists.values_mut() {
-            if list.members.contains_key(&s) {
-                list.remove(s, now);
-                if list.is_static() {
-                    list.add(p, now);
-                }
+            let member = list.members.contains_key(&p) || list.members.contains_key(&s);
+            list.remove(p, now);
+            list.remove(s, now);
+            if member && list.is_static() {
+                list.add(n, now);
             }
         }
-        self.refresh_dynamic_lists(p, now);
-        let event = Event::new(EventKind::Merge { primary: p, merged: vec![s], moved }, p, now);
-        Ok((p, vec![event]))
+        self.refresh_dynamic_lists(n, now);
+        let event = Event::new(EventKind::Merge { primary: p, merged: vec![s], new_id: n, moved }, p, now);
+        Ok((n, vec![event]))
     }
 
     /// Permanently deletes a contact (GDPR) and blocklists its emails. Returns the

@@ -104,6 +104,33 @@ impl HsError {
             .with("errors", property_problems_errors(problems))
     }
 
+    /// The one error of a batch that several inputs made fail: their invalid values in one
+    /// `"Property values were not valid"` list (assumed: HubSpot names the properties and
+    /// values, not the inputs), or the first error when one is of another kind (a conflict).
+    pub fn whole_batch(errors: Vec<HsError>, portal_id: u64) -> Self {
+        const PREFIX: &str = "Property values were not valid: ";
+        let listed = |e: &HsError| -> Option<Vec<Value>> {
+            let list = e.body.get("message").and_then(Value::as_str)?.strip_prefix(PREFIX)?;
+            serde_json::from_str::<Vec<Value>>(list).ok()
+        };
+        if errors.len() == 1 || errors.iter().any(|e| listed(e).is_none()) {
+            let first = errors.iter().position(|e| listed(e).is_none()).unwrap_or(0);
+            return errors.into_iter().nth(first).expect("at least one error");
+        }
+        let mut problems = Vec::new();
+        for e in &errors {
+            for item in listed(e).unwrap_or_default() {
+                let s = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                problems.push((s("name"), s("error"), s("message")));
+            }
+        }
+        let owned: Vec<PropertyProblem> = problems
+            .into_iter()
+            .map(|(name, code, message)| PropertyProblem { name, code: static_code(&code), message })
+            .collect();
+        Self::properties(&owned, portal_id)
+    }
+
     pub fn server_error(status: StatusCode) -> Self {
         Self::new(status, "INTERNAL_ERROR", "internal error")
     }
@@ -138,6 +165,18 @@ impl HsError {
         }
     }
 
+    /// 477 "Migration in Progress" (error-handling guide: the portal is moving between
+    /// data-hosting locations; `Retry-After` says how many seconds to wait, up to 24 hours).
+    /// UNCONFIRMED body: the guide documents only the status and the header.
+    pub fn migration_in_progress(retry_after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::from_u16(477).expect("valid status"),
+            "MIGRATION_IN_PROGRESS",
+            "This HubSpot account is being migrated between data hosting locations. Retry after the time in the Retry-After header.",
+        )
+        .with("retryAfterSeconds", json!(retry_after.as_secs()))
+    }
+
     /// The search 429 as recorded: no `policyName`, no `Retry-After`.
     pub fn search_secondly() -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITS", "You have reached your secondly limit.")
@@ -153,6 +192,25 @@ impl HsError {
         }
         v
     }
+}
+
+/// The problem codes the simulator produces, as `'static` strings (problems carry them so).
+fn static_code(code: &str) -> &'static str {
+    const CODES: [&str; 12] = [
+        "PROPERTY_DOESNT_EXIST",
+        "INVALID_OPTION",
+        "INVALID_INTEGER",
+        "INVALID_EMAIL",
+        "INVALID_BOOLEAN",
+        "INVALID_DATE",
+        "INVALID_DATETIME",
+        "INVALID_PROPERTY_VALUE",
+        "READ_ONLY_VALUE",
+        "INVALID_LIFECYCLE_STAGE",
+        "INVALID_LONG",
+        "INVALID_STRING",
+    ];
+    CODES.iter().find(|c| **c == code).copied().unwrap_or("INVALID_PROPERTY_VALUE")
 }
 
 pub fn property_problems_message(problems: &[PropertyProblem], portal_id: u64) -> String {
@@ -182,11 +240,17 @@ pub fn property_problems_errors(problems: &[PropertyProblem]) -> Value {
 }
 
 impl IntoResponse for HsError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let id = self.body.get("correlationId").and_then(Value::as_str).map(str::to_string);
+        let retry_after = self.body.as_object_mut().and_then(|b| b.remove("retryAfterSeconds"));
         let mut resp = (self.status, axum::Json(self.body)).into_response();
         if let Some(id) = id.and_then(|i| HeaderValue::from_str(&i).ok()) {
             resp.headers_mut().insert(CORRELATION_HEADER, id);
+        }
+        if let Some(secs) = retry_after.and_then(|v| v.as_u64())
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
         resp
     }

@@ -19,9 +19,11 @@ pub enum EventKind {
         name: String,
         value: String,
     },
+    /// A merge: `primary` and `merged` became the new record `new_id`.
     Merge {
         primary: u64,
         merged: Vec<u64>,
+        new_id: u64,
         moved: u32,
     },
     Restore,
@@ -177,9 +179,10 @@ pub fn event_payloads(
                 v["propertyName"] = json!(name);
                 v["propertyValue"] = json!(value);
             }
-            EventKind::Merge { primary, merged, moved } => {
+            EventKind::Merge { primary, merged, new_id, moved } => {
                 v["primaryObjectId"] = json!(primary);
                 v["mergedObjectIds"] = json!(merged);
+                v["newObjectId"] = json!(new_id);
                 v["numberOfPropertiesMoved"] = json!(moved);
             }
             _ => {}

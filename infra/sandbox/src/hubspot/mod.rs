@@ -20,6 +20,8 @@ mod snapshot;
 pub use crate::common::time_fmt;
 
 #[cfg(test)]
+mod fidelity_tests;
+#[cfg(test)]
 mod sim_tests;
 
 use std::collections::HashMap;
@@ -40,7 +42,7 @@ use crate::common::{
     ChangeJournal, ChangedBy, Dispatcher, Flavor, Instrumentation, SlidingWindowLimiter, StatsSnapshot, TimeScale,
 };
 
-pub use auth::{AuthState, OAuthGrant};
+pub use auth::{ALL_SCOPES, AuthState, OAuthGrant, SEARCH_BODY_LIMIT};
 pub use errors::{HsError, HsResult};
 pub use events::{Actor, Event, EventKind, WebhookSettings, WebhookSubscription};
 pub use model::{Db, ObjectType, PropSelection, Record};
@@ -59,8 +61,13 @@ pub struct HubSpotConfig {
     pub client_id: String,
     /// OAuth client secret and the webhook signing secret.
     pub client_secret: String,
+    /// The static-token app's burst limit per `burst_window_ms`: 100 on Free and Starter
+    /// portals, 190 on Professional and Enterprise ([`HubSpotConfig::tier`]).
     pub burst_limit: u32,
     pub burst_window_ms: u64,
+    /// The burst limit of OAuth tokens (per installing portal): 110.
+    pub oauth_burst_limit: u32,
+    /// Search requests per second for the whole portal, whatever the token.
     pub search_per_second: u32,
     pub daily_limit: u64,
     /// Divides every window (burst, search second, day, OAuth token lifetime).
@@ -69,6 +76,18 @@ pub struct HubSpotConfig {
     /// Records modified less than this ago are not yet visible to search.
     pub search_lag_ms: u64,
     pub access_token_ttl_secs: u64,
+    /// The scopes the static token's app was granted (checked like OAuth scopes). Default: every
+    /// scope the simulator knows ([`auth::ALL_SCOPES`]).
+    pub static_token_scopes: Vec<String>,
+}
+
+/// A portal's subscription tier, for [`HubSpotConfig::tier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    FreeOrStarter,
+    Professional,
+    Enterprise,
 }
 
 impl Default for HubSpotConfig {
@@ -87,11 +106,25 @@ impl Default for HubSpotConfig {
             seed: 1,
             search_lag_ms: 0,
             access_token_ttl_secs: 1800,
+            oauth_burst_limit: 110,
+            static_token_scopes: auth::ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
 
 impl HubSpotConfig {
+    /// The limits of an app on a portal of this tier (usage guidelines: 100 per 10 s and
+    /// 250,000 a day on Free and Starter; 190 and 625,000 on Professional; 190 and 1,000,000 on
+    /// Enterprise; OAuth tokens 110 per 10 s on any tier).
+    pub fn tier(mut self, tier: Tier) -> Self {
+        (self.burst_limit, self.daily_limit) = match tier {
+            Tier::FreeOrStarter => (100, 250_000),
+            Tier::Professional => (190, 625_000),
+            Tier::Enterprise => (190, 1_000_000),
+        };
+        self
+    }
+
     pub fn scale(&self) -> TimeScale {
         TimeScale(self.time_scale)
     }
@@ -114,9 +147,15 @@ impl HubSpotConfig {
 pub struct RateLimitSettings {
     pub burst_limit: u32,
     pub burst_window_ms: u64,
+    #[serde(default = "oauth_burst_default")]
+    pub oauth_burst_limit: u32,
     pub search_per_second: u32,
     pub daily_limit: u64,
     pub time_scale: f64,
+}
+
+fn oauth_burst_default() -> u32 {
+    110
 }
 
 /// Server-side rate-limit state.
@@ -128,6 +167,9 @@ pub struct Limits {
     pub daily_started: Instant,
     /// Admin switch: the account is over its daily limit.
     pub daily_exhausted: bool,
+    /// Admin switch (fault injection): the portal is being moved between data-hosting
+    /// locations; every API call answers 477 with this `Retry-After`.
+    pub migration: Option<Duration>,
 }
 
 impl Limits {
@@ -138,6 +180,7 @@ impl Limits {
             daily_used: 0,
             daily_started: Instant::now(),
             daily_exhausted: false,
+            migration: None,
         }
     }
 }
@@ -242,6 +285,7 @@ impl HubSpotState {
         RateLimitSettings {
             burst_limit: c.burst_limit,
             burst_window_ms: c.burst_window_ms,
+            oauth_burst_limit: c.oauth_burst_limit,
             search_per_second: c.search_per_second,
             daily_limit: c.daily_limit,
             time_scale: c.time_scale,
@@ -253,13 +297,25 @@ impl HubSpotState {
         let mut c = self.config.lock().expect("config lock");
         c.burst_limit = s.burst_limit;
         c.burst_window_ms = s.burst_window_ms;
+        c.oauth_burst_limit = s.oauth_burst_limit;
         c.search_per_second = s.search_per_second;
         c.daily_limit = s.daily_limit;
         c.time_scale = s.time_scale;
         let mut limits = self.limits.lock().expect("limits lock");
-        let exhausted = limits.daily_exhausted;
+        let (exhausted, migration) = (limits.daily_exhausted, limits.migration);
         *limits = Limits::new(&c);
         limits.daily_exhausted = exhausted;
+        limits.migration = migration;
+    }
+
+    /// Starts (`Some(retry_after)`) or ends a data-hosting migration of the portal: meanwhile
+    /// every API call answers 477 "Migration in Progress" with that `Retry-After`.
+    pub fn set_migration_in_progress(&self, retry_after: Option<Duration>) {
+        self.limits.lock().expect("limits lock").migration = retry_after;
+    }
+
+    pub(crate) fn migration_retry_after(&self) -> Option<Duration> {
+        self.limits.lock().expect("limits lock").migration
     }
 
     /// Puts the account over (or back under) its daily limit.
@@ -464,9 +520,11 @@ pub fn dated_key(v3_key: &str) -> Option<String> {
 /// The whole simulated API: public routes (counted, faulted, authenticated, rate-limited),
 /// OAuth routes (counted and faulted) and the admin API.
 pub fn router(state: Arc<HubSpotState>) -> Router {
-    let api = api::routes(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
-        .layer(axum::middleware::from_fn_with_state(state.instrumentation.clone(), crate::common::instrument));
+    let (auth_state, instrumentation) = (state.clone(), state.instrumentation.clone());
+    let api = api::routes(state.clone(), move |r| {
+        r.layer(axum::middleware::from_fn_with_state(auth_state.clone(), auth::guard))
+            .layer(axum::middleware::from_fn_with_state(instrumentation.clone(), crate::common::instrument))
+    });
     let oauth = auth::oauth_routes(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.instrumentation.clone(), crate::common::instrument));
     Router::new()

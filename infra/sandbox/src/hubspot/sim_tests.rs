@@ -139,11 +139,11 @@ async fn merged_ids_resolve_on_get_and_patch_but_not_batch_update() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(merged["id"], ids[0].to_string());
-    assert_eq!(merged["properties"]["hs_merged_object_ids"], ids[1].to_string());
+    let new_id = merged["id"].as_str().unwrap().to_string();
+    assert_eq!(merged["properties"]["hs_merged_object_ids"], format!("{};{}", ids[0], ids[1]));
     assert_eq!(merged["properties"]["hs_additional_emails"], "person1@example.com");
     let (status, _, got) = api.call("GET", &format!("/crm/v3/objects/contacts/{}", ids[1]), None).await;
-    assert_eq!((status, got["id"].as_str()), (200, Some(ids[0].to_string().as_str())));
+    assert_eq!((status, got["id"].as_str()), (200, Some(new_id.as_str())));
     let (status, _, _) = api
         .call("PATCH", &format!("/crm/v3/objects/contacts/{}", ids[1]), Some(json!({"properties":{"city":"Riga"}})))
         .await;
@@ -481,4 +481,37 @@ async fn deletes_restores_and_gdpr_deletes_fire_their_events() {
     assert_eq!(rest, ["contact.deletion", "contact.privacyDeletion"], "two separate requests, any order");
     assert_eq!(received.lock().unwrap().len(), 4);
     assert!(s.contact(ids[1]).is_none());
+}
+
+#[tokio::test]
+async fn requests_count_under_their_full_route_in_both_spellings() {
+    let s = sim(HubSpotConfig::default()).await;
+    let api = Api::new(&s);
+    let id = s.seed(&SeedRequest { count: 1, ..Default::default() }).unwrap().ids[0];
+    for path in [
+        "/crm/v3/objects/contacts".to_string(),
+        "/crm/objects/2026-03/contacts".to_string(),
+        format!("/crm/v4/objects/contacts/{id}/associations/companies"),
+        format!("/crm/objects/2026-03/contacts/{id}/associations/companies"),
+        "/crm/v3/lists?listIds=1".to_string(),
+        "/crm/lists/2026-03?listIds=1".to_string(),
+        "/crm/v3/properties/contacts/email".to_string(),
+        "/account-info/2026-03/details".to_string(),
+    ] {
+        assert_eq!(api.call("GET", &path, None).await.0, 200, "{path}");
+    }
+    let keys: Vec<String> = s.stats().endpoints.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "GET /account-info/2026-03/details",
+            "GET /crm/lists/2026-03",
+            "GET /crm/objects/2026-03/contacts",
+            "GET /crm/objects/2026-03/contacts/{id}/associations/companies",
+            "GET /crm/v3/lists",
+            "GET /crm/v3/objects/contacts",
+            "GET /crm/v3/properties/{object_type}/{name}",
+            "GET /crm/v4/objects/contacts/{id}/associations/companies",
+        ]
+    );
 }

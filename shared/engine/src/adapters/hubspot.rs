@@ -14,6 +14,26 @@ use crate::api::{ApiError, ApiResult, HsNote, HsPage, HsRecord, HsWrite, HubSpot
 /// Search pages are at most this long (HubSpot's maximum).
 const SEARCH_PAGE: usize = 200;
 
+/// What a scan's search asks for when the mapped properties would make its body longer than
+/// HubSpot accepts (3,000 characters, about 100 mappings): the rest is read in batches.
+const SEARCH_MINIMUM: [&str; 4] = ["hs_object_id", "email", "lastmodifieddate", "hs_merged_object_ids"];
+
+/// Whether a scan's search for `properties` fits HubSpot's body limit, in the longest shape the
+/// scans send (two bounds on the modification time, an id bound, sort and paging).
+fn search_fits(properties: &[&str]) -> bool {
+    hs::SearchRequest::new()
+        .group([
+            hs::Filter::gte("lastmodifieddate", "1767225600000"),
+            hs::Filter::lte("lastmodifieddate", "1767312000000"),
+            hs::Filter::gt("hs_object_id", "99999999999999"),
+        ])
+        .sort_ascending("lastmodifieddate")
+        .properties(properties)
+        .limit(SEARCH_PAGE)
+        .after("10000")
+        .fits()
+}
+
 /// The engine's view of one HubSpot portal.
 #[derive(Clone)]
 pub struct HubSpotAdapter {
@@ -53,7 +73,20 @@ pub fn api_error(e: hs::HubSpotError) -> ApiError {
             message: format!("HubSpot rate limit {policy}"),
             retry_after,
         },
-        e @ (hs::HubSpotError::Transient { .. } | hs::HubSpotError::Transport(_)) => {
+        hs::HubSpotError::Transient { status: 477, retry_after, .. } => ApiError::Transient {
+            side: Side::HubSpot,
+            message: "the HubSpot account is being moved between data-hosting locations (HTTP 477 Migration in Progress)"
+                .into(),
+            retry_after,
+        },
+        e @ hs::HubSpotError::Transient { .. } => {
+            let retry_after = match &e {
+                hs::HubSpotError::Transient { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            ApiError::Transient { side: Side::HubSpot, message: e.to_string(), retry_after }
+        }
+        e @ hs::HubSpotError::Transport(_) => {
             ApiError::Transient { side: Side::HubSpot, message: e.to_string(), retry_after: None }
         }
         e => ApiError::Rejected { side: Side::HubSpot, message: e.to_string() },
@@ -97,7 +130,12 @@ fn item_error(e: hs::HubSpotError) -> Result<ItemError, ApiError> {
             }
         }
         e if e.is_transient()
-            || matches!(e, hs::HubSpotError::Unauthorized { .. } | hs::HubSpotError::MissingScopes { .. }) =>
+            || matches!(
+                e,
+                hs::HubSpotError::Unauthorized { .. }
+                    | hs::HubSpotError::MissingScopes { .. }
+                    | hs::HubSpotError::RouteNotFound { .. }
+            ) =>
         {
             return Err(api_error(e));
         }
@@ -129,6 +167,24 @@ fn property(p: hs::Property) -> HsProperty {
 }
 
 impl HubSpotAdapter {
+    /// The properties a scan's search asks for: all of them when they fit the body limit, else
+    /// the minimum (the rest is then read with [`HubSpotAdapter::complete`]).
+    fn scan_properties<'a>(wanted: &[&'a str]) -> (Vec<&'a str>, bool) {
+        if search_fits(wanted) { (wanted.to_vec(), false) } else { (SEARCH_MINIMUM.to_vec(), true) }
+    }
+
+    /// Reads the full `properties` of records a search returned with the minimum only.
+    async fn complete(&self, records: Vec<HsRecord>, properties: &[String]) -> ApiResult<Vec<HsRecord>> {
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let read = Self::reads(self.client.batch_read_contacts(&ids, &props(properties)).await)?;
+        let by_id: std::collections::HashMap<String, HsRecord> = read.into_iter().map(|r| (r.id.clone(), r)).collect();
+        // A record deleted between the search and the read drops out, as it would from the next page.
+        Ok(records.into_iter().filter_map(|r| by_id.get(&r.id).cloned()).collect())
+    }
+
     /// Reads that tolerate missing records: not-found inputs are absent, other failures fail.
     fn reads(outcome: hs::BatchOutcome<hs::CrmObject>) -> ApiResult<Vec<HsRecord>> {
         for e in outcome.errors {
@@ -140,29 +196,52 @@ impl HubSpotAdapter {
         Ok(outcome.results.into_iter().filter(|o| !o.archived).map(record).collect())
     }
 
-    /// Lines batch results up with the inputs: by id for updates, by email for creates.
+    /// Lines batch results up with the inputs: by id for updates, by email for creates. An
+    /// input with both an error and a result had its refused values left out and the rest
+    /// written ([`ItemErrorKind::InvalidRestWritten`]).
     fn writes(
         inputs: &[HsWrite],
         outcome: hs::BatchOutcome<hs::CrmObject>,
         by_email: bool,
     ) -> ApiResult<Vec<Result<HsRecord, ItemError>>> {
-        let mut out: Vec<Option<Result<HsRecord, ItemError>>> = vec![None; inputs.len()];
+        let mut errors: Vec<Option<ItemError>> = vec![None; inputs.len()];
         for e in outcome.errors {
             let Some(i) = e.index else { return Err(api_error(e.error)) };
-            out[i] = Some(Err(item_error(e.error)?));
+            errors[i] = Some(item_error(e.error)?);
         }
+        let mut written: Vec<Option<HsRecord>> = vec![None; inputs.len()];
         for o in outcome.results {
             let i = if by_email {
                 let email = o.prop("email").map(|e| e.trim().to_lowercase());
                 inputs.iter().enumerate().position(|(i, w)| {
-                    out[i].is_none() && w.properties.get("email").map(|e| e.trim().to_lowercase()) == email
+                    written[i].is_none()
+                        && errors[i].is_none()
+                        && w.properties.get("email").map(|e| e.trim().to_lowercase()) == email
                 })
             } else {
-                inputs.iter().enumerate().position(|(i, w)| out[i].is_none() && w.key == o.id)
+                inputs.iter().enumerate().position(|(i, w)| written[i].is_none() && w.key == o.id)
             };
             if let Some(i) = i {
-                out[i] = Some(Ok(record(o)));
+                written[i] = Some(record(o));
             }
+        }
+        let mut out: Vec<Option<Result<HsRecord, ItemError>>> = Vec::with_capacity(inputs.len());
+        for (error, rec) in errors.into_iter().zip(written) {
+            out.push(match (error, rec) {
+                (None, rec) => rec.map(Ok),
+                (Some(mut e), Some(rec)) => {
+                    let refused = match &e.kind {
+                        ItemErrorKind::Invalid { properties } => Some(properties.clone()),
+                        ItemErrorKind::AlreadyExists { .. } => Some(vec!["email".to_string()]),
+                        _ => None,
+                    };
+                    if let Some(properties) = refused {
+                        e.kind = ItemErrorKind::InvalidRestWritten { properties, written: Box::new(rec) };
+                    }
+                    Some(Err(e))
+                }
+                (Some(e), None) => Some(Err(e)),
+            });
         }
         out.into_iter()
             .map(|r| {
@@ -199,25 +278,35 @@ impl HubSpotApi for HubSpotAdapter {
     async fn scan_all(&self, after: Option<&str>, properties: &[String]) -> ApiResult<HsPage> {
         let mut wanted = props(properties);
         wanted.push("hs_object_id");
-        let mut req = hs::SearchRequest::new().sort_ascending("hs_object_id").properties(&wanted).limit(SEARCH_PAGE);
+        let (asked, partial) = Self::scan_properties(&wanted);
+        let mut req = hs::SearchRequest::new().sort_ascending("hs_object_id").properties(&asked).limit(SEARCH_PAGE);
         req = match after {
             Some(id) => req.group([hs::Filter::gt("hs_object_id", id)]),
             None => req.group([hs::Filter::has_property("hs_object_id")]),
         };
         let page = self.client.search_contacts(&req).await.map_err(api_error)?;
         let next = if page.next_after.is_some() { page.results.last().map(|o| o.id.clone()) } else { None };
-        Ok(HsPage { records: page.results.into_iter().map(record).collect(), next, total: Some(page.total) })
+        let mut records: Vec<HsRecord> = page.results.into_iter().map(record).collect();
+        if partial {
+            records = self.complete(records, properties).await?;
+        }
+        Ok(HsPage { records, next, total: Some(page.total) })
     }
 
     async fn scan_modified(&self, since_ms: i64, after: Option<&str>, properties: &[String]) -> ApiResult<HsPage> {
         let wanted = props(properties);
+        let (asked, partial) = Self::scan_properties(&wanted);
         let mut scan = match after.and_then(|c| serde_json::from_str::<hs::ScanCursor>(c).ok()) {
-            Some(cursor) => hs::IncrementalScan::resume(cursor, None, &wanted),
-            None => hs::IncrementalScan::new(since_ms, None, &wanted),
+            Some(cursor) => hs::IncrementalScan::resume(cursor, None, &asked),
+            None => hs::IncrementalScan::new(since_ms, None, &asked),
         };
-        let records = scan.next_page(&self.client).await.map_err(api_error)?.unwrap_or_default();
+        let found = scan.next_page(&self.client).await.map_err(api_error)?.unwrap_or_default();
         let next = (!scan.cursor.done).then(|| serde_json::to_string(&scan.cursor).expect("cursor serializes"));
-        Ok(HsPage { records: records.into_iter().map(record).collect(), next, total: None })
+        let mut records: Vec<HsRecord> = found.into_iter().map(record).collect();
+        if partial {
+            records = self.complete(records, properties).await?;
+        }
+        Ok(HsPage { records, next, total: None })
     }
 
     async fn list_members(&self, list_id: &str, after: Option<&str>) -> ApiResult<(Vec<String>, Option<String>)> {
@@ -359,5 +448,42 @@ impl HubSpotApi for HubSpotAdapter {
             out[i] = Err(item_error(e.error)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_migration_in_progress_comes_back_after_its_retry_after() {
+        let e = api_error(hs::HubSpotError::Transient {
+            status: 477,
+            message: "migrating".into(),
+            correlation_id: None,
+            retry_after: Some(Duration::from_secs(86_400)),
+        });
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(86_400)));
+        let engine_error: crate::engine::EngineError = e.into();
+        assert_eq!(engine_error.retry_after(), Some(Some(Duration::from_secs(86_400))));
+    }
+
+    #[test]
+    fn a_missing_route_is_a_refused_call_not_missing_records() {
+        let e = api_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() });
+        assert!(matches!(e, ApiError::Rejected { .. }), "{e:?}");
+        assert!(item_error(hs::HubSpotError::RouteNotFound { message: "resource not found".into() }).is_err());
+    }
+
+    #[test]
+    fn a_scan_with_very_many_mapped_properties_asks_for_the_minimum_and_reads_the_rest() {
+        let few = ["email", "firstname"];
+        assert_eq!(HubSpotAdapter::scan_properties(&few), (few.to_vec(), false));
+        let names: Vec<String> = (0..150).map(|i| format!("mapped_property_{i:03}")).collect();
+        let many: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (asked, partial) = HubSpotAdapter::scan_properties(&many);
+        assert!(partial);
+        assert!(search_fits(&asked));
     }
 }

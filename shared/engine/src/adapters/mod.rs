@@ -111,6 +111,8 @@ pub struct ApiSettings {
     pub mailerlite_base_url: String,
     /// Divides every rate-limit window (match the sandbox's `time_scale`).
     pub time_scale: f64,
+    /// HubSpot's burst limit until its first answer's rate-limit headers say the app's own (the
+    /// client then follows those, up or down).
     pub hubspot_burst_limit: u32,
     /// Tests use fast retries so a failure costs milliseconds.
     pub fast_retries: bool,

@@ -15,14 +15,14 @@ pub async fn sim() -> HubSpotSim {
     sim_with(SimConfig::default()).await
 }
 
-/// Client settings matching the sandbox's limits and time scale, with fast retries.
+/// Client settings matching the sandbox's burst limit and time scale, with fast retries (the
+/// search pace is the client's own: 4 per second, under the portal's 5).
 pub fn config_for(sim: &HubSpotSim) -> HubSpotConfig {
     let c = sim.config();
     HubSpotConfig {
         base_url: sim.base_url(),
         burst_limit: c.burst_limit,
         burst_window: Duration::from_millis(c.burst_window_ms),
-        search_per_second: c.search_per_second,
         time_scale: c.time_scale,
         pacing_margin: Duration::from_millis(25),
         retry: RetryPolicy::fast(6),
