@@ -446,7 +446,8 @@ async fn credentials_are_checked_before_saving_and_never_shown() {
     let status = c.get("/connections/c1/credentials").await.expect(200).json();
     assert_eq!(
         status,
-        json!({"hubspot": null, "hubspot_app_id": null, "hubspot_client_secret": false, "mailerlite_api_key": false, "mailerlite_webhook_secret": false})
+        json!({"hubspot": null, "hubspot_app_id": null, "hubspot_client_secret": false, "mailerlite_api_key": false,
+               "mailerlite_webhook_secret": false, "mailerlite_batched_webhook_secret": false})
     );
     // Only the MailerLite key wrong: the HubSpot token is fine but nothing is saved either.
     let one = c
@@ -516,6 +517,7 @@ async fn credentials_are_checked_before_saving_and_never_shown() {
         "hubspot_client_secret": true,
         "mailerlite_api_key": true,
         "mailerlite_webhook_secret": true,
+        "mailerlite_batched_webhook_secret": false,
     });
     assert_eq!(saved.json(), expected);
     assert_eq!(c.get("/connections/c1/credentials").await.expect(200).json(), expected);

@@ -11,7 +11,7 @@ use hmsync_e2e::{Harness, Options};
 use hmsync_engine::adapters::{Credentials, HubSpotAuth, save_credentials};
 use hmsync_engine::failpoint::{self, AFTER_MAILERLITE_WRITES, AFTER_MERGE_REKEYED};
 use hmsync_engine::webhook::{HubSpotDelivery, WebhookError};
-use hmsync_engine::{EngineSettings, Pause};
+use hmsync_engine::{EngineSettings, Pause, WebhookTarget};
 use hmsync_sandbox::common::people::person;
 use hmsync_sandbox::hubspot::{SeedListMembership, SeedRequest};
 use hmsync_sandbox::mailerlite::{SeedSpec, UserEdit};
@@ -99,7 +99,7 @@ async fn a_crash_at_any_failpoint_of_the_initial_sync_converges_after_a_restart(
         let h = seeded().await;
         let id = h.connect("c1", config()).await;
         h.failpoints.arm(name);
-        h.engine.activate(&id).await.unwrap();
+        h.start_activation(&id).await;
         run_until_crash(&h, name).await;
         // A new process on the same store and queue picks the work up again.
         let (engine, worker) = h.restarted(EngineSettings::default());
@@ -218,6 +218,41 @@ async fn an_exhausted_daily_limit_makes_the_connection_wait_and_resume_by_itself
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elapsed_daily_limit_wait_is_ended_by_the_next_message_without_the_schedule() {
+    let h = seeded().await;
+    let id = h.connect("c1", config()).await;
+    h.activate(&id).await;
+    let (engine, worker) =
+        h.restarted(EngineSettings { daily_limit_probe: Duration::from_millis(300), ..EngineSettings::default() });
+    h.hubspot.set_daily_limit_exhausted(true);
+    let edit = |city: &str| UserEdit {
+        fields: [("city".to_string(), json!(city))].into_iter().collect(),
+        ..Default::default()
+    };
+    h.mailerlite.user_edit(&person(20).email, &edit("Accra")).unwrap();
+    h.mailerlite.dispatcher().wait_idle().await;
+    for _ in 0..5 {
+        let _ = worker.run_once().await;
+    }
+    let status = engine.status(&id).await.unwrap();
+    assert!(status.parked_messages >= 1 && status.waiting_until_ms.is_some(), "waits parked: {status:?}");
+    h.hubspot.set_daily_limit_exhausted(false);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // No tick: the next change's message finds the wait over, goes ahead and brings the parked
+    // work back with it.
+    h.mailerlite.user_edit(&person(21).email, &edit("Lagos")).unwrap();
+    h.settle_with(&worker).await;
+    for (p, city) in [(20, "Accra"), (21, "Lagos")] {
+        let c = h.hubspot.contact_by_email(&person(p).email).unwrap();
+        assert_eq!(c["properties"]["city"], json!(city), "person {p}");
+    }
+    let status = engine.status(&id).await.unwrap();
+    assert_eq!((status.parked_messages, status.waiting_until_ms), (0, None));
+    assert!(status.problem.is_none(), "the problem cleared by itself: {:?}", status.problem);
+    assert_eq!(h.dead_letters().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_credentials_pause_the_connection_and_new_ones_resume_it_without_losing_work() {
     let h = seeded().await;
     let id = h.connect("c1", config()).await;
@@ -241,6 +276,7 @@ async fn revoked_credentials_pause_the_connection_and_new_ones_resume_it_without
         hubspot_burst_limit: 100,
         fast_retries: true,
     };
+    let target = WebhookTarget::Public(h.api_url.clone());
     let refused = h
         .engine
         .set_credentials(
@@ -250,6 +286,7 @@ async fn revoked_credentials_pause_the_connection_and_new_ones_resume_it_without
                 ..Default::default()
             },
             &settings,
+            &target,
         )
         .await
         .unwrap();
@@ -259,6 +296,7 @@ async fn revoked_credentials_pause_the_connection_and_new_ones_resume_it_without
             &id,
             Credentials { hubspot: Some(HubSpotAuth::Token { access_token: good }), ..Default::default() },
             &settings,
+            &target,
         )
         .await
         .unwrap()
@@ -280,6 +318,7 @@ async fn no_secret_is_stored_with_the_data() {
         h.hubspot.config().client_secret.clone(),
         h.mailerlite.config().token.clone(),
         creds.mailerlite_webhook_secret.clone().unwrap(),
+        creds.mailerlite_batched_webhook_secret.clone().unwrap(),
     ];
     for file in ["store.db", "store.db-wal", "queue.db", "queue.db-wal"] {
         let path = h.dir.path().join(file);

@@ -374,6 +374,11 @@ async fn drive(browser: &Browser, h: &Harness, id: &str, before: &Value) {
     assert_eq!(browser.attribute(&format!("{card} .last-scan"), "data-run-id").await.as_deref(), Some(run));
     let progress = browser.text(&format!("{card} .progress")).await.unwrap_or_default();
     assert!(progress.starts_with("Initial sync finished"), "{progress}");
+    assert_eq!(
+        browser.attribute(&format!("{card} .webhooks-mailerlite"), "data-state").await.as_deref(),
+        Some("registered"),
+        "activation registered the MailerLite webhooks"
+    );
 
     // The errored contact: who, which app and field, the value as text (no markup ran).
     let row = format!("{card} tr[data-error-key]");

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hmsync_core::ConnectionConfig;
-use hmsync_engine::adapters::{ApiSettings, CredentialApis, Credentials, HubSpotAuth, save_credentials};
+use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_engine::{Engine, EngineSettings, SystemClock};
 use hmsync_sandbox::hubspot::{HubSpotConfig, HubSpotSim, WebhookSettings};
 use hmsync_sandbox::mailerlite::{MailerLiteConfig, MailerLiteSim};
 use hmsync_store::{DynamoStore, MemorySecrets, SqliteQueue, SqliteStore, SqsQueue, Store, WorkQueue};
+use serde_json::{Value, json};
 
 /// Which adapters the engine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,7 @@ pub fn engine(
 pub fn worker_settings() -> WorkerSettings {
     WorkerSettings {
         visibility: Duration::from_secs(30),
-        batch: 10,
+        batch: 100,
         idle_poll: Duration::from_millis(20),
         retry_delay: Duration::from_millis(50),
         max_retry_delay: Duration::from_millis(400),
@@ -179,28 +180,68 @@ impl Harness {
         )
     }
 
-    /// Creates a connection with the sandbox credentials and registers both apps' webhooks.
+    /// Sets a connection up the way docs/api.md tells a user, over HTTP: creates it with
+    /// `config` and saves the sandbox credentials (both checked by the apps) through the config
+    /// API, and points the HubSpot app's webhooks at our receiver (what a user does in the
+    /// HubSpot app). The MailerLite webhooks come with [`Harness::activate`].
     pub async fn connect(&self, id: &str, config: ConnectionConfig) -> String {
-        self.store.create_connection(id, &config).await.expect("create connection");
+        let created = self.config_api(reqwest::Method::POST, "/connections", json!({"id": id, "config": config})).await;
+        assert_eq!(created.0, 201, "create connection {id}: {}", created.1);
         let hs = self.hubspot.config();
-        let credentials = Credentials {
-            hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
-            hubspot_app_id: Some(hs.app_id),
-            hubspot_client_secret: Some(hs.client_secret.clone()),
-            mailerlite_api_key: Some(self.mailerlite.config().token),
-            mailerlite_webhook_secret: None,
-        };
-        save_credentials(&*self.secrets, id, &credentials).await.expect("credentials");
-        self.engine.register_mailerlite_webhook(id, &self.api_url).await.expect("MailerLite webhook");
+        let credentials = json!({
+            "hubspot": {"type": "token", "access_token": hs.token},
+            "hubspot_app_id": hs.app_id,
+            "hubspot_client_secret": hs.client_secret,
+            "mailerlite_api_key": self.mailerlite.config().token,
+        });
+        let saved = self.config_api(reqwest::Method::PUT, &format!("/connections/{id}/credentials"), credentials).await;
+        assert_eq!(saved.0, 200, "credentials of {id}: {}", saved.1);
         self.hubspot
             .set_webhook_settings(Some(WebhookSettings::for_sync(format!("{}/webhooks/hubspot", self.api_url))));
         id.to_string()
     }
 
-    /// Activates a connection and waits until everything it set off is done.
+    /// Activates a connection through the config API (which registers its MailerLite webhooks
+    /// and starts the initial sync) and waits until everything it set off is done.
     pub async fn activate(&self, id: &str) {
-        self.engine.activate(id).await.expect("activate");
+        self.start_activation(id).await;
         self.settle().await;
+    }
+
+    /// `POST /connections/{id}/activate`, without waiting for the initial sync.
+    pub async fn start_activation(&self, id: &str) -> Value {
+        let (status, body) =
+            self.config_api(reqwest::Method::POST, &format!("/connections/{id}/activate"), Value::Null).await;
+        assert_eq!(status, 202, "activate {id}: {body}");
+        body
+    }
+
+    /// `POST /connections/{id}/sync-now` through the config API.
+    pub async fn sync_now(&self, id: &str) {
+        let (status, body) =
+            self.config_api(reqwest::Method::POST, &format!("/connections/{id}/sync-now"), Value::Null).await;
+        assert_eq!(status, 202, "sync now {id}: {body}");
+    }
+
+    /// `GET /connections/{id}/status` through the config API.
+    pub async fn status(&self, id: &str) -> Value {
+        let (status, body) =
+            self.config_api(reqwest::Method::GET, &format!("/connections/{id}/status"), Value::Null).await;
+        assert_eq!(status, 200, "status of {id}: {body}");
+        body
+    }
+
+    /// One request to the config API with the admin token; `Value::Null` sends no body.
+    pub async fn config_api(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let mut request =
+            reqwest::Client::new().request(method, format!("{}{path}", self.api_url)).bearer_auth(&self.admin_token);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("config API request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("config API answer");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Runs the worker and lets webhooks arrive until nothing moves any more.

@@ -418,14 +418,16 @@ pub async fn recheck_missing_records(rt: &Runtime, sandbox: &Sandbox) -> anyhow:
 
 /// Removes the MailerLite webhooks of earlier runs: a restored sandbox still has them, pointing
 /// at the old run's address (the port may differ now). The current run registers its own.
-async fn remove_old_mailerlite_webhooks(sandbox: &Sandbox) -> anyhow::Result<()> {
+/// Deletes the demo connection's webhooks that point at an earlier run's address (another
+/// port): the restored sandbox kept them, and nothing listens there any more.
+async fn remove_stale_mailerlite_webhooks(sandbox: &Sandbox, current: Option<&str>) -> anyhow::Result<()> {
     let mut config =
         hmsync_mailerlite::Config::new(sandbox.mailerlite().config().token).with_base_url(sandbox.mailerlite_url());
     config.time_scale = sandbox.mailerlite().config().time_scale;
     let client = hmsync_mailerlite::Client::new(config)?;
     let ours = format!("/webhooks/mailerlite/{DEMO_CONNECTION}");
     for hook in client.webhooks().await? {
-        if hook.url.ends_with(&ours) {
+        if hook.url.ends_with(&ours) && Some(hook.url.as_str()) != current {
             client.delete_webhook(&hook.id).await?;
         }
     }
@@ -520,6 +522,7 @@ async fn drive(
         hubspot_client_secret: Some(hs.client_secret.clone()),
         mailerlite_api_key: Some(sandbox.mailerlite().config().token),
         mailerlite_webhook_secret: None,
+        mailerlite_batched_webhook_secret: None,
     };
     if rt.store.get_connection(DEMO_CONNECTION).await?.is_none() {
         rt.store.create_connection(DEMO_CONNECTION, &demo_config(demo.seeded.mailerlite.group_id.clone())).await?;
@@ -527,13 +530,21 @@ async fn drive(
     save_credentials(&*rt.engine.secrets, DEMO_CONNECTION, &credentials).await?;
     rt.engine.credentials_changed(DEMO_CONNECTION).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if resumed {
-        remove_old_mailerlite_webhooks(sandbox).await.context("removing the previous run's MailerLite webhook")?;
+        let current = rt.webhook_target.url(DEMO_CONNECTION).ok();
+        remove_stale_mailerlite_webhooks(sandbox, current.as_deref())
+            .await
+            .context("removing the previous run's MailerLite webhooks")?;
     }
-    rt.engine.register_mailerlite_webhook(DEMO_CONNECTION, &rt.public_url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    match rt.engine.activate(DEMO_CONNECTION).await {
+    // Activation registers the MailerLite webhooks; a resumed connection (already active) has
+    // them found again (their secrets were saved over above) or re-created at this run's URL.
+    match rt.engine.activate(DEMO_CONNECTION, &rt.webhook_target).await {
         Ok(_) => {}
         Err(LifecycleError::NotAllowed(_)) => {
-            eprintln!("Resuming the demo connection from {}", args.data_dir.display())
+            eprintln!("Resuming the demo connection from {}", args.data_dir.display());
+            rt.engine
+                .register_mailerlite_webhooks(DEMO_CONNECTION, &rt.webhook_target)
+                .await
+                .map_err(|e| anyhow::anyhow!("registering the MailerLite webhooks: {e}"))?;
         }
         Err(e) => return Err(anyhow::anyhow!("activating the demo connection: {e}")),
     }

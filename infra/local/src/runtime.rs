@@ -11,7 +11,7 @@ use anyhow::Context;
 use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
-use hmsync_engine::{Engine, EngineSettings, SystemClock};
+use hmsync_engine::{Engine, EngineSettings, SystemClock, WebhookTarget};
 use hmsync_store::{FileSecrets, SecretStore, SqliteQueue, SqliteStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -47,6 +47,9 @@ pub struct Runtime {
     pub queue: Arc<SqliteQueue>,
     pub api_url: String,
     pub public_url: String,
+    /// Where MailerLite sends webhooks: `public_url`, unless MailerLite cannot reach it (a local
+    /// address with the real MailerLite), and then why.
+    pub webhook_target: WebhookTarget,
     pub admin_token: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -85,6 +88,7 @@ impl Runtime {
         })?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let public_url = options.public_url.clone().unwrap_or_else(|| api_url.clone());
+        let webhook_target = WebhookTarget::for_mailerlite(&public_url, &options.apis.mailerlite_base_url);
         let engine = Arc::new(Engine {
             store: store.clone(),
             queue: queue.clone(),
@@ -123,8 +127,14 @@ impl Runtime {
         tasks.push(tokio::spawn(async move {
             // A scan right away catches what changed while the process was down.
             loop {
-                if let Err(e) = scheduler_engine.schedule_tick().await {
-                    tracing::error!(error = %e, "the scheduled scan could not start; it is tried at the next tick");
+                match scheduler_engine.schedule_tick().await {
+                    Ok(tick) if tick.failures > 0 => tracing::error!(
+                        failures = tick.failures,
+                        scans_enqueued = tick.scans_enqueued,
+                        "the scheduled scan of some connections could not start (each is logged); tried at the next tick"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "the scheduled scan could not start; it is tried at the next tick"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
@@ -148,7 +158,7 @@ impl Runtime {
             }
         }));
 
-        Ok(Runtime { engine, store, queue, api_url, public_url, admin_token, shutdown, tasks })
+        Ok(Runtime { engine, store, queue, api_url, public_url, webhook_target, admin_token, shutdown, tasks })
     }
 
     /// Stops the server, the worker and the scheduler (a message in flight finishes or comes

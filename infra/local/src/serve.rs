@@ -20,6 +20,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HMSYNC_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
     /// The public URL HubSpot and MailerLite call for webhooks (e.g. your tunnel or proxy).
+    /// Without it the local address is used: only a sandbox on this machine can call it, so
+    /// against the real MailerLite no webhook is registered (the status says so).
     #[arg(long, env = "HMSYNC_PUBLIC_URL")]
     pub public_url: Option<String>,
     #[arg(long, env = "HUBSPOT_API_URL", default_value = hmsync_hubspot::DEFAULT_BASE_URL)]
@@ -55,9 +57,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker: WorkerSettings::default(),
     })
     .await?;
+    let mailerlite = match rt.webhook_target.url("<connection id>") {
+        Ok(url) => format!("{url} (registered by each connection's activation)"),
+        Err(why) => format!("not registered: {why}; MailerLite changes arrive with the scheduled scan only"),
+    };
     eprintln!(
-        "hmsync is serving on {} (public URL {}).\n  Status page: {}/status\n  Admin token: {}\n  HubSpot webhooks → {}/webhooks/hubspot\n  MailerLite webhooks → {}/webhooks/mailerlite/<connection id>\nCtrl-C stops.",
-        rt.api_url, rt.public_url, rt.api_url, rt.admin_token, rt.public_url, rt.public_url
+        "hmsync is serving on {} (public URL {}).\n  Status page: {}/status\n  Admin token: {}\n  HubSpot webhooks → {}/webhooks/hubspot\n  MailerLite webhooks → {mailerlite}\nCtrl-C stops.",
+        rt.api_url, rt.public_url, rt.api_url, rt.admin_token, rt.public_url
     );
     tokio::signal::ctrl_c().await?;
     rt.stop().await;

@@ -163,9 +163,10 @@ async fn a_saved_sandbox_older_than_the_store_is_reconciled_with_it() {
         hubspot_client_secret: Some(hs.client_secret.clone()),
         mailerlite_api_key: Some(first.mailerlite().config().token),
         mailerlite_webhook_secret: None,
+        mailerlite_batched_webhook_secret: None,
     };
     save_credentials(&*rt.engine.secrets, DEMO_CONNECTION, &credentials).await.unwrap();
-    rt.engine.activate(DEMO_CONNECTION).await.unwrap();
+    rt.engine.activate(DEMO_CONNECTION, &rt.webhook_target).await.unwrap();
 
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut stale = None;

@@ -34,9 +34,10 @@ async fn a_restart_on_the_same_data_dir_finishes_a_half_done_initial_sync_withou
         hubspot_client_secret: Some(hs.client_secret.clone()),
         mailerlite_api_key: Some(sandbox.mailerlite().config().token),
         mailerlite_webhook_secret: None,
+        mailerlite_batched_webhook_secret: None,
     };
     save_credentials(&*rt.engine.secrets, DEMO_CONNECTION, &credentials).await.unwrap();
-    rt.engine.activate(DEMO_CONNECTION).await.unwrap();
+    rt.engine.activate(DEMO_CONNECTION, &rt.webhook_target).await.unwrap();
     // Stop in the middle of the initial sync.
     loop {
         let status = rt.engine.status(DEMO_CONNECTION).await.unwrap();

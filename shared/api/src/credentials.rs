@@ -100,7 +100,9 @@ async fn get_credentials(State(api): State<Api>, Path(id): Path<String>) -> Resu
 }
 
 /// Checks new credentials against HubSpot and MailerLite and stores them; a refused key or
-/// token is not saved. Lifts a pause caused by refused credentials.
+/// token is not saved. Lifts a pause caused by refused credentials. A new MailerLite API key of
+/// an active connection moves its MailerLite webhooks to the key's account (deleted from the
+/// old account while the old key still works).
 #[utoipa::path(
     put,
     path = "/connections/{id}/credentials",
@@ -132,7 +134,7 @@ async fn put_credentials(
     let stored = api.engine.credentials(&id).await?;
     let update = merge(body, &stored);
     let saved = describe(&update);
-    match api.engine.set_credentials(&id, update, &api.api_settings).await? {
+    match api.engine.set_credentials(&id, update, &api.api_settings, &api.mailerlite_webhook_target()).await? {
         Ok(status) => {
             tracing::info!(connection = %id, saved = %saved, "credentials saved");
             Ok(Json(status))
@@ -268,6 +270,7 @@ fn merge(body: CredentialsUpdate, stored: &Credentials) -> Credentials {
         hubspot_client_secret,
         mailerlite_api_key: body.mailerlite_api_key,
         mailerlite_webhook_secret: body.mailerlite_webhook_secret,
+        mailerlite_batched_webhook_secret: None,
     }
 }
 

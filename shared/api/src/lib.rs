@@ -87,6 +87,12 @@ impl AppState {
         self
     }
 
+    /// Where MailerLite sends the connections' webhooks: this API's public URL, unless
+    /// MailerLite cannot reach it (a local address while the MailerLite API is not local).
+    pub fn mailerlite_webhook_target(&self) -> hmsync_engine::WebhookTarget {
+        hmsync_engine::WebhookTarget::for_mailerlite(&self.public_base_url, &self.api_settings.mailerlite_base_url)
+    }
+
     /// Where HubSpot sends the browser back after the user approved the install.
     pub fn oauth_redirect_uri(&self) -> String {
         format!("{}/oauth/hubspot/callback", self.public_base_url.trim_end_matches('/'))

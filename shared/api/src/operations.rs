@@ -105,7 +105,8 @@ async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
     Ok(StatusView { status, dead_letters })
 }
 
-/// Validates the connection, starts the initial sync (202); the status then shows its progress.
+/// Validates the connection, registers its MailerLite webhooks and starts the initial sync
+/// (202); the status then shows its progress and the webhooks' state.
 #[utoipa::path(
     post,
     path = "/connections/{id}/activate",
@@ -126,7 +127,7 @@ async fn view(api: &Api, id: &str) -> Result<StatusView, HttpError> {
 async fn activate(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
     require_credentials(&api, &id).await?;
-    api.engine.activate(&id).await?;
+    api.engine.activate(&id, &api.mailerlite_webhook_target()).await?;
     tracing::info!(connection = %id, "activated; initial sync queued");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))
 }
@@ -175,7 +176,8 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
     Ok(Json(view(&api, &id).await?))
 }
 
-/// Scans both apps now (202).
+/// Scans both apps now (202). The scan checks and repairs the MailerLite webhooks; when they
+/// point at another URL than this API's (or nowhere), they are registered here first.
 #[utoipa::path(
     post,
     path = "/connections/{id}/sync-now",
@@ -192,6 +194,7 @@ async fn resume(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<S
 )]
 async fn sync_now(State(api): State<Api>, Path(id): Path<String>) -> Result<(StatusCode, Json<StatusView>), HttpError> {
     connection(&api, &id).await?;
+    api.engine.follow_webhook_target(&id, &api.mailerlite_webhook_target()).await?;
     api.engine.sync_now(&id).await?;
     tracing::info!(connection = %id, "scan queued (sync now)");
     Ok((StatusCode::ACCEPTED, Json(view(&api, &id).await?)))

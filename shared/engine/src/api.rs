@@ -253,7 +253,56 @@ pub trait MailerLiteApi: Send + Sync {
         email: &str,
         limit: usize,
     ) -> ApiResult<Vec<hmsync_core::EngagementEvent>>;
-    /// Points a webhook carrying `events` at `url` (replacing an earlier one with that URL) and
-    /// returns its signing secret.
-    async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String>;
+    /// Every webhook of the account, with its secret and health.
+    async fn webhooks(&self) -> ApiResult<Vec<MlWebhook>>;
+    /// Creates a webhook, enabled. Sent once: after a transient failure it may exist anyway, so
+    /// the caller lists the webhooks before trying again.
+    async fn create_webhook(&self, spec: &MlWebhookSpec) -> ApiResult<MlWebhook>;
+    /// Makes webhook `id` what `spec` says, and enables it.
+    async fn update_webhook(&self, id: &str, spec: &MlWebhookSpec) -> ApiResult<MlWebhook>;
+    /// Deletes a webhook; `Ok` also when it no longer exists.
+    async fn delete_webhook(&self, id: &str) -> ApiResult<()>;
+}
+
+/// A MailerLite webhook as listed. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MlWebhook {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub batchable: bool,
+    /// MailerLite's `is_blocked`.
+    pub blocked: bool,
+    /// Signs every delivery (`Signature` header).
+    pub secret: String,
+    pub last_fired_at: Option<String>,
+    /// The status our receiver answered MailerLite's last delivery attempt with.
+    pub response_code: Option<u16>,
+}
+
+impl std::fmt::Debug for MlWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlWebhook")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .field("batchable", &self.batchable)
+            .field("blocked", &self.blocked)
+            .field("last_fired_at", &self.last_fired_at)
+            .field("response_code", &self.response_code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a MailerLite webhook of a connection should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlWebhookSpec {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub batchable: bool,
 }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod failpoint;
 pub mod lifecycle;
 pub mod message;
+pub mod ml_webhooks;
 pub mod scan;
 pub mod state;
 pub mod sync;
@@ -19,6 +20,7 @@ pub mod worker;
 
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
-pub use lifecycle::LifecycleError;
-pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage};
+pub use lifecycle::{LifecycleError, Tick};
+pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage, coalesce};
+pub use ml_webhooks::WebhookTarget;
 pub use state::{ConnectionState, Lifecycle, Pause};

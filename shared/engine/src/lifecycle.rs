@@ -11,8 +11,19 @@ use crate::api::{ApiError, HsRecord};
 use crate::engine::{Engine, EngineError, Report};
 use crate::failpoint;
 use crate::message::{ContactRef, Origin, ScanKind, SyncMessage};
+use crate::ml_webhooks::WebhookTarget;
 use crate::state::{ConnectionState, Lifecycle, Pause, Problem};
 use crate::sync::{Preloaded, hubspot_properties};
+
+/// What a schedule tick (or a release of waits) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tick {
+    pub scans_enqueued: usize,
+    /// Parked messages replayed because their wait for an API limit was over.
+    pub waits_released: usize,
+    /// Connections whose part of the tick failed (each is logged with its error).
+    pub failures: usize,
+}
 
 /// Why a lifecycle action was refused (the config API turns these into 4xx answers).
 #[derive(Debug, thiserror::Error)]
@@ -78,25 +89,10 @@ impl Engine {
         Ok((conn, problems))
     }
 
-    /// Points the connection's MailerLite webhook at this deployment (`public_base_url`) and
-    /// stores its signing secret, so MailerLite changes arrive within seconds.
-    pub async fn register_mailerlite_webhook(
-        &self,
-        conn_id: &str,
-        public_base_url: &str,
-    ) -> Result<(), LifecycleError> {
-        let conn = self.connection(conn_id).await?;
-        let ml = self.apis.mailerlite(&conn).await?;
-        let url = format!("{}/webhooks/mailerlite/{conn_id}", public_base_url.trim_end_matches('/'));
-        let secret = ml.register_webhook(&url, &crate::webhook::MAILERLITE_EVENTS).await?;
-        let mut creds = crate::adapters::load_credentials(&*self.secrets, conn_id).await?;
-        creds.mailerlite_webhook_secret = Some(secret);
-        crate::adapters::save_credentials(&*self.secrets, conn_id, &creds).await?;
-        Ok(())
-    }
-
-    /// Activates a connection: validates it against fresh schemas and starts the initial sync.
-    pub async fn activate(&self, conn_id: &str) -> Result<ConnectionState, LifecycleError> {
+    /// Activates a connection: validates it against fresh schemas, registers its MailerLite
+    /// webhooks at `target` and starts the initial sync. A webhook that cannot be registered
+    /// does not stop the activation: the status says why, and each scan tries again.
+    pub async fn activate(&self, conn_id: &str, target: &WebhookTarget) -> Result<ConnectionState, LifecycleError> {
         let (_, problems) = self.refresh_fields(conn_id).await?;
         if !problems.is_empty() {
             return Err(LifecycleError::InvalidConfig(problems));
@@ -117,6 +113,13 @@ impl Engine {
             return Err(LifecycleError::NotAllowed(format!(
                 "connection {conn_id} is already active; use sync-now to scan again"
             )));
+        }
+        // Before the initial sync reads anything: a change made in MailerLite meanwhile arrives
+        // as a webhook instead of waiting for the first scan. Only a store failure gets here as
+        // an error (a MailerLite one is recorded); the initial sync starts anyway, and "sync
+        // now" registers the webhooks later.
+        if let Err(e) = self.register_mailerlite_webhooks(conn_id, target).await {
+            tracing::error!(connection = conn_id, error = %e, "the MailerLite webhooks could not be recorded; \"sync now\" registers them");
         }
         self.enqueue(&[SyncMessage::ScanStart { connection_id: conn_id.to_string(), kind: ScanKind::Initial }]).await?;
         Ok(state)
@@ -181,7 +184,7 @@ impl Engine {
         Ok(state)
     }
 
-    /// "Sync now": a scan of both sides, right away.
+    /// "Sync now": a scan of both sides, right away (the scan checks the MailerLite webhooks).
     pub async fn sync_now(&self, conn_id: &str) -> Result<(), LifecycleError> {
         self.connection(conn_id).await?;
         let (state, _) = self.state(conn_id).await?;
@@ -196,25 +199,42 @@ impl Engine {
     }
 
     /// The schedule's tick: waits that are over are released, and every active connection
-    /// without a scan running gets one.
-    pub async fn schedule_tick(&self) -> Result<usize, EngineError> {
-        self.release_waits().await?;
+    /// without a scan running gets one. Each connection on its own: one that fails (its state
+    /// unreadable, a throttled write) is logged and counted, and the others still get theirs.
+    /// Fails only when the connections cannot be listed.
+    pub async fn schedule_tick(&self) -> Result<Tick, EngineError> {
+        let connections = self.store.list_connections().await?;
         let now = self.now_ms();
         let stale = self.settings.scan_stale_after.as_millis() as i64;
-        let mut started = 0;
-        for conn in self.store.list_connections().await? {
-            let (state, _) = self.state(&conn.id).await?;
-            let running = state.scan.as_ref().is_some_and(|r| now - r.last_page_at_ms < stale);
-            if state.lifecycle == Lifecycle::Continuous && state.pause.is_none() && !running {
-                self.enqueue_fresh(&SyncMessage::ScanStart {
-                    connection_id: conn.id.clone(),
-                    kind: ScanKind::Scheduled,
-                })
-                .await?;
-                started += 1;
+        let mut tick = Tick::default();
+        for conn in &connections {
+            let outcome: Result<(usize, bool), EngineError> = async {
+                let released = self.release_wait(&conn.id, now).await?;
+                let (state, _) = self.state(&conn.id).await?;
+                let running = state.scan.as_ref().is_some_and(|r| now - r.last_page_at_ms < stale);
+                let due = state.lifecycle == Lifecycle::Continuous && state.pause.is_none() && !running;
+                if due {
+                    self.enqueue_fresh(&SyncMessage::ScanStart {
+                        connection_id: conn.id.clone(),
+                        kind: ScanKind::Scheduled,
+                    })
+                    .await?;
+                }
+                Ok((released, due))
+            }
+            .await;
+            match outcome {
+                Ok((released, due)) => {
+                    tick.waits_released += released;
+                    tick.scans_enqueued += usize::from(due);
+                }
+                Err(e) => {
+                    tick.failures += 1;
+                    tracing::error!(connection = %conn.id, error = %e, "the scheduled scan of this connection could not start; the other connections' went ahead, and the next tick tries again");
+                }
             }
         }
-        Ok(started)
+        Ok(tick)
     }
 
     /// Enqueues a message with a dedup id unique to now (repeated requests are new work).
@@ -230,7 +250,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn replay(&self, parked: Vec<serde_json::Value>) -> Result<(), EngineError> {
+    pub(crate) async fn replay(&self, parked: Vec<serde_json::Value>) -> Result<(), EngineError> {
         let messages: Vec<SyncMessage> = parked.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
         for m in &messages {
             self.enqueue_fresh(m).await?;
@@ -300,27 +320,42 @@ impl Engine {
     }
 
     /// Ends the waits for API limits whose time is up: the parked work is replayed (and, if the
-    /// limit is still used up, waits again). Runs with every schedule tick.
-    pub async fn release_waits(&self) -> Result<usize, EngineError> {
+    /// limit is still used up, waits again). Runs with every schedule tick (and the local
+    /// runner's minute timer); the next message of a connection does the same by itself (see
+    /// `gate`). Each connection on its own, like [`Engine::schedule_tick`].
+    pub async fn release_waits(&self) -> Result<Tick, EngineError> {
         let now = self.now_ms();
-        let mut released = 0;
+        let mut tick = Tick::default();
         for conn in self.store.list_connections().await? {
-            let (state, _) = self.state(&conn.id).await?;
-            if state.pause.is_some() || state.wait_until_ms.is_none_or(|t| t > now) {
-                continue;
+            match self.release_wait(&conn.id, now).await {
+                Ok(released) => tick.waits_released += released,
+                Err(e) => {
+                    tick.failures += 1;
+                    tracing::error!(connection = %conn.id, error = %e, "the wait of this connection could not be released; tried again later");
+                }
             }
-            let (_, parked) = self
-                .update_state(&conn.id, |s| {
-                    if s.pause.is_none() && s.wait_until_ms.is_some_and(|t| t <= now) {
-                        s.wait_until_ms = None;
-                        return std::mem::take(&mut s.parked);
-                    }
-                    Vec::new()
-                })
-                .await?;
-            released += parked.len();
-            self.replay(parked).await?;
         }
+        Ok(tick)
+    }
+
+    /// Releases one connection's wait if its time is up; returns how many parked messages were
+    /// replayed.
+    async fn release_wait(&self, conn_id: &str, now: i64) -> Result<usize, EngineError> {
+        let (state, _) = self.state(conn_id).await?;
+        if state.pause.is_some() || state.wait_until_ms.is_none_or(|t| t > now) {
+            return Ok(0);
+        }
+        let (_, parked) = self
+            .update_state(conn_id, |s| {
+                if s.pause.is_none() && s.wait_until_ms.is_some_and(|t| t <= now) {
+                    s.wait_until_ms = None;
+                    return std::mem::take(&mut s.parked);
+                }
+                Vec::new()
+            })
+            .await?;
+        let released = parked.len();
+        self.replay(parked).await?;
         Ok(released)
     }
 

@@ -171,9 +171,114 @@ impl SyncMessage {
     }
 }
 
+/// Runs of messages a consumer handles together: consecutive `Contacts` (of one origin) and
+/// `Engagement` messages of one connection become at most one `Contacts` message (their
+/// references together, at most `max`) and one `Engagement` message (their events together, at
+/// most `max`), in the order their kinds first appear; any other message stands alone. Each run
+/// comes with the positions of the messages it holds.
+///
+/// A MailerLite webhook that is not batched sends one event per delivery, and each delivery
+/// becomes its own messages (an unsubscribe: a `Contacts` and an `Engagement` one), our own
+/// writes coming back as a stream of them: handled one by one, each would cost its own read
+/// and write requests instead of one per batch.
+pub fn coalesce(messages: &[SyncMessage], max: usize) -> Vec<(Vec<SyncMessage>, std::ops::Range<usize>)> {
+    let max = max.max(1);
+    let mut out: Vec<(Vec<SyncMessage>, std::ops::Range<usize>)> = Vec::new();
+    let mut open = false;
+    for (i, m) in messages.iter().enumerate() {
+        let mergeable = matches!(m, SyncMessage::Contacts { .. } | SyncMessage::Engagement { .. });
+        if open
+            && mergeable
+            && let Some((run, range)) = out.last_mut()
+            && absorb(run, m, max)
+        {
+            range.end = i + 1;
+            continue;
+        }
+        out.push((vec![m.clone()], i..i + 1));
+        open = mergeable;
+    }
+    out
+}
+
+/// Adds `m` to a run of merged messages, if it fits.
+fn absorb(run: &mut Vec<SyncMessage>, m: &SyncMessage, max: usize) -> bool {
+    if run.first().is_none_or(|first| first.connection_id() != m.connection_id()) {
+        return false;
+    }
+    let same_kind = run.iter_mut().find(|r| std::mem::discriminant(*r) == std::mem::discriminant(m));
+    match (same_kind, m) {
+        (Some(SyncMessage::Contacts { refs, origin: o, .. }), SyncMessage::Contacts { refs: more, origin, .. })
+            if o == origin && refs.len() + more.len() <= max =>
+        {
+            refs.extend(more.iter().cloned())
+        }
+        (Some(SyncMessage::Engagement { events, .. }), SyncMessage::Engagement { events: more, .. })
+            if events.len() + more.len() <= max =>
+        {
+            events.extend(more.iter().cloned())
+        }
+        (None, _) => run.push(m.clone()),
+        _ => return false,
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_contacts_and_engagement_messages_of_one_connection_are_handled_together() {
+        let contacts = |conn: &str, id: &str, origin: Origin| SyncMessage::Contacts {
+            connection_id: conn.into(),
+            refs: vec![ContactRef::mailerlite(id)],
+            origin,
+        };
+        let event = hmsync_core::EngagementEvent {
+            kind: hmsync_core::EventKind::Unsubscribe,
+            subscriber_id: "3".into(),
+            email: "a@example.com".into(),
+            at_ms: 1,
+            campaign_id: None,
+            campaign_name: None,
+            url: None,
+            opens_count: None,
+            clicks_count: None,
+        };
+        let engagement = SyncMessage::Engagement { connection_id: "c1".into(), events: vec![event.clone()] };
+        let start = SyncMessage::ScanStart { connection_id: "c1".into(), kind: ScanKind::Scheduled };
+        let messages = vec![
+            contacts("c1", "1", Origin::Webhook),
+            contacts("c1", "2", Origin::Webhook),
+            engagement.clone(),
+            contacts("c1", "3", Origin::Webhook),
+            engagement.clone(),
+            contacts("c1", "4", Origin::Retry),
+            start.clone(),
+            contacts("c1", "5", Origin::Webhook),
+            contacts("c2", "6", Origin::Webhook),
+        ];
+        let runs = coalesce(&messages, 3);
+        let ranges: Vec<_> = runs.iter().map(|(_, r)| r.clone()).collect();
+        // At most 3 references or events each; origins and connections are never mixed; a
+        // message of another kind ends a run.
+        assert_eq!(ranges, [0..5, 5..6, 6..7, 7..8, 8..9]);
+        assert_eq!(
+            runs[0].0,
+            [
+                SyncMessage::Contacts {
+                    connection_id: "c1".into(),
+                    refs: vec![ContactRef::mailerlite("1"), ContactRef::mailerlite("2"), ContactRef::mailerlite("3")],
+                    origin: Origin::Webhook
+                },
+                SyncMessage::Engagement { connection_id: "c1".into(), events: vec![event.clone(), event] },
+            ]
+        );
+        assert_eq!(runs[2].0, [start]);
+        assert_eq!(coalesce(&messages[..2], 1).len(), 2, "a reference too many starts a new run");
+        assert!(coalesce(&[], 10).is_empty());
+    }
 
     #[test]
     fn messages_round_trip_and_dedup_on_content() {

@@ -72,6 +72,11 @@ impl Engine {
             tracing::info!(connection = conn_id, "a scan is already running; this start is skipped");
             return Ok(Report::default());
         }
+        if kind != ScanKind::Initial {
+            // The safety net checks the real-time path too: a disabled, blocked or deleted
+            // MailerLite webhook is repaired here (a failure is recorded, never fails the scan).
+            self.check_mailerlite_webhooks(&conn).await?;
+        }
         let parts = parts(kind, &conn.config.hubspot_rule, &conn.config.mailerlite_rule);
         let run_id = uuid::Uuid::now_v7().to_string();
         let expected = if kind == ScanKind::Initial {

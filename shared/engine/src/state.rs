@@ -129,6 +129,8 @@ pub struct ConnectionState {
     pub parked: Vec<Value>,
     /// The HubSpot portal behind the credentials (for webhook routing).
     pub portal_id: Option<u64>,
+    /// The MailerLite webhooks as last registered or checked.
+    pub mailerlite_webhooks: Option<crate::ml_webhooks::MailerLiteWebhooks>,
 }
 
 /// Names of the atomic counters kept beside the state.
@@ -144,6 +146,9 @@ pub mod counters {
     /// accepted).
     pub const WEBHOOK_ITEMS_SKIPPED: &str = "webhook_items_skipped";
     pub const ENGAGEMENT_EVENTS: &str = "engagement_events";
+    /// When the receiver last accepted a signed delivery of each app (milliseconds; set, not added).
+    pub const HUBSPOT_DELIVERY_AT: &str = "hubspot_webhook_received_at_ms";
+    pub const MAILERLITE_DELIVERY_AT: &str = "mailerlite_webhook_received_at_ms";
 }
 
 impl ConnectionState {

@@ -347,8 +347,34 @@ impl Engine {
         }
         // Waiting for an API limit (HubSpot's daily limit): the work waits parked, not bouncing
         // through the queue (each return would count towards the dead-letter limit).
-        if state.wait_until_ms.is_some() {
-            return self.park(conn_id, message).await.map(Some);
+        if let Some(until) = state.wait_until_ms {
+            let now = self.now_ms();
+            if until > now {
+                return self.park(conn_id, message).await.map(Some);
+            }
+            // The wait is over: this message goes ahead and the work parked meanwhile is
+            // replayed, without waiting for the schedule's tick. If the limit is still used up,
+            // the first request says so and the wait starts again.
+            let (_, released) = self
+                .update_state(conn_id, |s| match s.wait_until_ms {
+                    Some(t) if t > now || s.pause.is_some() => None,
+                    _ => {
+                        s.wait_until_ms = None;
+                        Some(std::mem::take(&mut s.parked))
+                    }
+                })
+                .await?;
+            match released {
+                None => return self.park(conn_id, message).await.map(Some),
+                Some(parked) => {
+                    tracing::info!(
+                        connection = conn_id,
+                        replayed = parked.len(),
+                        "the wait for an API limit is over; parked work resumes"
+                    );
+                    self.replay(parked).await?;
+                }
+            }
         }
         Ok(None)
     }

@@ -68,6 +68,9 @@ pub struct Status {
     pub engagement_events_total: u64,
     /// Messages held while the connection is paused.
     pub parked_messages: usize,
+    /// The webhooks of both apps: MailerLite's as registered and last checked, and when our
+    /// receiver last got a signed delivery from each app.
+    pub webhooks: crate::ml_webhooks::WebhooksStatus,
     /// Every counter the sync keeps (synced, created per side, echoes skipped, webhook events, …).
     pub counters: BTreeMap<String, i64>,
 }
@@ -132,7 +135,10 @@ pub struct CredentialsStatus {
     pub hubspot_app_id: Option<u64>,
     pub hubspot_client_secret: bool,
     pub mailerlite_api_key: bool,
+    /// The secret of the MailerLite webhook for subscriber changes (stored when hmsync registers it).
     pub mailerlite_webhook_secret: bool,
+    /// The secret of the batched MailerLite webhook (opens, clicks, deletions).
+    pub mailerlite_batched_webhook_secret: bool,
 }
 
 /// A group or segment of the MailerLite rule that MailerLite does not have is a problem of the
@@ -179,6 +185,7 @@ impl CredentialsStatus {
             hubspot_client_secret: c.hubspot_client_secret.is_some(),
             mailerlite_api_key: c.mailerlite_api_key.is_some(),
             mailerlite_webhook_secret: c.mailerlite_webhook_secret.is_some(),
+            mailerlite_batched_webhook_secret: c.mailerlite_batched_webhook_secret.is_some(),
         }
     }
 }
@@ -233,6 +240,11 @@ impl Engine {
             engagement_events_today: counters.get(&crate::engagement::day_counter(now)).copied().unwrap_or(0).max(0)
                 as u64,
             engagement_events_total: counters.get(counters::ENGAGEMENT_EVENTS).copied().unwrap_or(0).max(0) as u64,
+            webhooks: crate::ml_webhooks::WebhooksStatus::of(
+                state.lifecycle,
+                state.mailerlite_webhooks.as_ref(),
+                &counters,
+            ),
             counters,
         })
     }
@@ -374,15 +386,19 @@ impl Engine {
     }
 
     /// Checks new credentials against the APIs (a wrong key is refused before it is saved),
-    /// merges them into the stored ones, saves them and lifts a credentials pause.
+    /// merges them into the stored ones, saves them and lifts a credentials pause. A new
+    /// MailerLite API key of an active connection moves its webhooks to the key's account
+    /// (registered at `target`; see [`Engine::move_mailerlite_webhooks`]).
     pub async fn set_credentials(
         &self,
         conn_id: &str,
         update: Credentials,
         apis: &ApiSettings,
+        target: &crate::ml_webhooks::WebhookTarget,
     ) -> Result<Result<CredentialsStatus, Vec<CredentialProblem>>, EngineError> {
-        self.connection(conn_id).await?;
+        let conn = self.connection(conn_id).await?;
         let mut problems = Vec::new();
+        let mut new_mailerlite: Option<MailerLiteAdapter> = None;
         if let Some(auth) = &update.hubspot {
             let usable = match auth {
                 HubSpotAuth::Token { access_token } => Some(hmsync_hubspot::Auth::StaticToken(access_token.clone())),
@@ -414,8 +430,11 @@ impl Engine {
             let factory = crate::adapters::CredentialApis::new(self.secrets.clone(), apis.clone());
             match hmsync_mailerlite::Client::new(factory.mailerlite_config(key)) {
                 Ok(client) => {
-                    if let Err(e) = MailerLiteAdapter::new(client).count().await {
-                        problems.push(CredentialProblem { field: "mailerlite_api_key".into(), message: e.to_string() });
+                    let adapter = MailerLiteAdapter::new(client);
+                    match adapter.count().await {
+                        Ok(_) => new_mailerlite = Some(adapter),
+                        Err(e) => problems
+                            .push(CredentialProblem { field: "mailerlite_api_key".into(), message: e.to_string() }),
                     }
                 }
                 Err(e) => {
@@ -427,6 +446,12 @@ impl Engine {
             return Ok(Err(problems));
         }
         let mut stored = load_credentials(&*self.secrets, conn_id).await?;
+        let key_changed = update.mailerlite_api_key.is_some() && update.mailerlite_api_key != stored.mailerlite_api_key;
+        let (state, _) = self.state(conn_id).await?;
+        if let Some(new_ml) = new_mailerlite.filter(|_| key_changed && state.lifecycle != Lifecycle::Draft) {
+            // Still with the old key stored: the old account's webhooks are deleted with it.
+            self.move_mailerlite_webhooks(&conn, &new_ml, target, &mut stored).await?;
+        }
         if update.hubspot.is_some() {
             stored.hubspot = update.hubspot;
         }
@@ -478,8 +503,12 @@ impl Engine {
         load_credentials(&*self.secrets, conn_id).await
     }
 
-    /// Deletes a connection: its stored items, its credentials and its webhook routing.
+    /// Deletes a connection: its MailerLite webhooks (if MailerLite still takes the key), its
+    /// stored items, its credentials and its webhook routing.
     pub async fn delete_connection(&self, conn_id: &str) -> Result<bool, EngineError> {
+        if let Some(conn) = self.store.get_connection(conn_id).await? {
+            self.remove_mailerlite_webhooks(&conn).await?;
+        }
         let existed = self.store.delete_connection(conn_id).await?;
         self.secrets.delete_secret(&crate::adapters::credentials_secret_name(conn_id)).await?;
         self.apis.forget(conn_id);

@@ -13,23 +13,6 @@ use crate::engine::{Engine, EngineError};
 use crate::message::{ContactRef, Origin, SyncMessage};
 use crate::state::{Lifecycle, counters};
 
-/// The MailerLite events a connection's webhook subscribes to. One webhook with
-/// `batchable: true` carries them all (the batch-only events force the envelope), so one
-/// secret signs every delivery.
-pub const MAILERLITE_EVENTS: [&str; 11] = [
-    "subscriber.created",
-    "subscriber.updated",
-    "subscriber.unsubscribed",
-    "subscriber.bounced",
-    "subscriber.spam_reported",
-    "subscriber.active",
-    "subscriber.added_to_group",
-    "subscriber.removed_from_group",
-    "subscriber.deleted",
-    "campaign.open",
-    "campaign.click",
-];
-
 /// HubSpot bodies larger than this are refused before parsing (a delivery holds at most 100
 /// events of a few hundred bytes each).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -132,6 +115,10 @@ impl Engine {
             accepted.connections += 1;
             let (state, _) = self.state(&conn_id).await?;
             if state.lifecycle == Lifecycle::Draft {
+                self.store
+                    .add_and_set_counters(&conn_id, &[], &[(counters::HUBSPOT_DELIVERY_AT, now)])
+                    .await
+                    .map_err(EngineError::from)?;
                 continue;
             }
             let company_properties: std::collections::BTreeSet<String> =
@@ -202,8 +189,13 @@ impl Engine {
                     origin: Origin::Webhook,
                 });
             }
+            // One write per delivery and connection: the events it brought and when.
             self.store
-                .add_counters(&conn_id, &[(counters::WEBHOOK_EVENTS, accepted.events as i64)])
+                .add_and_set_counters(
+                    &conn_id,
+                    &[(counters::WEBHOOK_EVENTS, accepted.events as i64)],
+                    &[(counters::HUBSPOT_DELIVERY_AT, now)],
+                )
                 .await
                 .map_err(EngineError::from)?;
         }
@@ -229,16 +221,22 @@ impl Engine {
             return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
         }
         let keys = self.apis.webhook_keys(conn_id).await?;
-        let Some(secret) = keys.mailerlite_webhook_secret.as_deref() else {
+        if keys.mailerlite_webhook_secrets.is_empty() {
             return Err(WebhookError::Unauthorized(
-                "the connection has no MailerLite webhook secret to check the signature; save it with the credentials"
+                "the connection has no MailerLite webhook secret to check the signature; activating the connection registers its webhooks"
                     .into(),
             ));
-        };
+        }
         let Some(signature) = signature else {
             return Err(WebhookError::Unauthorized("the Signature header is missing".into()));
         };
-        if !ml::verify_signature(secret, body, signature) {
+        // Each of the connection's webhooks has its own secret. Every one is checked (no early
+        // exit), so the time taken does not tell which matched.
+        let signed = keys
+            .mailerlite_webhook_secrets
+            .iter()
+            .fold(false, |signed, secret| signed | ml::verify_signature(secret, body, signature));
+        if !signed {
             return Err(WebhookError::Unauthorized("the signature does not match the body".into()));
         }
         let delivery = ml::parse_webhook(body)
@@ -256,24 +254,26 @@ impl Engine {
                 types = %types.join(","),
                 "MailerLite webhook items that could not be read were skipped"
             );
-            self.store
-                .add_counters(conn_id, &[(counters::WEBHOOK_ITEMS_SKIPPED, delivery.skipped.len() as i64)])
-                .await
-                .map_err(EngineError::from)?;
         }
+        let skipped = [(counters::WEBHOOK_ITEMS_SKIPPED, delivery.skipped.len() as i64)];
+        let skipped: &[(&str, i64)] = if delivery.skipped.is_empty() { &[] } else { &skipped };
         let mut accepted = Accepted {
             connections: 1,
             events: delivery.events.len(),
             skipped: delivery.skipped.len(),
             ..Accepted::default()
         };
+        let now = self.now_ms();
         let (state, _) = self.state(conn_id).await?;
         if state.lifecycle == Lifecycle::Draft {
+            self.store
+                .add_and_set_counters(conn_id, skipped, &[(counters::MAILERLITE_DELIVERY_AT, now)])
+                .await
+                .map_err(EngineError::from)?;
             return Ok(accepted);
         }
         let mut refs: Vec<ContactRef> = Vec::new();
         let mut engagement: Vec<EngagementEvent> = Vec::new();
-        let now = self.now_ms();
         for event in &delivery.events {
             if let Some(e) = engagement_event(event, now) {
                 engagement.push(e);
@@ -320,7 +320,11 @@ impl Engine {
         }
         accepted.messages = messages.len();
         self.store
-            .add_counters(conn_id, &[(counters::WEBHOOK_EVENTS, accepted.events as i64)])
+            .add_and_set_counters(
+                conn_id,
+                &[&[(counters::WEBHOOK_EVENTS, accepted.events as i64)], skipped].concat(),
+                &[(counters::MAILERLITE_DELIVERY_AT, now)],
+            )
             .await
             .map_err(EngineError::from)?;
         self.enqueue(&messages).await?;

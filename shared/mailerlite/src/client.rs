@@ -110,6 +110,16 @@ impl Target {
     }
 }
 
+/// Which failures a call sends again. A 429 is always waited out and sent again: the API
+/// refused the request without doing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// 5xx, timeouts and connection failures too (reads, and writes that are safe to repeat).
+    Transient,
+    /// Nothing else: the caller finds out what happened (e.g. lists what exists) before trying again.
+    OnlyRateLimited,
+}
+
 /// A successful reply.
 pub(crate) struct Reply {
     pub status: u16,
@@ -158,6 +168,22 @@ impl Client {
         import: bool,
         target: &Target,
     ) -> Result<Reply, Error> {
+        self.call_with(method, path, query, body, import, target, Resend::Transient).await
+    }
+
+    /// Like [`Client::call`], with a say in what is sent again: a create that timed out or got
+    /// a 5xx may have happened, so sending it again could make a second one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        import: bool,
+        target: &Target,
+        resend: Resend,
+    ) -> Result<Reply, Error> {
         let cfg = &self.inner.config;
         let url = format!("{}{}", cfg.base_url, path);
         let buckets: &[&str] = if import { &[REQUESTS_BUCKET, IMPORTS_BUCKET] } else { &[REQUESTS_BUCKET] };
@@ -188,7 +214,7 @@ impl Client {
                     } else {
                         Error::Transport(e.to_string())
                     };
-                    if cfg.retry.should_retry(attempt) {
+                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
                         tokio::time::sleep(cfg.retry.delay(attempt)).await;
                         continue;
                     }
@@ -206,7 +232,7 @@ impl Client {
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    if cfg.retry.should_retry(attempt) {
+                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
                         tokio::time::sleep(cfg.retry.delay(attempt)).await;
                         continue;
                     }
@@ -233,7 +259,7 @@ impl Client {
                     tracing::debug!(?wait, bucket, "MailerLite 429, waiting");
                 }
                 408 | 500..=599 => {
-                    if cfg.retry.should_retry(attempt) {
+                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
                         tokio::time::sleep(cfg.retry.delay(attempt)).await;
                         continue;
                     }

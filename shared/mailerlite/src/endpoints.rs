@@ -7,10 +7,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Client, Target, decode, reactivation_refusal, segment};
+use crate::client::{Client, Resend, Target, decode, reactivation_refusal, segment};
 use crate::error::Error;
 use crate::models::*;
-use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, activates};
+use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate, activates};
 
 /// Which statuses a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,12 +561,24 @@ impl Client {
         }
     }
 
+    /// Creates a webhook. Sent once: after a timeout or a 5xx the webhook may exist anyway, so
+    /// the caller lists the webhooks before it tries again (a second one would sign with a
+    /// secret nobody stored).
     pub async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook, Error> {
         let body = serde_json::to_value(hook).unwrap_or(Value::Null);
+        let target = Target::new("webhook", hook.url.clone());
         let reply = self
-            .call(Method::POST, "/webhooks", &[], Some(&body), false, &Target::new("webhook", hook.url.clone()))
+            .call_with(Method::POST, "/webhooks", &[], Some(&body), false, &target, Resend::OnlyRateLimited)
             .await?;
         Ok(decode::<Data<Webhook>>(&reply.body, "POST /webhooks")?.data)
+    }
+
+    /// `PUT /webhooks/{id}`: changes the fields `update` names (safe to send again).
+    pub async fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook, Error> {
+        let body = serde_json::to_value(update).unwrap_or(Value::Null);
+        let path = format!("/webhooks/{}", segment(id));
+        let reply = self.call(Method::PUT, &path, &[], Some(&body), false, &Target::new("webhook", id)).await?;
+        Ok(decode::<Data<Webhook>>(&reply.body, "PUT /webhooks/{id}")?.data)
     }
 
     /// `Ok(false)` when it did not exist.

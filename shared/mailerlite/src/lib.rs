@@ -34,7 +34,7 @@ pub use models::{
     ActivityRow, Campaign, CampaignStats, CursorMeta, CursorPage, Field, FieldType, Group, Import, ImportSample,
     LogEntry, Page, PageMeta, Percent, Segment, Status, Subscriber, Timestamp, Webhook,
 };
-pub use requests::{GroupMembership, ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert};
+pub use requests::{GroupMembership, ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate};
 pub use webhooks::{
     AutomationRef, CampaignRef, GroupRef, SubscriberEventKind, WebhookDelivery, WebhookEvent, parse_webhook,
     verify_signature,

@@ -267,7 +267,8 @@ pub struct Segment {
     pub created_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A webhook as the API returns it. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct Webhook {
     #[serde(deserialize_with = "id")]
     pub id: String,
@@ -291,8 +292,27 @@ pub struct Webhook {
     pub updated_at: Option<Timestamp>,
     #[serde(default)]
     pub last_fired_at: Option<Timestamp>,
+    /// The HTTP status of the last delivery attempt (`null` before the first). Together with
+    /// `enabled` and `is_blocked`, the webhook's health.
     #[serde(default)]
     pub response_code: Option<u16>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .field("is_blocked", &self.is_blocked)
+            .field("secret", &"(hidden)")
+            .field("batchable", &self.batchable)
+            .field("last_fired_at", &self.last_fired_at)
+            .field("response_code", &self.response_code)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

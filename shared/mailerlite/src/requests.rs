@@ -154,6 +154,21 @@ pub struct NewWebhook {
     pub batchable: Option<bool>,
 }
 
+/// `PUT /webhooks/{id}`: every field is optional; the ones left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WebhookUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batchable: Option<bool>,
+}
+
 /// One row of a group import.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImportRow {

@@ -491,6 +491,56 @@ async fn webhooks_are_signed_and_parse_into_typed_events() {
 }
 
 #[tokio::test]
+async fn a_webhook_create_is_sent_once_and_an_update_changes_only_what_it_names() {
+    use hmsync_sandbox::common::FaultSpec;
+    use hmsync_sandbox::mailerlite::FaultSettings;
+    let (sim, c) = setup(MailerLiteConfig::default()).await;
+    let hook = NewWebhook {
+        name: Some("hmsync".into()),
+        url: "https://example.com/hook".into(),
+        events: vec!["subscriber.updated".into()],
+        ..Default::default()
+    };
+    // A 5xx may come after the webhook was made: the client does not send the create again.
+    sim.set_faults(&FaultSettings {
+        faults: vec![FaultSpec { endpoint: "POST /api/webhooks".into(), error_rate: 1.0, ..Default::default() }],
+        seed: 1,
+    });
+    let e = c.create_webhook(&hook).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert_eq!(sim.stats().requests("POST /api/webhooks"), 1);
+    sim.set_faults(&FaultSettings::default());
+
+    let created = c.create_webhook(&hook).await.unwrap();
+    assert!(created.enabled && !created.batchable);
+    assert!(!format!("{created:?}").contains(&created.secret), "Debug hides the secret");
+    let off =
+        c.update_webhook(&created.id, &WebhookUpdate { enabled: Some(false), ..Default::default() }).await.unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.events, ["subscriber.updated"]);
+    assert_eq!(off.secret, created.secret, "an update keeps the secret");
+    let fixed = c
+        .update_webhook(
+            &created.id,
+            &WebhookUpdate {
+                enabled: Some(true),
+                events: Some(vec!["campaign.open".into()]),
+                batchable: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(fixed.enabled && fixed.batchable);
+    assert_eq!(fixed.events, ["campaign.open"]);
+    assert_eq!(fixed.name.as_deref(), Some("hmsync"));
+    let listed = c.webhooks().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].secret, created.secret, "the list returns the secret too");
+    assert!(c.update_webhook("999", &WebhookUpdate::default()).await.is_err());
+}
+
+#[tokio::test]
 async fn campaign_simulation_counts_activity_and_reports() {
     let (sim, c) = setup(MailerLiteConfig::default()).await;
     let g = c.create_group("Campaign").await.unwrap();

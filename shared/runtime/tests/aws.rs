@@ -181,6 +181,24 @@ async fn a_schedule_tick_reads_dynamodb_and_enqueues_onto_sqs() {
 }
 
 #[tokio::test]
+async fn a_failing_connection_does_not_stop_the_others_scans_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::a_failing_connection_does_not_stop_the_others_scans(&aws.ports.engine, &*aws.ports.queue).await;
+}
+
+#[tokio::test]
+async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(&aws.ports.engine, &*aws.ports.queue).await;
+}
+
+#[tokio::test]
+async fn the_next_message_ends_an_elapsed_wait_without_a_tick_on_dynamodb() {
+    let aws = aws().await;
+    common::tick::the_next_message_ends_an_elapsed_wait_without_a_tick(&aws.ports.engine, &*aws.ports.queue).await;
+}
+
+#[tokio::test]
 async fn a_signed_webhook_is_checked_with_secrets_manager_and_queued_on_sqs() {
     let aws = aws().await;
     let engine = &aws.ports.engine;

@@ -1,5 +1,6 @@
 //! scheduled-scan on the embedded store and local queue: a tick enqueues a scan for each
-//! active connection and for nothing else.
+//! active connection and for nothing else, a failing connection stops only its own scan, and
+//! waits for API limits end with the tick or with the connection's next message.
 
 mod common;
 
@@ -25,8 +26,11 @@ async fn a_tick_enqueues_a_scan_for_an_active_connection_and_none_for_a_draft_or
 
     let tick = scheduled_scan::handle(&local.engine, event).await.expect("tick");
 
-    assert_eq!(tick, Tick { scans_enqueued: 1 });
-    assert_eq!(serde_json::to_value(tick).unwrap(), serde_json::json!({"scans_enqueued": 1}));
+    assert_eq!(tick, Tick { scans_enqueued: 1, waits_released: 0, failures: 0 });
+    assert_eq!(
+        serde_json::to_value(tick).unwrap(),
+        serde_json::json!({"scans_enqueued": 1, "waits_released": 0, "failures": 0})
+    );
     let queued = local.queue.receive(10, Duration::from_secs(30)).await.expect("receive");
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0].group_id, "conn-active");
@@ -34,4 +38,22 @@ async fn a_tick_enqueues_a_scan_for_an_active_connection_and_none_for_a_draft_or
         SyncMessage::from_body(&queued[0].body).expect("a sync message"),
         SyncMessage::ScanStart { connection_id: "conn-active".into(), kind: ScanKind::Scheduled }
     );
+}
+
+#[tokio::test]
+async fn a_failing_connection_does_not_stop_the_others_scans() {
+    let local = local();
+    common::tick::a_failing_connection_does_not_stop_the_others_scans(&local.engine, &*local.queue).await;
+}
+
+#[tokio::test]
+async fn a_tick_ends_an_elapsed_wait_and_replays_the_parked_work() {
+    let local = local();
+    common::tick::a_tick_ends_an_elapsed_wait_and_replays_the_parked_work(&local.engine, &*local.queue).await;
+}
+
+#[tokio::test]
+async fn the_next_message_ends_an_elapsed_wait_without_a_tick() {
+    let local = local();
+    common::tick::the_next_message_ends_an_elapsed_wait_without_a_tick(&local.engine, &*local.queue).await;
 }

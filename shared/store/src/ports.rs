@@ -84,7 +84,13 @@ pub trait StateStore: Send + Sync {
     async fn put_state(&self, conn: &str, state: &Value, expected_version: Option<u64>) -> Result<u64>;
 
     /// Adds each delta atomically (concurrent callers never lose an increment).
-    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()>;
+    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()> {
+        self.add_and_set_counters(conn, deltas, &[]).await
+    }
+
+    /// Adds `deltas` and sets `values` (the last write wins; a name in both is set) in one
+    /// write: e.g. a webhook delivery's event count and the time it arrived.
+    async fn add_and_set_counters(&self, conn: &str, deltas: &[(&str, i64)], values: &[(&str, i64)]) -> Result<()>;
 
     async fn get_counters(&self, conn: &str) -> Result<BTreeMap<String, i64>>;
 }

@@ -156,10 +156,6 @@ async fn start(setup: &EngineSetup, data_dir: &Path) -> anyhow::Result<Runtime> 
         rt.store.create_connection(id, &setup.config).await.context("creating the connection")?;
         save_credentials(&*rt.engine.secrets, id, &setup.credentials).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         rt.engine.credentials_changed(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        rt.engine
-            .register_mailerlite_webhook(id, &rt.public_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("registering the MailerLite webhook: {e}"))?;
     }
     Ok(rt)
 }
@@ -176,7 +172,8 @@ async fn respond(rt: &Runtime, conn: &str, request: Request) -> anyhow::Result<R
     Ok(match request {
         Request::Activate => {
             let at_ms = now_ms();
-            match engine.activate(conn).await {
+            // Activation registers the MailerLite webhooks, as for a user.
+            match engine.activate(conn, &rt.webhook_target).await {
                 Ok(_) => Reply::Activated { at_ms },
                 Err(LifecycleError::InvalidConfig(problems)) => {
                     bail!("the connection's config is invalid: {problems:?}")
@@ -206,8 +203,11 @@ async fn respond(rt: &Runtime, conn: &str, request: Request) -> anyhow::Result<R
         }
         Request::ScheduledScan => {
             let at_ms = now_ms();
-            let scans = engine.schedule_tick().await?;
-            Reply::ScanStarted { scans, at_ms }
+            let tick = engine.schedule_tick().await?;
+            if tick.failures > 0 {
+                bail!("the schedule tick failed for {} connections (see the log)", tick.failures);
+            }
+            Reply::ScanStarted { scans: tick.scans_enqueued, at_ms }
         }
         Request::Summary => {
             let status = engine.status(conn).await?;

@@ -66,6 +66,7 @@ pub fn credentials(sandbox: &Sandbox) -> Credentials {
         hubspot_client_secret: Some(hs.client_secret.clone()),
         mailerlite_api_key: Some(sandbox.mailerlite().config().token),
         mailerlite_webhook_secret: None,
+        mailerlite_batched_webhook_secret: None,
     }
 }
 

@@ -77,7 +77,11 @@ pub struct DispatcherStats {
     pub duplicated: u64,
 }
 
+/// Told of every attempt as it went over the wire (a simulator keeping its webhooks' health).
+pub type AttemptObserver = Arc<dyn Fn(&RecordedDelivery) + Send + Sync>;
+
 struct Inner {
+    observer: Mutex<Option<AttemptObserver>>,
     options: Mutex<DeliveryOptions>,
     rng: Mutex<fastrand::Rng>,
     client: reqwest::Client,
@@ -125,6 +129,7 @@ impl Dispatcher {
         let client = reqwest::Client::builder().build().expect("reqwest client");
         Self {
             inner: Arc::new(Inner {
+                observer: Mutex::new(None),
                 rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
                 permits: Semaphore::new(options.max_in_flight.max(1)),
                 options: Mutex::new(options),
@@ -136,6 +141,11 @@ impl Dispatcher {
                 idle: Notify::new(),
             }),
         }
+    }
+
+    /// Calls `observer` after every attempt (replacing an earlier observer).
+    pub fn observe_attempts(&self, observer: AttemptObserver) {
+        *self.inner.observer.lock().expect("observer lock") = Some(observer);
     }
 
     pub fn options(&self) -> DeliveryOptions {
@@ -257,18 +267,23 @@ async fn deliver(inner: &Inner, delivery: Delivery) {
             req.send().await.ok().map(|r| r.status().as_u16())
         };
         {
-            let mut log = inner.log.lock().expect("log lock");
-            if log.len() >= LOG_CAP {
-                log.remove(0);
-            }
-            log.push(RecordedDelivery {
+            let recorded = RecordedDelivery {
                 url: delivery.url.clone(),
                 headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
                 attempt,
                 status,
                 sent_at_ms: now_ms(),
-            });
+            };
+            let observer = inner.observer.lock().expect("observer lock").clone();
+            if let Some(observe) = observer {
+                observe(&recorded);
+            }
+            let mut log = inner.log.lock().expect("log lock");
+            if log.len() >= LOG_CAP {
+                log.remove(0);
+            }
+            log.push(recorded);
         }
         inner.stats.lock().expect("stats lock").attempts += 1;
         if status.is_some_and(|s| (200..300).contains(&s)) {

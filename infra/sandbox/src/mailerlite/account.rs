@@ -11,6 +11,7 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::health::DISABLE_AFTER_MS;
 use super::limits::{CheckOnly, Limits, MailerLiteFlavor, too_many};
 use super::outbox::{Outbox, default_delivery};
 use super::store::Store;
@@ -35,6 +36,9 @@ pub struct MailerLiteConfig {
     /// How long a group import reports `done: false` before it is done (real milliseconds,
     /// divided by `time_scale`). 0: done at once.
     pub import_delay_ms: u64,
+    /// How long a webhook's deliveries may keep failing before it is set inactive (real
+    /// milliseconds, divided by `time_scale`; MailerLite: 3 days).
+    pub webhook_disable_after_ms: u64,
     /// How often batchable webhooks get their envelope (real milliseconds, divided by
     /// `time_scale`): a minute, as MailerLite documents. 0: at the end of each API call.
     pub webhook_batch_interval_ms: u64,
@@ -53,6 +57,7 @@ impl Default for MailerLiteConfig {
             time_scale: 1.0,
             seed: 1,
             import_delay_ms: 0,
+            webhook_disable_after_ms: DISABLE_AFTER_MS,
             webhook_batch_interval_ms: 60_000,
             segment_max_limit: 1000,
         }
@@ -122,7 +127,14 @@ impl MailerLite {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             inner: OnceLock::new(),
         });
-        MailerLite { shared }
+        let ml = MailerLite { shared };
+        let account = Arc::downgrade(&ml.shared);
+        ml.shared.dispatcher.observe_attempts(Arc::new(move |attempt| {
+            if let Some(shared) = account.upgrade() {
+                MailerLite { shared }.record_attempt(attempt);
+            }
+        }));
+        ml
     }
 
     pub fn base_url(&self) -> &str {
@@ -162,6 +174,12 @@ impl MailerLite {
     /// run through), built by `build` on first use.
     pub(crate) fn inner_router(&self, build: impl FnOnce() -> Router) -> Router {
         self.shared.inner.get_or_init(build).clone()
+    }
+
+    /// Replaces the one accepted API token: a key rotated in MailerLite (the old one stops
+    /// working at once).
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.shared.config.write().expect("config lock").token = token.into();
     }
 
     /// Replaces the rate-limit settings (and the windows' time scale) at runtime; the windows

@@ -679,6 +679,9 @@ async fn create_webhook(State(ml): State<MailerLite>, body: Bytes) -> ApiResult 
         created_at: at,
         updated_at: at,
         last_fired_at: None,
+        response_code: None,
+        failing_since_ms: None,
+        blocked: false,
     };
     let out = hook.out();
     st.webhooks.insert(id, hook);
@@ -700,10 +703,15 @@ async fn update_webhook(State(ml): State<MailerLite>, Path(id): Path<String>, ur
         w.url = u;
     }
     if let Some(e) = input.enabled {
+        // Enabled again: a new run of failures has to last its full time before it disables it.
+        if e && !w.enabled {
+            w.failing_since_ms = None;
+        }
         w.enabled = e;
     }
     w.events = events;
     w.batchable = batchable;
+    w.updated_at = crate::common::time_fmt::now();
     Ok(ok(w.out()))
 }
 

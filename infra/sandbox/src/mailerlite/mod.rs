@@ -18,6 +18,7 @@ mod api;
 mod campaigns;
 mod delivery;
 mod error;
+mod health;
 mod hooks;
 mod json;
 mod limits;

@@ -163,6 +163,14 @@ pub struct Webhook {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_fired_at: Option<i64>,
+    /// The status of the last delivery attempt (see `health`).
+    #[serde(default)]
+    pub response_code: Option<u16>,
+    /// When the current run of failed attempts began (milliseconds); `None` after a success.
+    #[serde(default)]
+    pub failing_since_ms: Option<i64>,
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 /// One recipient of a simulated campaign (a row of the subscriber-activity report).
@@ -445,14 +453,14 @@ impl Webhook {
             url: self.url.clone(),
             events: self.events.clone(),
             enabled: self.enabled,
-            is_blocked: false,
+            is_blocked: self.blocked,
             secret: self.secret.clone(),
             created_at: rest(self.created_at),
             updated_at: rest(self.updated_at),
             batchable: self.batchable,
             version: "2022-01",
             last_fired_at: self.last_fired_at.map(rest),
-            response_code: None,
+            response_code: self.response_code,
         }
     }
 }

@@ -150,6 +150,20 @@
       el("div", { class: "next-scan" }, el("span", { class: "label" }, "Next scan"), s.next_scan_at_ms ? fmtTime(s.next_scan_at_ms) : "—"));
   }
 
+  function webhooks(s) {
+    const w = s.webhooks;
+    if (!w) return null;
+    const ml = w.mailerlite;
+    const states = { registered: "registered", not_registered: "not registered yet", no_public_url: "not registered: MailerLite cannot reach this deployment", failing: "failing" };
+    const mlLast = ml.last_delivery_at_ms ? ", last delivery " + fmtTime(ml.last_delivery_at_ms) : "";
+    const hs = w.hubspot.last_delivery_at_ms ? "last delivery " + fmtTime(w.hubspot.last_delivery_at_ms) : "none received yet";
+    return el("div", { class: "scans webhooks" },
+      el("div", { class: "webhooks-mailerlite", "data-state": ml.state },
+        el("span", { class: "label" }, "MailerLite webhooks"), (states[ml.state] || ml.state) + mlLast,
+        ml.problem && el("div", { class: "api-message" }, ml.problem)),
+      el("div", { class: "webhooks-hubspot" }, el("span", { class: "label" }, "HubSpot webhooks"), hs));
+  }
+
   function contactLabel(e) {
     if (e.email) return e.email;
     const ids = [];
@@ -196,6 +210,7 @@
       progress(s),
       counts(s),
       scans(s),
+      webhooks(s),
       errorsTable(id, errors));
   }
 

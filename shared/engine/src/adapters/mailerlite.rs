@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use hmsync_core::{MlField, MlStatus, MlType, Side};
 use hmsync_mailerlite as ml;
 
-use crate::api::{ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource};
+use crate::api::{
+    ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource, MlWebhook,
+    MlWebhookSpec,
+};
 
 /// The engine's view of one MailerLite account.
 #[derive(Clone)]
@@ -51,6 +54,22 @@ pub fn record(s: ml::Subscriber) -> MlRecord {
         updated_at: s.updated_at.map(|t| t.to_rest()).unwrap_or_default(),
         opens_count: s.opens_count,
         clicks_count: s.clicks_count,
+    }
+}
+
+/// A webhook as the engine sees it.
+fn webhook(w: ml::Webhook) -> MlWebhook {
+    MlWebhook {
+        id: w.id,
+        name: w.name.unwrap_or_default(),
+        url: w.url,
+        events: w.events,
+        enabled: w.enabled,
+        batchable: w.batchable,
+        blocked: w.is_blocked,
+        secret: w.secret,
+        last_fired_at: w.last_fired_at.map(|t| t.to_rest()),
+        response_code: w.response_code,
     }
 }
 
@@ -326,25 +345,34 @@ impl MailerLiteApi for MailerLiteAdapter {
         Ok(entries.iter().filter_map(|e| engagement_event(subscriber_id, email, e)).take(limit).collect())
     }
 
-    async fn register_webhook(&self, url: &str, events: &[&str]) -> ApiResult<String> {
-        for old in self.client.webhooks().await.map_err(api_error)? {
-            if old.url == url {
-                self.client.delete_webhook(&old.id).await.map_err(api_error)?;
-            }
-        }
-        let hook = self
-            .client
-            .create_webhook(&ml::NewWebhook {
-                name: Some("hmsync".into()),
-                url: url.to_string(),
-                events: events.iter().map(|e| e.to_string()).collect(),
-                enabled: Some(true),
-                // The batch-only events make MailerLite send every event in the batched envelope.
-                batchable: Some(true),
-            })
-            .await
-            .map_err(api_error)?;
-        Ok(hook.secret)
+    async fn webhooks(&self) -> ApiResult<Vec<MlWebhook>> {
+        Ok(self.client.webhooks().await.map_err(api_error)?.into_iter().map(webhook).collect())
+    }
+
+    async fn create_webhook(&self, spec: &MlWebhookSpec) -> ApiResult<MlWebhook> {
+        let hook = ml::NewWebhook {
+            name: Some(spec.name.clone()),
+            url: spec.url.clone(),
+            events: spec.events.clone(),
+            enabled: Some(true),
+            batchable: Some(spec.batchable),
+        };
+        self.client.create_webhook(&hook).await.map(webhook).map_err(api_error)
+    }
+
+    async fn update_webhook(&self, id: &str, spec: &MlWebhookSpec) -> ApiResult<MlWebhook> {
+        let update = ml::WebhookUpdate {
+            name: Some(spec.name.clone()),
+            url: Some(spec.url.clone()),
+            events: Some(spec.events.clone()),
+            enabled: Some(true),
+            batchable: Some(spec.batchable),
+        };
+        self.client.update_webhook(id, &update).await.map(webhook).map_err(api_error)
+    }
+
+    async fn delete_webhook(&self, id: &str) -> ApiResult<()> {
+        self.client.delete_webhook(id).await.map(|_| ()).map_err(api_error)
     }
 
     async fn fields(&self) -> ApiResult<Vec<MlField>> {

@@ -52,9 +52,13 @@ pub struct Credentials {
     pub hubspot_client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailerlite_api_key: Option<String>,
-    /// The MailerLite webhook's secret: it signs the webhooks (`Signature`).
+    /// The secret of the MailerLite webhook for subscriber changes: it signs its deliveries
+    /// (`Signature`). Kept by the registration (or saved by hand for a webhook made by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailerlite_webhook_secret: Option<String>,
+    /// The secret of the batched MailerLite webhook (opens, clicks, deletions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailerlite_batched_webhook_secret: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -71,6 +75,7 @@ impl std::fmt::Debug for Credentials {
             .field("hubspot_client_secret", &self.hubspot_client_secret.as_ref().map(|_| "set"))
             .field("mailerlite_api_key", &self.mailerlite_api_key.as_ref().map(|_| "set"))
             .field("mailerlite_webhook_secret", &self.mailerlite_webhook_secret.as_ref().map(|_| "set"))
+            .field("mailerlite_batched_webhook_secret", &self.mailerlite_batched_webhook_secret.as_ref().map(|_| "set"))
             .finish()
     }
 }
@@ -135,7 +140,8 @@ impl Default for ApiSettings {
 pub struct WebhookKeys {
     pub hubspot_client_secret: Option<String>,
     pub hubspot_app_id: Option<u64>,
-    pub mailerlite_webhook_secret: Option<String>,
+    /// Every secret a MailerLite delivery of this connection may be signed with (one per webhook).
+    pub mailerlite_webhook_secrets: Vec<String>,
 }
 
 /// Builds clients from stored credentials and keeps one per connection (its pacer must outlive
@@ -172,7 +178,11 @@ impl CredentialApis {
         Ok(WebhookKeys {
             hubspot_client_secret: c.hubspot_client_secret,
             hubspot_app_id: c.hubspot_app_id,
-            mailerlite_webhook_secret: c.mailerlite_webhook_secret,
+            mailerlite_webhook_secrets: c
+                .mailerlite_webhook_secret
+                .into_iter()
+                .chain(c.mailerlite_batched_webhook_secret)
+                .collect(),
         })
     }
 
@@ -307,9 +317,10 @@ mod tests {
             hubspot_client_secret: Some("cs-secret".into()),
             mailerlite_api_key: Some("ml-secret".into()),
             mailerlite_webhook_secret: Some("wh-secret".into()),
+            mailerlite_batched_webhook_secret: Some("wh-batched".into()),
         };
         let shown = format!("{c:?}");
-        for secret in ["pat-na1-secret", "cs-secret", "ml-secret", "wh-secret"] {
+        for secret in ["pat-na1-secret", "cs-secret", "ml-secret", "wh-secret", "wh-batched"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         let back: Credentials = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod tick;
+
 use std::sync::Arc;
 
 use hmsync_core::ConnectionConfig;

@@ -304,29 +304,40 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()> {
+    async fn add_and_set_counters(&self, conn: &str, deltas: &[(&str, i64)], values: &[(&str, i64)]) -> Result<()> {
         // One document path may appear only once per update expression.
+        let sets: BTreeMap<&str, i64> = values.iter().map(|(name, value)| (*name, *value)).collect();
         let mut merged: BTreeMap<&str, i64> = BTreeMap::new();
-        for (name, delta) in deltas {
+        for (name, delta) in deltas.iter().filter(|(name, _)| !sets.contains_key(name)) {
             *merged.entry(name).or_default() += delta;
         }
-        if merged.is_empty() {
+        if merged.is_empty() && sets.is_empty() {
             return Ok(());
         }
         let mut request =
             self.client.update_item().table_name(&self.table).set_key(Some(key(&conn_pk(conn), COUNTERS_SK)));
-        let mut parts = Vec::with_capacity(merged.len());
+        let mut adds = Vec::with_capacity(merged.len());
         for (i, (name, delta)) in merged.into_iter().enumerate() {
-            parts.push(format!("#c{i} :v{i}"));
+            adds.push(format!("#c{i} :v{i}"));
             request = request
                 .expression_attribute_names(format!("#c{i}"), format!("c#{name}"))
                 .expression_attribute_values(format!(":v{i}"), n(delta));
         }
-        request
-            .update_expression(format!("ADD {}", parts.join(", ")))
-            .send()
-            .await
-            .map_err(|e| self.err("UpdateItem", e))?;
+        let mut assignments = Vec::with_capacity(sets.len());
+        for (i, (name, value)) in sets.into_iter().enumerate() {
+            assignments.push(format!("#s{i} = :s{i}"));
+            request = request
+                .expression_attribute_names(format!("#s{i}"), format!("c#{name}"))
+                .expression_attribute_values(format!(":s{i}"), n(value));
+        }
+        let mut expression = Vec::new();
+        if !adds.is_empty() {
+            expression.push(format!("ADD {}", adds.join(", ")));
+        }
+        if !assignments.is_empty() {
+            expression.push(format!("SET {}", assignments.join(", ")));
+        }
+        request.update_expression(expression.join(" ")).send().await.map_err(|e| self.err("UpdateItem", e))?;
         Ok(())
     }
 

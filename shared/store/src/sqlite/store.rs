@@ -429,9 +429,10 @@ impl StateStore for SqliteStore {
             .await
     }
 
-    async fn add_counters(&self, conn: &str, deltas: &[(&str, i64)]) -> Result<()> {
+    async fn add_and_set_counters(&self, conn: &str, deltas: &[(&str, i64)], values: &[(&str, i64)]) -> Result<()> {
         let conn = conn.to_string();
         let deltas: Vec<(String, i64)> = deltas.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+        let values: Vec<(String, i64)> = values.iter().map(|(n, v)| (n.to_string(), *v)).collect();
         self.db
             .call(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -440,6 +441,13 @@ impl StateStore for SqliteStore {
                         "INSERT INTO counters (conn, name, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (conn, name) DO UPDATE SET value = value + excluded.value",
                         params![conn, name, delta],
+                    )?;
+                }
+                for (name, value) in values {
+                    tx.execute(
+                        "INSERT INTO counters (conn, name, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (conn, name) DO UPDATE SET value = excluded.value",
+                        params![conn, name, value],
                     )?;
                 }
                 tx.commit()?;

@@ -37,6 +37,7 @@ macro_rules! store_contract {
             deleting_a_link_frees_its_keys,
             state_is_versioned,
             concurrent_counter_increments_are_all_counted,
+            counters_are_added_and_set_in_one_write,
             errors_are_set_cleared_paged_and_counted,
             history_is_read_newest_first_and_expires,
             meter_counts_each_link_once_per_month,
@@ -534,6 +535,26 @@ pub async fn concurrent_counter_increments_are_all_counted(store: &dyn Store) {
     assert_eq!(
         store.get_counters(&conn).await.unwrap(),
         BTreeMap::from([("api calls".to_string(), 40), ("errors".to_string(), -2), ("synced".to_string(), 20)])
+    );
+}
+
+pub async fn counters_are_added_and_set_in_one_write(store: &dyn Store) {
+    let conn = unique("conn");
+    store.add_and_set_counters(&conn, &[("events", 3)], &[("received_at", 1_000)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[("events", 2)], &[("received_at", 900)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[], &[("other_at", 5), ("other_at", 7)]).await.unwrap();
+    // A name in both is set.
+    store.add_and_set_counters(&conn, &[("both", 40)], &[("both", 2)]).await.unwrap();
+    store.add_and_set_counters(&conn, &[], &[]).await.unwrap();
+    assert_eq!(
+        store.get_counters(&conn).await.unwrap(),
+        BTreeMap::from([
+            ("both".to_string(), 2),
+            ("events".to_string(), 5),
+            ("other_at".to_string(), 7),
+            ("received_at".to_string(), 900),
+        ]),
+        "the last write of a set value wins; additions add up"
     );
 }
 
