@@ -334,9 +334,10 @@ impl Engine {
 
 /// The engagement a MailerLite event reports (webhook items carry no time: the receipt time is
 /// used). The subscriber inside an open or click item is a snapshot whose counters need not
-/// include the event (the documented `campaign.open` example shows `opens_count` 0): the event's
-/// own counter is left out, so the event counts as one, and the scan's REST totals correct the
-/// total; the other counter only ever raises what is recorded.
+/// include the event (the documented `campaign.open` example shows `opens_count` 0), while the
+/// subscriber events that may arrive before it carry fresh totals: an open or click is taken as
+/// at least one open or click, never as one more on top of totals that may already hold it.
+/// Totals only ever rise, and the scan's REST totals correct any that a stale item left low.
 fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementEvent> {
     let (kind, subscriber, campaign, url) = match event {
         ml::WebhookEvent::CampaignOpen { subscriber, campaign } => (EventKind::Open, subscriber, Some(campaign), None),
@@ -362,8 +363,12 @@ fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementE
         campaign_id: campaign.map(|c| c.id.clone()),
         campaign_name: campaign.map(|c| c.name.clone()).filter(|n| !n.is_empty()),
         url,
-        opens_count: (kind != EventKind::Open).then_some(subscriber.opens_count),
-        clicks_count: (kind != EventKind::Click).then_some(subscriber.clicks_count),
+        opens_count: Some(if kind == EventKind::Open { subscriber.opens_count.max(1) } else { subscriber.opens_count }),
+        clicks_count: Some(if kind == EventKind::Click {
+            subscriber.clicks_count.max(1)
+        } else {
+            subscriber.clicks_count
+        }),
     })
 }
 
