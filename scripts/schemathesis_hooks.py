@@ -35,11 +35,18 @@ def refused_by_the_app(problem: dict) -> bool:
     )
 
 
+def option_mapping_problem(problem: dict) -> bool:
+    """Option values need a property and field the apps have, that convert, with options."""
+    return problem.get("field", "") in ("mapping.hubspot_property", "mapping.mailerlite_field")
+
+
 ALLOWED_422 = {
     "POST /connections": mapping_problem,
     "PATCH /connections/{id}": mapping_problem,
     "POST /connections/{id}/preview": mapping_or_missing_source,
     "PUT /connections/{id}/credentials": refused_by_the_app,
+    "POST /connections/{id}/fields/options": option_mapping_problem,
+    "POST /connections/{id}/config/check": mapping_problem,
 }
 
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hmsync_e2e::{ADMIN_TOKEN, Harness, Options};
+use hmsync_http::now_ms;
 use hmsync_sandbox::common::people::{INDUSTRY_OPTIONS, conflicting, person};
 use hmsync_sandbox::hubspot::SeedRequest;
 use hmsync_sandbox::mailerlite::{SeedSpec, UserEdit};
@@ -41,6 +42,15 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/connections/{id}/errors/retry"),
     ("GET", "/connections/{id}/contacts/{email}"),
     ("POST", "/dead-letters/requeue"),
+    ("GET", "/connections/{id}/accounts"),
+    ("GET", "/connections/{id}/hubspot/lists"),
+    ("GET", "/connections/{id}/mailerlite/groups"),
+    ("POST", "/connections/{id}/mailerlite/groups"),
+    ("GET", "/connections/{id}/mailerlite/segments"),
+    ("POST", "/connections/{id}/fields/options"),
+    ("GET", "/connections/{id}/activity"),
+    ("GET", "/connections/{id}/dead-letters"),
+    ("POST", "/connections/{id}/config/check"),
 ];
 
 /// The public routes.
@@ -231,6 +241,11 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/connections") => Some(json!({"id": "other", "config": {"name": "Other"}})),
         ("PATCH", _) => Some(json!({"version": 1, "config": {"name": "Renamed"}})),
         ("PUT", _) => Some(json!({"mailerlite_api_key": "not-checked-before-auth"})),
+        ("POST", "/connections/{id}/mailerlite/groups") => Some(json!({"name": "Newsletter"})),
+        ("POST", "/connections/{id}/config/check") => Some(json!({"config": {"name": "Checked"}})),
+        ("POST", "/connections/{id}/fields/options") => {
+            Some(json!({"mapping": {"hubspot_property": "industry_segment", "mailerlite_field": "industry"}}))
+        }
         _ => None,
     }
 }
@@ -409,7 +424,7 @@ async fn connections_are_created_listed_updated_with_versions_and_deleted() {
 
     // Fields before any refresh: no schemas, the config's problems (none without schemas).
     let fields = c.get("/connections/c1/fields").await.expect(200).json();
-    assert_eq!(fields, json!({"schemas": null, "problems": []}));
+    assert_eq!(fields, json!({"schemas": null, "problems": [], "suggested_mappings": []}));
 
     // Delete: 204, then 404.
     c.send(Method::DELETE, &format!("/connections/{gid}"), None).await.expect(204);
@@ -883,13 +898,19 @@ async fn an_invalid_config_cannot_be_activated_and_each_problem_is_named() {
     .await
     .expect(201);
     c.send(Method::PUT, "/connections/c1/credentials", Some(sandbox_credentials(&h))).await.expect(200);
+    let expected =
+        ["config.mappings[0].hubspot_property", "config.mappings[1].mailerlite_field", "config.mappings[2].direction"];
+    // The preview reports every problem activation would refuse, before any field was read by
+    // "refresh fields": it checks the config against the apps' schemas as they are now. Without
+    // a body it previews the stored config, with one the config sent.
+    let previewed = c.post("/connections/c1/preview", None).await.expect(422);
+    assert_eq!(previewed.problem_fields(), expected, "{}", previewed.text);
+    let stored = c.get("/connections/c1").await.json();
+    assert_eq!(stored["schemas_loaded"], false, "the preview stores nothing");
+    let sent = c.post("/connections/c1/preview", Some(json!({"config": stored["config"]}))).await.expect(422);
+    assert_eq!(sent.problem_fields(), expected, "{}", sent.text);
     let refused = c.post("/connections/c1/activate", None).await.expect(422);
-    assert_eq!(
-        refused.problem_fields(),
-        ["config.mappings[0].hubspot_property", "config.mappings[1].mailerlite_field", "config.mappings[2].direction"],
-        "{}",
-        refused.text
-    );
+    assert_eq!(refused.problem_fields(), expected, "{}", refused.text);
     assert_eq!(c.get("/connections/c1/status").await.json()["lifecycle"], "draft");
     // The same problems show on the connection and its fields now that the schemas are known,
     // and a PATCH that keeps them is refused with every one.
@@ -979,10 +1000,6 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_the_bearer_sche
     }
     // Secrets are write-only in the credentials body.
     assert_eq!(schemas["CredentialsUpdate"]["properties"]["mailerlite_api_key"]["writeOnly"], true);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// A HubSpot webhook request with the given signature and timestamp headers (absent when `None`).

@@ -154,7 +154,7 @@ async fn a_hubspot_merge_rekeys_the_link_and_makes_no_duplicate() {
     assert_eq!(link.email, person(1).email);
     assert_eq!(h.all_subscribers().await.len(), before, "no subscriber created or deleted");
     let retired = h.store.link_by_email("c1", &person(2).email).await.unwrap().unwrap();
-    // Retired: marked deleted (DESIGN.md §2, a contact gone from HubSpot), never holding the
+    // Retired: marked deleted (docs/sync-rules.md, a contact gone from HubSpot), never holding the
     // survivor. It still names the merged-away contact, so that a merge replayed after a crash
     // finds it again.
     assert!(retired.hs_deleted && retired.hubspot_id.as_deref() != Some(survivor.to_string().as_str()));
@@ -273,7 +273,7 @@ async fn a_bad_signature_or_a_stale_timestamp_is_refused_and_nothing_is_enqueued
         "propertyName": "firstname", "propertyValue": "X", "changeSource": "CRM_UI"}])
     .to_string();
     let url = format!("{}/webhooks/hubspot", h.api_url);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = hmsync_http::now_ms();
     let secret = h.hubspot.config().client_secret.clone();
     let good_sig = hmsync_hubspot::webhooks::sign_v3(&secret, "POST", &url, body.as_bytes(), &now.to_string());
     let stale = (now - 6 * 60 * 1000).to_string();

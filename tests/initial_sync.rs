@@ -199,3 +199,40 @@ async fn hubspot_list_rule_and_mailerlite_group_rule_limit_who_syncs() {
     }
     assert_eq!(h.dead_letters().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_counters_hold_each_app_s_writes_and_every_request_the_sync_made() {
+    let h = Harness::start(Options::default()).await;
+    // HubSpot: people 0..20; MailerLite: people 10..30 with the same values (nothing to update).
+    h.hubspot.seed(&SeedRequest { count: 20, ..Default::default() }).unwrap();
+    h.mailerlite.seed(&SeedSpec { count: 20, start_index: 10, ..Default::default() }).unwrap();
+    let mut c = ConnectionConfig::new("hourly");
+    c.mappings = vec![FieldMapping::new("firstname", "name"), FieldMapping::new("lastname", "last_name")];
+    c.engagement.enabled = false;
+    let id = h.connect("c1", c).await;
+    h.start_activation(&id).await;
+    // Only what the worker does from here on: the initial sync and the echoes of its writes.
+    h.hubspot.instrumentation().stats.reset();
+    h.mailerlite.instrumentation().stats.reset();
+    h.settle().await;
+
+    let activity = h.engine.activity(&id, 3).await.unwrap();
+    assert_eq!(activity.hours.len(), 3, "{activity:?}");
+    let sum = |f: fn(&hmsync_engine::hourly::HourActivity) -> u64| activity.hours.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|a| a.written_hubspot), 10, "the MailerLite-only people were created in HubSpot: {activity:?}");
+    assert_eq!(sum(|a| a.written_mailerlite), 10, "the HubSpot-only people were created in MailerLite: {activity:?}");
+    assert_eq!(sum(|a| a.errors) + sum(|a| a.failed_messages), 0, "{activity:?}");
+    // The initial sync's progress: 20 subscribers, then 30 contacts (the HubSpot part reads the
+    // 10 the MailerLite part created), as the status counts them.
+    assert_eq!(sum(|a| a.initial_records), 50, "{activity:?}");
+    assert_eq!(h.engine.status(&id).await.unwrap().initial_sync.done, 50);
+    // Every request the sync made is counted, against the apps' own counts.
+    assert_eq!(sum(|a| a.requests_hubspot), h.hubspot.stats().total_requests, "{activity:?}");
+    assert_eq!(sum(|a| a.requests_mailerlite), h.mailerlite.stats().total_requests, "{activity:?}");
+    assert!(sum(|a| a.requests_hubspot) > 0 && sum(|a| a.requests_mailerlite) > 0);
+    // The limits to read them against: HubSpot's 100 per 10 s and MailerLite's 120 per minute,
+    // in windows shrunk by the harness's time scale.
+    let scale = Options::default().time_scale;
+    assert_eq!(activity.limits.hubspot_per_hour, (36_000.0 * scale) as u64, "{:?}", activity.limits);
+    assert_eq!(activity.limits.mailerlite_per_hour, (7_200.0 * scale) as u64, "{:?}", activity.limits);
+}

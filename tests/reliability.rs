@@ -506,7 +506,7 @@ proptest! {
             }
             let body = serde_json::to_vec(&hubspot_body).unwrap();
             let uri = "http://127.0.0.1/webhooks/hubspot";
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis().to_string();
+            let now = hmsync_http::now_ms().to_string();
             let signature = hmsync_hubspot::webhooks::sign_v3(&h.hubspot.config().client_secret, "POST", uri, &body, &now);
             let hs = h.engine.hubspot_webhook(HubSpotDelivery {
                 method: "POST",

@@ -1,6 +1,6 @@
-//! The independent convergence checker (DESIGN.md §7): reads both apps through their APIs with
+//! The independent convergence checker (docs/sync-rules.md, last section): reads both apps through their APIs with
 //! the real clients, and the links and recorded per-contact errors from the store, and checks the
-//! end state against the sync rules of DESIGN.md §2. What is in scope is derived from the apps
+//! end state against the sync rules of docs/sync-rules.md. What is in scope is derived from the apps
 //! themselves (list members, groups, segments), never from the engine's own bookkeeping, so an
 //! engine that forgot something cannot hide it. The planner is not used: only
 //! [`Conversion::equivalent`], to compare a HubSpot value and a MailerLite value "through the
@@ -35,7 +35,7 @@ pub struct Expectations {
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     pub name: &'static str,
-    /// The rule, in the words of DESIGN.md.
+    /// The rule, in the words of docs/sync-rules.md.
     pub rule: &'static str,
     /// How many records, links or values the rule was checked on.
     pub checked: u64,
@@ -622,7 +622,7 @@ impl<'a> View<'a> {
     }
 
     /// Both records of every complete link carry the same email, unless the contact has a
-    /// recorded error for its email (DESIGN.md: propagate the new email where the destination
+    /// recorded error for its email (docs/sync-rules.md: propagate the new email where the destination
     /// allows it, otherwise record an actionable error).
     fn email_follows_link(&mut self, figures: &mut CheckFigures) -> CheckResult {
         let mut r = rule(

@@ -4,6 +4,7 @@
 //! result through the APIs.
 
 pub mod checker;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,8 +14,8 @@ use hmsync_sandbox::common::{DeliveryOptions, FaultSpec};
 use hmsync_sandbox::mailerlite::WebhookFaults;
 use hmsync_store::{DeadLetter, QueueMessage, ReceivedMessage, SyncQueue, WorkQueue};
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// How long the soak's client timeouts are (the engine's clients in `fast_retries` mode): a hang
 /// must outlast it, so the client gives up not knowing whether its write happened.
@@ -180,7 +180,7 @@ pub fn worker_settings() -> WorkerSettings {
 
 struct Running {
     task: JoinHandle<()>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
 }
 
 /// One worker at a time; [`Workers::kill_and_replace`] aborts it wherever it is (between an API
@@ -200,10 +200,11 @@ impl Workers {
     }
 
     fn spawn(&self) {
-        let (tx, rx) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
         let worker = Worker::new(self.engine.clone(), self.queue.clone(), worker_settings());
-        let task = tokio::spawn(async move { worker.run(rx).await });
-        let previous = self.current.lock().expect("workers lock").replace(Running { task, shutdown: tx });
+        let task = tokio::spawn(async move { worker.run(stop).await });
+        let previous = self.current.lock().expect("workers lock").replace(Running { task, shutdown });
         if let Some(p) = previous {
             p.task.abort();
         }
@@ -226,7 +227,7 @@ impl Workers {
     pub async fn stop(&self) {
         let running = self.current.lock().expect("workers lock").take();
         if let Some(r) = running {
-            let _ = r.shutdown.send(true);
+            r.shutdown.cancel();
             let _ = r.task.await;
         }
     }

@@ -35,10 +35,7 @@ pub async fn replay(h: &Harness, since_ms: i64) -> ReplayFigures {
     };
     for (d, resign) in hubspot.iter().map(|d| (d, true)).chain(mailerlite.iter().map(|d| (d, false))) {
         let mut req = client.post(&d.url).body(d.body.clone());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|t| t.as_millis().to_string())
-            .unwrap_or_default();
+        let now = hmsync_http::now_ms().to_string();
         for (k, v) in &d.headers {
             let value = match k.as_str() {
                 "x-hubspot-request-timestamp" if resign => now.clone(),

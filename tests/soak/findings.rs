@@ -1,5 +1,5 @@
 //! Minimal reproductions of what the soak found, on the plain harness (no chaos), each asserting
-//! what the rules of DESIGN.md §2 ask for. Run with `cargo test -p hmsync-e2e --bin soak`. A test
+//! what the rules of docs/sync-rules.md ask for. Run with `cargo test -p hmsync-e2e --bin soak`. A test
 //! here fails while its finding stands.
 
 use hmsync_core::{ConnectionConfig, FieldMapping};
@@ -58,7 +58,7 @@ async fn a_merge_whose_webhook_was_lost_is_repaired_by_the_scan() {
 
 /// Finding 2: HubSpot merges contact 2 into contact 1 and the webhook arrives. The link of the
 /// merged-away contact is retired (`hs_deleted`), but its subscriber stays in the target group,
-/// although a contact deleted in HubSpot leaves it (DESIGN.md §2). The subscriber is only taken
+/// although a contact deleted in HubSpot leaves it (docs/sync-rules.md). The subscriber is only taken
 /// out when something else makes the sync look at it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merged_away_contacts_subscriber_leaves_the_target_group() {
@@ -108,7 +108,7 @@ fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
 
 /// Finding 4: a linked contact's email changes in HubSpot to an address another, unlinked
 /// MailerLite subscriber already has. MailerLite refuses the new email (recorded as the
-/// contact's error, as DESIGN.md asks), but the refused update carried everything else too: the
+/// contact's error, as docs/sync-rules.md asks), but the refused update carried everything else too: the
 /// contact's next edits and even its opt-out never reach its subscriber, which stays active.
 /// HubSpot writes are retried without the refused property; MailerLite writes are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

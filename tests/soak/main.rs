@@ -45,6 +45,7 @@ use hmsync_e2e::{Harness, Options};
 use hmsync_engine::ConnectionState;
 use hmsync_engine::adapters::ApiSettings;
 use hmsync_engine::failpoint;
+use hmsync_http::now_ms;
 use hmsync_sandbox::common::DispatcherStats;
 use hmsync_sandbox::common::faults::FaultCounts;
 use hmsync_sandbox::common::people::person;
@@ -219,10 +220,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The connection under test: list rule, group rule, target group, two-way fields (one of them

@@ -29,8 +29,8 @@ use hmsync_sandbox::{
 use hmsync_store::{ConnectionStore, ErrorStore, LinkStore, SqliteStore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::runtime::{Runtime, RuntimeOptions, STORE_FILE};
 
@@ -81,6 +81,10 @@ pub struct DemoArgs {
     /// Shrinks the sandbox's rate-limit windows (the request shape stays real); 1 is real time.
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
+    /// Seed the simulators but create no connection: print the page's URL, the admin token and
+    /// the simulators' credentials, and set the first connection up in the browser.
+    #[arg(long, conflicts_with = "until_synced")]
+    pub setup: bool,
 }
 
 /// The demo connection: two-way, every contact, HubSpot wins conflicts, eight mapped fields of
@@ -181,13 +185,17 @@ pub async fn summary(
 }
 
 /// Whether the data directory's store already holds the demo connection (then the demo
-/// resumes). Opens the store only if it exists, and closes it again before the runtime opens it.
-async fn holds_demo_connection(data_dir: &Path) -> anyhow::Result<bool> {
+/// resumes); with `--setup`, any connection set up in the browser. Opens the store only if it
+/// exists, and closes it again before the runtime opens it.
+async fn holds_demo_connection(data_dir: &Path, setup: bool) -> anyhow::Result<bool> {
     let path = data_dir.join(STORE_FILE);
     if !path.exists() {
         return Ok(false);
     }
     let store = SqliteStore::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
+    if setup {
+        return Ok(!store.list_connections().await?.is_empty());
+    }
     Ok(store.get_connection(DEMO_CONNECTION).await?.is_some())
 }
 
@@ -214,8 +222,19 @@ async fn seeded_sandbox(
             .user_edit(&email, &UserEdit { fields, ..Default::default() })
             .map_err(|e| anyhow::anyhow!("seeding a subscriber with a bad option: {e:?}"))?;
     }
+    if args.setup {
+        // A calculated HubSpot property has a MailerLite field of its name: the setup screens
+        // suggest it, one way (HubSpot calculates it).
+        sandbox
+            .mailerlite()
+            .create_field(SETUP_READ_ONLY_FIELD, hmsync_sandbox::mailerlite::FieldType::Number)
+            .map_err(|e| anyhow::anyhow!("creating the {SETUP_READ_ONLY_FIELD} field: {e:?}"))?;
+    }
     Ok((sandbox, DemoSeed { people, seeded }))
 }
+
+/// The MailerLite field `--setup` adds for HubSpot's calculated `lead_score`.
+pub const SETUP_READ_ONLY_FIELD: &str = "Lead score";
 
 /// The sandbox of an earlier run on this data directory, from its snapshot.
 async fn restored_sandbox(
@@ -275,15 +294,15 @@ struct Autosave {
     handle: SandboxHandle,
     path: PathBuf,
     attachments: BTreeMap<String, serde_json::Value>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    stop: CancellationToken,
+    task: TaskTracker,
 }
 
 impl Autosave {
     fn new(handle: SandboxHandle, path: PathBuf, seed: &DemoSeed) -> Self {
         let mut attachments = BTreeMap::new();
         attachments.insert(SEED_ATTACHMENT.to_string(), serde_json::to_value(seed).expect("the seed serializes"));
-        Self { handle, path, attachments, stop: watch::channel(false).0, task: None }
+        Self { handle, path, attachments, stop: CancellationToken::new(), task: TaskTracker::new() }
     }
 
     /// Saves now; returns the generation saved.
@@ -293,15 +312,15 @@ impl Autosave {
 
     /// Saves every `interval` while the data changes. A failed save is reported and tried again
     /// at the next tick.
-    fn start(&mut self, interval: Duration, mut saved: SandboxGeneration) {
+    fn start(&self, interval: Duration, mut saved: SandboxGeneration) {
         let (handle, path, attachments) = (self.handle.clone(), self.path.clone(), self.attachments.clone());
-        let mut stop = self.stop.subscribe();
-        self.task = Some(tokio::spawn(async move {
+        let stop = self.stop.clone();
+        self.task.spawn(async move {
             let mut failing = false;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
                 if handle.generation() == saved {
                     continue;
@@ -318,15 +337,14 @@ impl Autosave {
                     Err(_) => {}
                 }
             }
-        }));
+        });
     }
 
     /// Stops the periodic saves and saves a last time.
-    async fn finish(mut self) -> Result<(), SnapshotError> {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    async fn finish(self) -> Result<(), SnapshotError> {
+        self.stop.cancel();
+        self.task.close();
+        self.task.wait().await;
         self.save().await.map(|_| ())
     }
 }
@@ -350,8 +368,9 @@ async fn save(
 /// Turns Ctrl-C into a flag the demo checks between steps, so that it can stop the sync and
 /// save the sandbox before exiting. The handler is installed before this returns (a Ctrl-C
 /// from then on is caught); a second Ctrl-C exits at once.
-fn catch_ctrl_c() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+fn catch_ctrl_c() -> CancellationToken {
+    let interrupted = CancellationToken::new();
+    let on_ctrl_c = interrupted.clone();
     let mut first = Box::pin(tokio::signal::ctrl_c());
     // The first poll installs the handler.
     let caught = match (&mut first).now_or_never() {
@@ -359,20 +378,20 @@ fn catch_ctrl_c() -> watch::Receiver<bool> {
         Some(Ok(())) => true,
         Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot catch Ctrl-C; it will stop the demo without saving the sandbox");
-            return rx;
+            return interrupted;
         }
     };
     tokio::spawn(async move {
         if !caught && first.await.is_err() {
             return;
         }
-        let _ = tx.send(true);
+        on_ctrl_c.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("Interrupted again: exiting without saving the sandbox.");
             std::process::exit(130);
         }
     });
-    rx
+    interrupted
 }
 
 /// After a restore, the store may name records the sandbox does not have: a crash (no Ctrl-C)
@@ -440,7 +459,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.hubspot_port));
     let mailerlite_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.mailerlite_port));
     let snapshot_path = args.data_dir.join(SANDBOX_SNAPSHOT_FILE);
-    let resumed = holds_demo_connection(&args.data_dir).await?;
+    let resumed = holds_demo_connection(&args.data_dir, args.setup).await?;
     let (sandbox, demo) = if resumed {
         restored_sandbox(&args, &snapshot_path, config, hubspot_addr, mailerlite_addr).await?
     } else {
@@ -450,10 +469,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     // Saved before the store can name any record (the demo connection is created below), and
     // after a restore too, so that its moved id counters are what the next restore starts from.
-    let mut autosave = Autosave::new(sandbox.handle(), snapshot_path.clone(), &demo);
+    let autosave = Autosave::new(sandbox.handle(), snapshot_path.clone(), &demo);
     let saved = autosave.save().await.context("saving the sandbox's data")?;
     autosave.start(SAVE_INTERVAL, saved);
-    let mut interrupted = catch_ctrl_c();
+    let interrupted = catch_ctrl_c();
 
     let rt = match Runtime::start(RuntimeOptions {
         data_dir: args.data_dir.clone(),
@@ -480,7 +499,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let result = drive(&args, &sandbox, &rt, &demo, resumed, started, &mut interrupted).await;
+    let result = drive(&args, &sandbox, &rt, &demo, resumed, started, &interrupted).await;
     // Whatever happened, the sync stops writing before the sandbox's data is saved a last
     // time, so the saved sandbox holds everything the store knows about.
     rt.stop().await;
@@ -512,9 +531,12 @@ async fn drive(
     demo: &DemoSeed,
     resumed: bool,
     started: Instant,
-    interrupted: &mut watch::Receiver<bool>,
+    interrupted: &CancellationToken,
 ) -> anyhow::Result<Stop> {
     hubspot_webhooks(sandbox, &rt.public_url);
+    if args.setup {
+        return setup_only(args, sandbox, rt, resumed, interrupted).await;
+    }
     let hs = sandbox.hubspot().config();
     let credentials = Credentials {
         hubspot: Some(HubSpotAuth::Token { access_token: hs.token.clone() }),
@@ -580,7 +602,7 @@ async fn drive(
             break;
         }
         tokio::select! {
-            _ = interrupted.wait_for(|i| *i) => {
+            _ = interrupted.cancelled() => {
                 bar.abandon();
                 eprintln!(
                     "Interrupted during the initial sync ({} records done): stopping the sync and saving the sandbox \
@@ -612,6 +634,40 @@ async fn drive(
         sandbox.mailerlite_url(),
         sandbox.mailerlite().config().token,
     );
-    let _ = interrupted.wait_for(|i| *i).await;
+    interrupted.cancelled().await;
+    Ok(Stop::Interrupted)
+}
+
+/// `--setup`: no connection is made here. Prints what a newcomer needs to set one up in the
+/// browser (the page, the admin token, both simulators' credentials) and syncs whatever the
+/// page activates until Ctrl-C.
+async fn setup_only(
+    args: &DemoArgs,
+    sandbox: &Sandbox,
+    rt: &Runtime,
+    resumed: bool,
+    interrupted: &CancellationToken,
+) -> anyhow::Result<Stop> {
+    let hs = sandbox.hubspot().config();
+    let ml = sandbox.mailerlite().config();
+    let state = if resumed {
+        format!("Resumed from {}: the connections set up there keep syncing.", args.data_dir.display())
+    } else {
+        "No connection yet: open the page and set the first one up.".to_string()
+    };
+    println!(
+        "{state}\n\n  Page:         {api}/status\n  Admin token:  {token}\n\n  HubSpot (simulated portal {portal}) at {hs_url}\n    Private app:  access token {hs_token}  app id {app_id}  client secret {secret}\n    OAuth app:    client id {client_id}  client secret {secret}\n  MailerLite (simulated account) at {ml_url}\n    API key:      {ml_token}\n\nCtrl-C stops (the sandbox is saved; run the same command to resume).",
+        api = rt.api_url,
+        token = rt.admin_token,
+        portal = hs.portal_id,
+        hs_url = sandbox.hubspot_url(),
+        hs_token = hs.token,
+        app_id = hs.app_id,
+        secret = hs.client_secret,
+        client_id = hs.client_id,
+        ml_url = sandbox.mailerlite_url(),
+        ml_token = ml.token,
+    );
+    interrupted.cancelled().await;
     Ok(Stop::Interrupted)
 }

@@ -13,8 +13,8 @@ use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_engine::{Engine, EngineSettings, SystemClock, WebhookTarget};
 use hmsync_store::{FileSecrets, SecretStore, SqliteQueue, SqliteStore};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The secret under which the local admin token is kept when none is given.
 pub const ADMIN_TOKEN_SECRET: &str = "hmsync/admin-token";
@@ -51,8 +51,8 @@ pub struct Runtime {
     /// address with the real MailerLite), and then why.
     pub webhook_target: WebhookTarget,
     pub admin_token: String,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
 }
 
 async fn admin_token(secrets: &dyn SecretStore, given: Option<String>) -> anyhow::Result<String> {
@@ -98,8 +98,8 @@ impl Runtime {
             settings: EngineSettings { scan_interval: options.scan_interval, ..EngineSettings::default() },
             failpoints: Failpoints::default(),
         });
-        let (shutdown, signal) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
 
         let state = hmsync_api::AppState {
             hubspot_oauth: options.hubspot_oauth.clone(),
@@ -107,24 +107,21 @@ impl Runtime {
         }
         .with_admin(admin_token.clone(), Some(queue.clone() as Arc<dyn hmsync_store::WorkQueue>));
         let app = hmsync_api::router(state);
-        let mut stop = signal.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tasks.spawn(async move {
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the HTTP server stopped");
             }
-        }));
+        });
 
         let worker = Worker::new(engine.clone(), queue.clone(), options.worker.clone());
-        let stop = signal.clone();
-        tasks.push(tokio::spawn(async move { worker.run(stop).await }));
+        let stop = shutdown.clone();
+        tasks.spawn(async move { worker.run(stop).await });
 
         let scheduler_engine = engine.clone();
-        let mut stop = signal.clone();
+        let stop = shutdown.clone();
         let interval = options.scan_interval;
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             // A scan right away catches what changed while the process was down.
             loop {
                 match scheduler_engine.schedule_tick().await {
@@ -138,25 +135,26 @@ impl Runtime {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
             }
-        }));
+        });
 
         // Waits for API limits end between scans too.
         let waits_engine = engine.clone();
-        let mut stop = signal.clone();
-        tasks.push(tokio::spawn(async move {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                 }
                 if let Err(e) = waits_engine.release_waits().await {
                     tracing::error!(error = %e, "could not release waiting work; tried again in a minute");
                 }
             }
-        }));
+        });
+        tasks.close();
 
         Ok(Runtime { engine, store, queue, api_url, public_url, webhook_target, admin_token, shutdown, tasks })
     }
@@ -164,9 +162,7 @@ impl Runtime {
     /// Stops the server, the worker and the scheduler (a message in flight finishes or comes
     /// back from the queue after its visibility timeout).
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.shutdown.cancel();
+        self.tasks.wait().await;
     }
 }

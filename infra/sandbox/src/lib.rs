@@ -1,6 +1,7 @@
-//! Simulated HubSpot and MailerLite APIs, faithful to `../shared/reference/*.md`: paths,
-//! payloads, status codes, error bodies, rate-limit headers and quirks. Used by the tests, the
-//! demo and the benchmark, and runnable on its own (`hmsync-sandbox`, see [`cli`]).
+//! Simulated HubSpot and MailerLite APIs, faithful to the vendors' documentation (each behaviour
+//! and its source: docs/api-fidelity.md): paths, payloads, status codes, error bodies, rate-limit
+//! headers and quirks. Used by the tests, the demo and the benchmark, and runnable on its own
+//! (`hmsync-sandbox`, see [`cli`]).
 //!
 //! [`Sandbox`] runs both simulators together; [`PeopleSeed`] seeds one population of generated
 //! people across both, with an exact overlap; [`SandboxSnapshot`] saves and restores the data of

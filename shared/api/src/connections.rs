@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmsync_core::{ConnectionConfig, FieldSchemas, validate_config};
+use hmsync_core::{ConnectionConfig, FieldMapping, FieldSchemas, suggest_mappings, validate_config};
 use hmsync_engine::Lifecycle;
 use hmsync_engine::views::{CredentialsStatus, Preview};
 use hmsync_store::{Connection, StoreError};
@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(get_connection, update_connection, delete_connection))
         .routes(routes!(refresh_fields))
         .routes(routes!(get_fields))
+        .routes(routes!(check_config))
         .routes(routes!(preview))
 }
 
@@ -94,6 +95,35 @@ pub struct Fields {
     /// `null` until the fields have been refreshed once.
     pub schemas: Option<FieldSchemas>,
     pub problems: Vec<FieldProblem>,
+    /// The mappings a new connection starts with: the default pairs both apps have (first and
+    /// last name, company, city, country, phone, state, ZIP) and MailerLite fields named like a
+    /// HubSpot contact property, where the types convert; read-only properties flow HubSpot →
+    /// MailerLite. Empty until the fields have been read.
+    pub suggested_mappings: Vec<FieldMapping>,
+}
+
+impl Fields {
+    fn of(schemas: Option<FieldSchemas>, problems: Vec<FieldProblem>) -> Self {
+        let suggested_mappings = schemas.as_ref().map(suggest_mappings).unwrap_or_default();
+        Self { schemas, problems, suggested_mappings }
+    }
+}
+
+/// A config to check without saving it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheckRequest {
+    pub config: ConnectionConfig,
+}
+
+/// A config that saving would accept.
+#[derive(Serialize, ToSchema)]
+pub struct ConfigCheck {
+    /// Always empty here: a config with problems is a 422 naming each.
+    pub problems: Vec<FieldProblem>,
+    /// Whether the mappings were also checked against the apps' fields (after "refresh
+    /// fields"); before, only what the config says on its own.
+    pub schemas_loaded: bool,
 }
 
 /// What to preview.
@@ -336,7 +366,7 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
     connection(&api, &id).await?;
     require_credentials(&api, &id).await?;
     let (conn, problems) = api.engine.refresh_fields(&id).await?;
-    Ok(Json(Fields { schemas: conn.schemas, problems: config_problems(problems) }))
+    Ok(Json(Fields::of(conn.schemas, config_problems(problems))))
 }
 
 /// Both apps' schemas as last read, and the config's problems against them.
@@ -356,10 +386,45 @@ async fn refresh_fields(State(api): State<Api>, Path(id): Path<String>) -> Resul
 async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fields>, HttpError> {
     let conn = connection(&api, &id).await?;
     let problems = config_problems(validate_config(&conn.config, conn.schemas.as_ref()));
-    Ok(Json(Fields { schemas: conn.schemas, problems }))
+    Ok(Json(Fields::of(conn.schemas, problems)))
 }
 
-/// A dry run: reads the first records of each app and reports what the sync would create,
+/// Checks a config as `PATCH` would (against the fields last read) without saving it, and
+/// without asking either app: 200 when saving would accept it, else 422 naming every problem
+/// (`config.…`), exactly as `PATCH` would.
+#[utoipa::path(
+    post,
+    path = "/connections/{id}/config/check",
+    tag = "fields",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Connection id")),
+    request_body = ConfigCheckRequest,
+    responses(
+        (status = 200, body = ConfigCheck),
+        (status = 400, description = "Malformed JSON, or no body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read)", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
+    )
+)]
+async fn check_config(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ConfigCheckRequest>,
+) -> Result<Json<ConfigCheck>, HttpError> {
+    let conn = connection(&api, &id).await?;
+    let problems = config_problems(validate_config(&body.config, conn.schemas.as_ref()));
+    if !problems.is_empty() {
+        return Err(HttpError::invalid(problems));
+    }
+    Ok(Json(ConfigCheck { problems, schemas_loaded: conn.schemas.is_some() }))
+}
+
+/// A dry run: checks the config against both apps' current fields (every problem activation
+/// would refuse), reads the first records of each app and reports what the sync would create,
 /// update and clear, and which conflicts it would resolve. Writes nothing.
 #[utoipa::path(
     post,
@@ -376,7 +441,7 @@ async fn get_fields(State(api): State<Api>, Path(id): Path<String>) -> Result<Js
         (status = 409, description = "The credentials of an app are not stored yet", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
-        (status = 422, description = "Every bad field: of the wrong shape, or a problem of the config (also against the field schemas last read); checked before either app is asked", body = ErrorBody),
+        (status = 422, description = "Every bad field: of the wrong shape or a problem of the config (checked before either app is asked), then every problem of the previewed config against both apps' current fields, as activation would refuse it", body = ErrorBody),
         (status = 424, description = "An app refused the stored credentials", body = ErrorBody),
         (status = 502, description = "An app rejected a request hmsync made (unexpected)", body = ErrorBody),
         (status = 503, description = "An app is unavailable or rate-limited, or storage is throttled; try again", body = ErrorBody),

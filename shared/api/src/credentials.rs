@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use hmsync_core::Side;
 use hmsync_engine::adapters::{Credentials, HubSpotAuth};
 use hmsync_engine::views::{CredentialProblem, CredentialsStatus};
 use serde::{Deserialize, Deserializer};
@@ -150,16 +151,23 @@ async fn put_credentials(
 /// 409 unless the connection has credentials for both apps: the apps are only asked with stored
 /// credentials, and without them nothing was refused (424 is for credentials the apps refuse).
 pub(crate) async fn require_credentials(api: &Api, id: &str) -> Result<(), HttpError> {
+    require_apps(api, id, &[Side::HubSpot, Side::MailerLite]).await
+}
+
+/// 409 unless the connection has credentials for each of `sides`.
+pub(crate) async fn require_apps(api: &Api, id: &str, sides: &[Side]) -> Result<(), HttpError> {
     let stored = api.engine.credentials(id).await?;
     let mut missing = Vec::new();
-    match &stored.hubspot {
-        None => missing.push("no HubSpot token or OAuth app"),
-        Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
-            missing.push("the HubSpot OAuth app is not installed yet")
+    if sides.contains(&Side::HubSpot) {
+        match &stored.hubspot {
+            None => missing.push("no HubSpot token or OAuth app"),
+            Some(HubSpotAuth::OAuth { refresh_token, .. }) if refresh_token.is_empty() => {
+                missing.push("the HubSpot OAuth app is not installed yet")
+            }
+            Some(_) => {}
         }
-        Some(_) => {}
     }
-    if stored.mailerlite_api_key.is_none() {
+    if sides.contains(&Side::MailerLite) && stored.mailerlite_api_key.is_none() {
         missing.push("no MailerLite API key");
     }
     if missing.is_empty() {

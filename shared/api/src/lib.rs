@@ -6,6 +6,7 @@
 //! - `/health`, the status page shell `/status` (its data calls need the token), the OpenAPI
 //!   document and the HubSpot OAuth callback (protected by its signed `state`) are public.
 
+mod activity;
 mod auth;
 mod body;
 mod connections;
@@ -14,6 +15,7 @@ mod error;
 mod oauth;
 mod openapi;
 mod operations;
+mod setup;
 mod status_page;
 mod webhooks;
 
@@ -131,7 +133,9 @@ fn config_api(api: Option<Api>) -> OpenApiRouter<Api> {
         .merge(connections::routes())
         .merge(credentials::routes())
         .merge(oauth::protected_routes())
-        .merge(operations::routes());
+        .merge(operations::routes())
+        .merge(setup::routes())
+        .merge(activity::routes());
     let protected = match api {
         Some(api) => protected.route_layer(axum::middleware::from_fn_with_state(api, auth::require_admin)),
         None => protected,

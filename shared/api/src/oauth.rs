@@ -22,9 +22,9 @@ use crate::connections::connection;
 use crate::error::{ErrorBody, HttpError};
 use crate::status_page::escape;
 
-/// The scopes the sync needs (reference §1.3): contacts read/write, companies read (company
-/// fields), contact property read/write (the engagement properties), company properties read,
-/// lists read (list rules), and `oauth`.
+/// The scopes the sync needs (<https://developers.hubspot.com/docs/api/scopes>): contacts
+/// read/write, companies read (company fields), contact property read/write (the engagement
+/// properties), company properties read, lists read (list rules), and `oauth`.
 pub const REQUIRED_SCOPES: [&str; 8] = [
     "crm.objects.contacts.read",
     "crm.objects.contacts.write",
@@ -68,18 +68,40 @@ pub struct OAuthStart {
     path = "/connections/{id}/oauth/hubspot/start",
     tag = "credentials",
     security(("admin_token" = [])),
-    params(("id" = String, Path, description = "Connection id")),
+    params(
+        ("id" = String, Path, description = "Connection id"),
+        ("redirect" = Option<bool>, Query, description = "`false`: answer 200 with the URL instead of redirecting (for a page that calls the API with the token and then navigates itself)"),
+    ),
     responses(
+        (status = 200, description = "With `redirect=false`: HubSpot's authorize page", body = OAuthStart),
         (status = 302, description = "To HubSpot's authorize page", body = OAuthStart,
             headers(("Location" = String, description = "HubSpot's authorize URL"))),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "No OAuth client id and secret are stored", body = ErrorBody),
+        (status = 422, description = "`redirect` is neither true nor false", body = ErrorBody),
         (status = 503, description = "Storage is unavailable or throttled; try again", body = ErrorBody),
     )
 )]
-async fn start(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, HttpError> {
+async fn start(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, HttpError> {
     connection(&api, &id).await?;
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let redirect = match q.get("redirect").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(_) => {
+            return Err(HttpError::invalid(vec![crate::error::FieldProblem::new(
+                "redirect",
+                "redirect is true or false",
+                "Leave it out to be redirected, or send redirect=false to get the URL.",
+            )]));
+        }
+    };
     let Some(HubSpotAuth::OAuth { client_id, .. }) = api.engine.credentials(&id).await?.hubspot else {
         return Err(HttpError::conflict("the connection has no HubSpot OAuth client id and secret").with_action(
             "Store them first: PUT /connections/{id}/credentials with {\"hubspot\": {\"type\": \"oauth\", \"client_id\": …, \"client_secret\": …}}.",
@@ -102,6 +124,9 @@ async fn start(State(api): State<Api>, Path(id): Path<String>) -> Result<Respons
     tracing::info!(connection = %id, "HubSpot OAuth install started");
     let location = HeaderValue::from_str(&authorize_url)
         .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the authorize URL is not a valid header"))?;
+    if !redirect {
+        return Ok(Json(OAuthStart { authorize_url, expires_at_ms }).into_response());
+    }
     Ok((StatusCode::FOUND, [(header::LOCATION, location)], Json(OAuthStart { authorize_url, expires_at_ms }))
         .into_response())
 }
@@ -131,7 +156,8 @@ async fn callback(State(api): State<Api>, RawQuery(query): RawQuery) -> Response
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let again = "Start the installation again from hmsync (GET /connections/{id}/oauth/hubspot/start).";
     let Some(signed) = q.get("state") else {
-        return page(StatusCode::BAD_REQUEST, "Installation failed", &["The link has no state.".into(), again.into()]);
+        return page(StatusCode::BAD_REQUEST, "Installation failed", &["The link has no state.".into(), again.into()])
+            .into_response();
     };
     let state = match api.states.verify(signed, api.engine.now_ms()) {
         Ok(s) => s,
@@ -143,10 +169,13 @@ async fn callback(State(api): State<Api>, RawQuery(query): RawQuery) -> Response
                     "The installation link was not issued by this hmsync."
                 }
             };
-            return page(StatusCode::BAD_REQUEST, "Installation failed", &[why.into(), again.into()]);
+            return page(StatusCode::BAD_REQUEST, "Installation failed", &[why.into(), again.into()]).into_response();
         }
     };
     let id = state.connection_id.clone();
+    // Back to the connection's HubSpot step of the setup screens (the state names the
+    // connection, and is signed by this deployment).
+    let back = format!("{}/status#/setup/{}/hubspot", api.public_base_url.trim_end_matches('/'), id);
     if let Some(error) = q.get("error") {
         let description = q.get("error_description").map(String::as_str).unwrap_or("no description");
         tracing::info!(connection = %id, "HubSpot OAuth install declined");
@@ -154,14 +183,16 @@ async fn callback(State(api): State<Api>, RawQuery(query): RawQuery) -> Response
             StatusCode::BAD_REQUEST,
             "HubSpot did not authorize hmsync",
             &[format!("HubSpot answered {error}: {description}."), again.into()],
-        );
+        )
+        .with_link(&back, "Back to the setup");
     }
     let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
-        return page(StatusCode::BAD_REQUEST, "Installation failed", &["HubSpot sent no code.".into(), again.into()]);
+        return page(StatusCode::BAD_REQUEST, "Installation failed", &["HubSpot sent no code.".into(), again.into()])
+            .with_link(&back, "Back to the setup");
     };
     match install(&api, &state, code).await {
-        Ok(body) => page(StatusCode::OK, "HubSpot is connected", &body),
-        Err((status, lines)) => page(status, "Installation failed", &lines),
+        Ok(body) => page(StatusCode::OK, "HubSpot is connected", &body).with_link(&back, "Continue the setup"),
+        Err((status, lines)) => page(status, "Installation failed", &lines).with_link(&back, "Back to the setup"),
     }
 }
 
@@ -230,9 +261,38 @@ async fn install(api: &Api, state: &OAuthState, code: &str) -> Result<Vec<String
     Ok(lines)
 }
 
-/// A small HTML page; every line is escaped.
-fn page(status: StatusCode, title: &str, lines: &[String]) -> Response {
-    let body: String = lines.iter().map(|l| format!("<p>{}</p>", escape(l))).collect();
+/// A result page of the callback, before it is answered.
+struct Page {
+    status: StatusCode,
+    title: String,
+    lines: Vec<String>,
+    link: Option<(String, String)>,
+}
+
+impl Page {
+    /// Adds a link (e.g. back to the setup screens).
+    fn with_link(mut self, href: &str, text: &str) -> Response {
+        self.link = Some((href.to_string(), text.to_string()));
+        self.into_response()
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        render(self.status, &self.title, &self.lines, self.link.as_ref())
+    }
+}
+
+fn page(status: StatusCode, title: &str, lines: &[String]) -> Page {
+    Page { status, title: title.to_string(), lines: lines.to_vec(), link: None }
+}
+
+/// A small HTML page; every line and the link are escaped.
+fn render(status: StatusCode, title: &str, lines: &[String], link: Option<&(String, String)>) -> Response {
+    let mut body: String = lines.iter().map(|l| format!("<p>{}</p>", escape(l))).collect();
+    if let Some((href, text)) = link {
+        body.push_str(&format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(text)));
+    }
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · hmsync</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\

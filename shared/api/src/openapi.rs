@@ -30,7 +30,8 @@ pub const ADMIN_TOKEN: &str = "admin_token";
     tags(
         (name = "connections", description = "Connections and their config"),
         (name = "credentials", description = "API keys and tokens (never returned) and the HubSpot OAuth install"),
-        (name = "fields", description = "Both apps' field schemas and the mapping check"),
+        (name = "fields", description = "Both apps' field schemas, suggested mappings, option values and the mapping check"),
+        (name = "setup", description = "What the setup screens read from the apps: accounts, HubSpot lists, MailerLite groups and segments"),
         (name = "lifecycle", description = "Activate, pause, resume, sync now, approve"),
         (name = "health", description = "Status, errors, retries, contact history, dead letters"),
         (name = "webhooks", description = "Signed deliveries from HubSpot and MailerLite (public)"),
@@ -111,7 +112,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(protected, 21);
+        assert_eq!(protected, 30);
     }
 
     /// Every `pattern` of the document, with where it is.

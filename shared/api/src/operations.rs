@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use hmsync_core::normalize_email;
+use hmsync_core::{HubSpotObject, normalize_email};
 use hmsync_engine::views::{ContactView, Status};
 use hmsync_store::{ContactError, LinkKey};
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,33 @@ pub struct RetryResult {
 pub struct RequeueResult {
     pub requeued: usize,
 }
+
+/// One contact as the contact lookup shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ContactPage {
+    #[serde(flatten)]
+    pub contact: ContactView,
+    /// The contact's record in HubSpot, once the portal is known.
+    pub hubspot_url: Option<String>,
+    /// The subscriber's page in MailerLite.
+    pub mailerlite_url: Option<String>,
+    /// Every mapped field of the current config with the value last synced on each side
+    /// (`null`: blank, or not synced yet).
+    pub fields: Vec<ContactField>,
+}
+
+/// A mapped field of one contact.
+#[derive(Serialize, ToSchema)]
+pub struct ContactField {
+    pub hubspot_object: HubSpotObject,
+    pub hubspot_property: String,
+    pub mailerlite_field: String,
+    pub hubspot: Option<String>,
+    pub mailerlite: Option<String>,
+}
+
+/// Where MailerLite shows a subscriber.
+pub const MAILERLITE_DASHBOARD: &str = "https://dashboard.mailerlite.com";
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -333,7 +360,8 @@ async fn retry_errors(
 }
 
 /// One contact by email: the link (both ids, scope, status, the last synced value of every
-/// mapped field), its current error and its change history (newest first).
+/// mapped field), links to both records, its current error and its change history (newest
+/// first).
 #[utoipa::path(
     get,
     path = "/connections/{id}/contacts/{email}",
@@ -344,7 +372,7 @@ async fn retry_errors(
         ("email" = String, Path, description = "The contact's email (any case)", format = Email),
     ),
     responses(
-        (status = 200, body = ContactView),
+        (status = 200, body = ContactPage),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such connection, or the email is not linked", body = ErrorBody),
         (status = 422, description = "Not an email address", body = ErrorBody),
@@ -354,8 +382,8 @@ async fn retry_errors(
 async fn contact(
     State(api): State<Api>,
     Path((id, email)): Path<(String, String)>,
-) -> Result<Json<ContactView>, HttpError> {
-    connection(&api, &id).await?;
+) -> Result<Json<ContactPage>, HttpError> {
+    let conn = connection(&api, &id).await?;
     let Some(email) = normalize_email(&email) else {
         return Err(HttpError::invalid(vec![FieldProblem::new(
             "email",
@@ -364,7 +392,30 @@ async fn contact(
         )]));
     };
     match api.engine.contact(&id, &LinkKey::Email(email.clone())).await? {
-        Some(view) => Ok(Json(view)),
+        Some(view) => {
+            let (state, _) = api.engine.state(&id).await?;
+            let link = &view.link;
+            let hubspot_url = state.portal_id.zip(link.hubspot_id.as_ref()).map(|(portal, contact)| {
+                format!("{}/contacts/{portal}/record/0-1/{contact}", api.hubspot_oauth.app_url.trim_end_matches('/'))
+            });
+            let mailerlite_url = link.mailerlite_id.as_ref().map(|s| format!("{MAILERLITE_DASHBOARD}/subscribers/{s}"));
+            let fields = conn
+                .config
+                .mappings
+                .iter()
+                .map(|m| {
+                    let base = link.bases.get(&m.key());
+                    ContactField {
+                        hubspot_object: m.hubspot_object,
+                        hubspot_property: m.hubspot_property.clone(),
+                        mailerlite_field: m.mailerlite_field.clone(),
+                        hubspot: base.and_then(|b| b.hubspot.clone()),
+                        mailerlite: base.and_then(|b| b.mailerlite.clone()),
+                    }
+                })
+                .collect();
+            Ok(Json(ContactPage { contact: view, hubspot_url, mailerlite_url, fields }))
+        }
         None => Err(HttpError::not_found(format!("no contact with email {email} is linked in connection {id}"))
             .with_action(
                 "Contacts are linked by the initial sync and by scans; check the sync rules if it should be.",

@@ -1,6 +1,6 @@
 //! The sync rules of hmsync, pure and exhaustively tested: the connection config and its
 //! validation, field value conversion, email identity, rule matching, and the planner that
-//! decides what to write where (DESIGN.md §2). No I/O: the engine reads, plans with this crate,
+//! decides what to write where (the rules: docs/sync-rules.md). No I/O: the engine reads, plans with this crate,
 //! writes, and stores the links it returns.
 
 pub mod apply;
@@ -13,6 +13,7 @@ pub mod record;
 pub mod rules;
 pub mod safety;
 pub mod schema;
+pub mod setup;
 pub mod validate;
 pub mod value;
 
@@ -31,5 +32,8 @@ pub use record::{FieldBase, HubSpotContact, Link, MailerLiteSubscriber};
 pub use rules::MlStatus;
 pub use safety::{SafetyCounters, SafetyTrip};
 pub use schema::{FieldSchemas, HsOption, HsProperty, HsType, MlField, MlType};
+pub use setup::{
+    MailerLiteValue, OptionMapping, OptionMappingError, OptionValue, option_mapping, suggest_mappings, writes_hubspot,
+};
 pub use validate::{ConfigProblem, validate_config};
 pub use value::{Conversion, HsKind, ValueError};

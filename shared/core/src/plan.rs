@@ -1,5 +1,5 @@
 //! The planner: from the config, the link and what each app holds now, decide exactly what to
-//! write where (DESIGN.md §2). Pure: the engine reads, plans, writes and stores the new link.
+//! write where (docs/sync-rules.md). Pure: the engine reads, plans, writes and stores the new link.
 
 use std::collections::BTreeMap;
 

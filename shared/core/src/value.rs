@@ -1,5 +1,5 @@
 //! Field values: per-side normal forms and conversion between HubSpot property types and
-//! MailerLite field types (DESIGN.md §2 "Field values").
+//! MailerLite field types (docs/sync-rules.md, "Field values").
 //!
 //! Every value is handled in a *normal form* per side (`Option<String>`, `None` = blank), so
 //! that equal values compare equal however the API spelled them (`"17.50"` vs `17.5`, a date
@@ -408,21 +408,16 @@ pub fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
     epoch_ms(s)
 }
 
+/// `YYYY-MM-DD`.
 pub fn format_date(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    d.format(format_description!("[year]-[month]-[day]")).expect("a date has every component of the format")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.sssZ`, the form HubSpot returns.
 pub fn format_datetime(dt: OffsetDateTime) -> String {
-    let dt = dt.to_offset(UtcOffset::UTC);
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:03}Z",
-        format_date(dt.date()),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.millisecond()
-    )
+    dt.to_offset(UtcOffset::UTC)
+        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
+        .expect("a date-time has every component of the format")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! One or more example tests per rule of DESIGN.md §2, each named after its rule.
+//! One or more example tests per rule of docs/sync-rules.md, each named after its rule.
 
 mod support;
 

@@ -69,6 +69,61 @@ pub enum MlSource {
     Segment(String),
 }
 
+/// The HubSpot portal behind a connection's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HubSpotAccount {
+    pub portal_id: u64,
+    /// The portal's domain, when HubSpot tells it (OAuth installs).
+    pub domain: Option<String>,
+    /// The scopes granted; `null` when HubSpot does not describe the token.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The MailerLite account behind an API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailerLiteAccount {
+    /// The account's name, when MailerLite tells it to an API key.
+    pub name: Option<String>,
+    /// Subscribers of every status.
+    pub subscribers: u64,
+}
+
+/// A HubSpot contact list (a rule can name it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HubSpotListInfo {
+    pub id: String,
+    pub name: String,
+    /// Contacts in the list, when HubSpot says.
+    pub size: Option<u64>,
+    /// `MANUAL` or `SNAPSHOT` (static) or `DYNAMIC` (active).
+    pub processing_type: String,
+}
+
+/// A MailerLite group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailerLiteGroupInfo {
+    pub id: String,
+    pub name: String,
+    /// Active members.
+    pub active: u64,
+    /// Members of every status (active, unsubscribed, unconfirmed, bounced, junk).
+    pub total: u64,
+}
+
+/// A MailerLite segment (its rule syncs active subscribers only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailerLiteSegmentInfo {
+    pub id: String,
+    pub name: String,
+    /// Active members.
+    pub active: u64,
+}
+
 /// One MailerLite write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -229,6 +284,10 @@ pub trait HubSpotApi: Send + Sync {
     /// Creates the property group and any of `properties` that do not exist yet.
     async fn ensure_properties(&self, group: &str, group_label: &str, properties: &[HsProperty]) -> ApiResult<()>;
     async fn create_notes(&self, notes: &[HsNote]) -> ApiResult<Vec<Result<(), ItemError>>>;
+    /// The portal and what the credentials may do in it (the setup screens).
+    async fn account(&self) -> ApiResult<HubSpotAccount>;
+    /// Every contact list (the setup screens' rule picker).
+    async fn lists(&self) -> ApiResult<Vec<HubSpotListInfo>>;
 }
 
 /// The MailerLite operations the sync uses.
@@ -262,6 +321,11 @@ pub trait MailerLiteApi: Send + Sync {
     async fn update_webhook(&self, id: &str, spec: &MlWebhookSpec) -> ApiResult<MlWebhook>;
     /// Deletes a webhook; `Ok` also when it no longer exists.
     async fn delete_webhook(&self, id: &str) -> ApiResult<()>;
+    /// The account behind the key (the setup screens).
+    async fn account(&self) -> ApiResult<MailerLiteAccount>;
+    async fn groups(&self) -> ApiResult<Vec<MailerLiteGroupInfo>>;
+    async fn create_group(&self, name: &str) -> ApiResult<MailerLiteGroupInfo>;
+    async fn segments(&self) -> ApiResult<Vec<MailerLiteSegmentInfo>>;
 }
 
 /// A MailerLite webhook as listed. `Debug` never prints the secret.

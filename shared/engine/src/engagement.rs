@@ -21,7 +21,8 @@ const ACTIVITY_READS_PER_PAGE: usize = 20;
 /// The counter of events recorded on one UTC day.
 pub fn day_counter(now_ms: i64) -> String {
     let dt = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("{}:{:04}-{:02}-{:02}", counters::ENGAGEMENT_EVENTS, dt.year(), u8::from(dt.month()), dt.day())
+    let day = dt.format(time::macros::format_description!("[year]-[month]-[day]")).expect("a date has every component");
+    format!("{}:{day}", counters::ENGAGEMENT_EVENTS)
 }
 
 impl Engine {

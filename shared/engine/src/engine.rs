@@ -23,7 +23,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        hmsync_http::now_ms()
     }
 }
 
@@ -38,6 +38,12 @@ pub trait ApiFactory: Send + Sync {
     /// The secrets that sign the connection's webhooks (the only secrets the engine handles,
     /// and only to check signatures).
     async fn webhook_keys(&self, connection_id: &str) -> Result<crate::adapters::WebhookKeys, EngineError>;
+    /// Requests the connection's clients sent so far (HubSpot, MailerLite), 0 for a client not
+    /// built yet; a client rebuilt after new credentials starts again from 0. No I/O.
+    fn requests_sent(&self, connection_id: &str) -> (u64, u64);
+    /// Each app's request limit per hour as the clients pace it (HubSpot's burst limit,
+    /// MailerLite's per-minute limit; shrunk windows count as they run).
+    fn limits_per_hour(&self) -> (u64, u64);
 }
 
 /// Tunables; the defaults are the production values.
@@ -56,6 +62,8 @@ pub struct EngineSettings {
     pub approval_window: Duration,
     /// Engagement event keys are remembered this long (duplicate deliveries are ignored).
     pub event_key_ttl: Duration,
+    /// How long the hourly counters (the status page's charts) are kept.
+    pub hourly_ttl: Duration,
     /// How often the schedule scans (the deployment's schedule; shown as "next scan").
     pub scan_interval: Duration,
     /// After HubSpot's daily limit is used up, work is tried again this often (HubSpot resets
@@ -72,6 +80,7 @@ impl Default for EngineSettings {
             refs_per_message: 200,
             approval_window: Duration::from_secs(24 * 3600),
             event_key_ttl: Duration::from_secs(30 * 24 * 3600),
+            hourly_ttl: Duration::from_secs(35 * 24 * 3600),
             scan_interval: Duration::from_secs(2 * 3600),
             daily_limit_probe: Duration::from_secs(15 * 60),
         }
@@ -119,6 +128,11 @@ pub struct Report {
     pub contacts: usize,
     /// Contacts that were written to at least one app.
     pub written: usize,
+    /// Records written in each app (a contact written to both counts in both).
+    pub written_hubspot: usize,
+    pub written_mailerlite: usize,
+    /// Records an initial sync's scan page read (its progress).
+    pub initial_records: u64,
     /// References dropped as echoes of our own writes (without calling an API).
     pub echoes: usize,
     /// Contacts skipped because nothing changed since they were last synced.

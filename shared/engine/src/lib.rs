@@ -1,13 +1,15 @@
-//! The use cases of hmsync over its ports (DESIGN.md §3): HubSpot and MailerLite webhooks,
+//! The use cases of hmsync over its ports (docs/architecture.md): HubSpot and MailerLite webhooks,
 //! scans (the initial sync and the scheduled safety net), syncing batches of contacts, the
 //! connection lifecycle and the safety valve. The Lambda functions and the local runner are
 //! thin shells around an [`Engine`].
 
 pub mod adapters;
 pub mod api;
+pub mod catalog;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
+pub mod hourly;
 pub mod lifecycle;
 pub mod message;
 pub mod ml_webhooks;

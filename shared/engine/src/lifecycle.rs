@@ -276,8 +276,17 @@ impl Engine {
     }
 
     /// Turns a failure that concerns the whole connection (credentials, daily limit) into state
-    /// the status page shows, parking the message where that keeps work safe.
+    /// the status page shows, parking the message where that keeps work safe; then adds what the
+    /// message did to the connection's counters of this hour (one store write per message).
     pub async fn handle_with_recovery(&self, message: &SyncMessage) -> Result<Report, EngineError> {
+        let conn_id = message.connection_id();
+        let before = self.apis.requests_sent(conn_id);
+        let outcome = self.recover(message).await;
+        self.count_hour(conn_id, outcome.as_ref(), before).await;
+        outcome
+    }
+
+    async fn recover(&self, message: &SyncMessage) -> Result<Report, EngineError> {
         match self.handle(message).await {
             Err(EngineError::Api(ApiError::Unauthorized { side, message: msg, action }))
             | Err(EngineError::Api(ApiError::Forbidden { side, message: msg, action })) => {
@@ -394,6 +403,9 @@ impl Engine {
             let r = self.sync_contacts(conn_id, refs, Origin::Webhook, Preloaded::default(), message).await?;
             report.contacts += r.contacts;
             report.written += r.written;
+            report.written_hubspot += r.written_hubspot;
+            report.written_mailerlite += r.written_mailerlite;
+            report.errors += r.errors;
         }
         Ok(report)
     }

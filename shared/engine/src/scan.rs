@@ -317,6 +317,7 @@ impl Engine {
         let hubspot_part = !matches!(part, ScanPart::MailerLite { .. } | ScanPart::MailerLiteLinks);
         if initial && records > 0 && !matches!(part, ScanPart::HubSpotLinks) {
             self.store.add_counters(conn_id, &[(counters::INITIAL_DONE, records as i64)]).await?;
+            report.initial_records = records;
         }
         let excluded = report.excluded as u64;
         match next {

@@ -226,7 +226,7 @@ fn group_echo(config: &hmsync_core::ConnectionConfig, link: &Link, group: &str, 
 
 pub(crate) fn month_of(now_ms: i64) -> String {
     let dt = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("{:04}-{:02}", dt.year(), u8::from(dt.month()))
+    dt.format(time::macros::format_description!("[year]-[month]")).expect("a date has a year and a month")
 }
 
 fn to_contact(h: &HsRecord, in_scope: bool, company: BTreeMap<String, Option<String>>) -> HubSpotContact {
@@ -1611,6 +1611,12 @@ impl Engine {
             u.link = Some(link.clone());
             if plan.has_writes() {
                 report.written += 1;
+            }
+            if plan.hubspot.is_some() || plan.hubspot_unsubscribe_all {
+                report.written_hubspot += 1;
+            }
+            if plan.mailerlite.is_some() || !plan.group_changes.is_empty() {
+                report.written_mailerlite += 1;
             }
             if u.problems.is_empty() {
                 // Values withheld because they stand refused: their problems stand too.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hmsync_core::{ConnectionConfig, Link, Phase, Planner, Reason, Side};
+use hmsync_core::{ConnectionConfig, FieldSchemas, Link, Phase, Planner, Reason, Side, validate_config};
 use hmsync_store::{ContactError, HistoryEntry, LinkKey};
 use serde::{Deserialize, Serialize};
 
@@ -301,7 +301,8 @@ impl Engine {
 
     /// A dry run: plans the first `limit` records of each app as the initial sync (or, for an
     /// active connection, as continuous sync with its links) would — with `config` instead of the
-    /// stored config when given (the preview of a config change) — and writes nothing.
+    /// stored config when given (the preview of a config change) — and writes nothing. The
+    /// config is checked against the apps' current schemas first, as activation checks it.
     pub async fn preview(
         &self,
         conn_id: &str,
@@ -315,11 +316,23 @@ impl Engine {
         if let Some(c) = config {
             conn.config = c;
         }
-        let schemas = conn.schemas.clone().unwrap_or_default();
-        let planner = Planner::new(&conn.config, &schemas);
         let phase = if state.lifecycle == Lifecycle::Continuous { Phase::Continuous } else { Phase::Initial };
         let hs = self.apis.hubspot(&conn).await?;
         let ml = self.apis.mailerlite(&conn).await?;
+        // The apps' schemas as they are now, read but not stored: activation refreshes the
+        // fields before it validates, so the preview does the same to report every problem
+        // activation would refuse (a mapping's typo included, before any "refresh fields").
+        let schemas = FieldSchemas {
+            hubspot_contact: hs.contact_properties().await?,
+            hubspot_company: hs.company_properties().await?,
+            mailerlite: ml.fields().await?,
+        };
+        let problems = validate_config(&conn.config, Some(&schemas));
+        if !problems.is_empty() {
+            return Err(crate::LifecycleError::InvalidConfig(problems));
+        }
+        let planner = Planner::new(&conn.config, &schemas);
+        conn.schemas = Some(schemas.clone());
         let hs_props = crate::sync::hubspot_properties(&planner);
 
         let mut ml_records = Vec::new();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmsync_store::{ReceivedMessage, WorkQueue};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{SyncMessage, coalesce};
@@ -170,11 +170,8 @@ impl Worker {
     }
 
     /// Runs until `shutdown` turns true.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
+    pub async fn run(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
             let idle = match self.run_once().await {
                 Ok(r) => r.received == 0,
                 Err(e) => {
@@ -185,7 +182,7 @@ impl Worker {
             if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(self.settings.idle_poll) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.cancelled() => {}
                 }
             }
         }

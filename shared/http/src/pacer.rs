@@ -1,5 +1,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -77,6 +78,8 @@ fn max_wait(buckets: &mut HashMap<String, BucketState>, names: &[&str], now: Ins
 #[derive(Debug)]
 pub struct Pacer {
     buckets: Mutex<HashMap<String, BucketState>>,
+    /// Requests let through since the pacer was made (the status page's requests per hour).
+    sent: AtomicU64,
 }
 
 impl Pacer {
@@ -85,7 +88,13 @@ impl Pacer {
             .into_iter()
             .map(|b| (b.name.clone(), BucketState { bucket: b, sent: VecDeque::new(), paused_until: None }))
             .collect();
-        Self { buckets: Mutex::new(buckets) }
+        Self { buckets: Mutex::new(buckets), sent: AtomicU64::new(0) }
+    }
+
+    /// How many requests [`Pacer::acquire`] let through so far (retries included: each is a
+    /// request the account's limit counts).
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Waits until a request counted against `names` fits every bucket, then records it and
@@ -97,6 +106,7 @@ impl Pacer {
                 let now = Instant::now();
                 let wait = max_wait(&mut buckets, names, now);
                 if wait.is_zero() {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
                     for n in names {
                         if let Some(b) = buckets.get_mut(*n) {
                             b.sent.push_back(now);
@@ -189,6 +199,15 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_every_request_it_lets_through() {
+        let pacer = Pacer::new([Bucket::new("burst", 2, Duration::from_secs(10))]);
+        for _ in 0..5 {
+            pacer.acquire(&["burst"]).await;
+        }
+        assert_eq!(pacer.requests_sent(), 5);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn never_lets_more_than_limit_into_any_window() {

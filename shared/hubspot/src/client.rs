@@ -2,9 +2,9 @@
 //! rate limits, 429 handling by policy, bounded retries of transient failures, typed errors.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
+use hmsync_http::{Bucket, Pacer, RetryPolicy, now_ms, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::error::{HubSpotError, from_response};
+use crate::model::TokenInfo;
 use crate::search_pace::{SearchPace, search_pace};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
@@ -137,10 +138,6 @@ enum AuthState {
     OAuth(Box<OAuthState>),
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
@@ -172,6 +169,23 @@ impl std::fmt::Debug for HubSpotClient {
     }
 }
 
+/// Where a static (private or project app) token is described.
+pub const PRIVATE_APP_TOKEN_INFO: &str = "/oauth/v2/private-apps/get/access-token-info";
+/// Where an OAuth token is described.
+pub const INTROSPECT: &str = "/oauth/2026-03/token/introspect";
+
+/// The answer of [`PRIVATE_APP_TOKEN_INFO`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrivateAppTokenInfo {
+    #[serde(default)]
+    hub_id: Option<u64>,
+    #[serde(default)]
+    app_id: Option<u64>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
 /// The form response of the token endpoint.
 #[derive(Debug, Deserialize)]
 struct TokenResponse {
@@ -193,7 +207,8 @@ fn http_client(config: &HubSpotConfig) -> reqwest::Client {
         .expect("reqwest client with rustls")
 }
 
-/// The URL that asks a HubSpot user to install the app (§1.2): scopes space-separated.
+/// The URL that asks a HubSpot user to install the app (<https://developers.hubspot.com/docs/api/working-with-oauth>):
+/// scopes space-separated.
 pub fn authorize_url(
     app_url: &str,
     client_id: &str,
@@ -435,6 +450,50 @@ impl HubSpotClient {
 
     async fn is_oauth(&self) -> bool {
         matches!(&*self.inner.auth.lock().await, AuthState::OAuth(_))
+    }
+
+    /// What HubSpot says about these credentials: the portal, the scopes granted and, for an
+    /// OAuth install, the portal's domain. A static token is asked with
+    /// `POST /oauth/v2/private-apps/get/access-token-info`, an OAuth access token with the token
+    /// introspection endpoint (`POST /oauth/2026-03/token/introspect`); both carry the token in
+    /// the body, never in a URL that could reach a log.
+    pub async fn token_info(&self) -> Result<TokenInfo, HubSpotError> {
+        let token = self.bearer(false).await?;
+        let client = {
+            let auth = self.inner.auth.lock().await;
+            match &*auth {
+                AuthState::Static(_) => None,
+                AuthState::OAuth(o) => Some((o.client_id.clone(), o.client_secret.clone())),
+            }
+        };
+        let Some((client_id, client_secret)) = client else {
+            let body = serde_json::json!({ "tokenKey": token });
+            let info: PrivateAppTokenInfo = self.send(Call::post(PRIVATE_APP_TOKEN_INFO, &body)).await?;
+            return Ok(TokenInfo { hub_id: info.hub_id, hub_domain: None, app_id: info.app_id, scopes: info.scopes });
+        };
+        let resp = self
+            .inner
+            .http
+            .post(format!("{}{INTROSPECT}", self.inner.config.base_url.trim_end_matches('/')))
+            .form(&[
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.as_str()),
+                ("token", token.as_str()),
+                ("token_type_hint", "access_token"),
+            ])
+            .send()
+            .await
+            .map_err(|e| HubSpotError::Transport(format!("POST {INTROSPECT}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| HubSpotError::Transport(format!("POST {INTROSPECT}: {e}")))?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(from_response(status, &body, None));
+        }
+        if body.get("active") == Some(&Value::Bool(false)) {
+            return Err(HubSpotError::Unauthorized { reason: "the access token is not active".into() });
+        }
+        serde_json::from_value(body).map_err(|e| HubSpotError::Decode(format!("token introspection: {e}")))
     }
 
     /// Sends a call and decodes the JSON answer (`Value::Null` for an empty body).

@@ -2,7 +2,8 @@
 //! per-input outcome, paging streams, the incremental search scan, pacing under HubSpot's rate
 //! limits, typed errors, and webhook parsing and signature verification.
 //!
-//! Paths use the date-versioned `2026-03` spelling (same shapes as v3/v4; reference §0.2).
+//! Paths use the date-versioned `2026-03` spelling, same shapes as v3/v4
+//! (<https://developers.hubspot.com/docs/api-reference/latest/overview>).
 
 mod batch;
 mod client;
@@ -16,8 +17,8 @@ pub mod webhooks;
 
 pub use batch::{BATCH_SIZE, MAX_SINGLES};
 pub use client::{
-    Auth, DEFAULT_APP_URL, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, TokenCallback, TokenSet, authorize_url,
-    exchange_code,
+    Auth, DEFAULT_APP_URL, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, INTROSPECT, PRIVATE_APP_TOKEN_INFO,
+    TokenCallback, TokenSet, authorize_url, exchange_code,
 };
 pub use contacts::{CONTACTS, ListOptions};
 pub use crm::{ACCOUNT, ASSOCIATIONS, COMPANIES, LISTS, NOTES, PREFERENCES, PROPERTIES};

@@ -176,7 +176,7 @@ pub struct ModificationMetadata {
     pub read_only_value: bool,
 }
 
-/// A property definition (§3.2).
+/// A property definition (<https://developers.hubspot.com/docs/api/crm/properties>).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Property {
@@ -367,6 +367,22 @@ pub struct AccountDetails {
     pub ui_domain: Option<String>,
     #[serde(default)]
     pub data_hosting_location: Option<String>,
+}
+
+/// What HubSpot says about a set of credentials ([`crate::HubSpotClient::token_info`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenInfo {
+    /// The portal (account) the token works in.
+    #[serde(default)]
+    pub hub_id: Option<u64>,
+    /// The portal's domain, for OAuth installs (e.g. `example.com`).
+    #[serde(default)]
+    pub hub_domain: Option<String>,
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The scopes granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// A note to create on a contact.

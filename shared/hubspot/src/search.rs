@@ -1,4 +1,5 @@
-//! CRM search (reference §2.7) with a typed filter builder, and the incremental scan recipe:
+//! CRM search (<https://developers.hubspot.com/docs/api/crm/search>) with a typed filter builder, and the incremental
+//! scan recipe:
 //! `lastmodifieddate >= watermark`, ascending, ties broken on `hs_object_id`, never paging
 //! towards the 10,000-result cap.
 
@@ -220,7 +221,7 @@ pub struct ScanCursor {
     pub done: bool,
 }
 
-/// The incremental contact scan of reference §2.7.
+/// The incremental contact scan of the module doc.
 ///
 /// Every page is a fresh query starting at the watermark (keyset paging), so no query ever
 /// pages towards the 10,000-result cap, and records modified during the scan cannot shift

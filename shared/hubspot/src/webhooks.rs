@@ -1,5 +1,5 @@
-//! Incoming app webhooks: typed events (reference §6.4) and signature verification v1, v2 and
-//! v3 (§6.5–§6.7).
+//! Incoming app webhooks: typed events (<https://developers.hubspot.com/docs/api/webhooks>) and signature verification
+//! v1, v2 and v3 (<https://developers.hubspot.com/docs/api/webhooks/validating-requests>).
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -160,7 +160,7 @@ impl WebhookEvent {
 }
 
 /// Parses the JSON array HubSpot posts. Generic `object.*` events (the developer platform's
-/// `crmObjects` subscriptions, reference §6.2) of contacts (`0-1`) and companies (`0-2`) become
+/// `crmObjects` subscriptions) of contacts (`0-1`) and companies (`0-2`) become
 /// their `contact.*` / `company.*` equivalents, so an app may subscribe either way.
 pub fn parse_events(raw_body: &[u8]) -> Result<Vec<WebhookEvent>, serde_json::Error> {
     let mut events: Vec<WebhookEvent> = serde_json::from_slice(raw_body)?;
@@ -192,7 +192,7 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// The escapes HubSpot decodes before signing the URI (§6.7 step 2).
+/// The escapes HubSpot decodes before signing the URI (step 2 of the v3 check).
 pub fn decode_signed_uri(uri: &str) -> String {
     const ESCAPES: [(&str, &str); 12] = [
         ("%3A", ":"),

@@ -41,7 +41,8 @@ async fn filters_are_anded_in_a_group_and_ored_across_groups() {
 async fn paging_past_ten_thousand_is_refused_but_the_incremental_scan_gets_everything_once() {
     let s = sim_with(SimConfig { time_scale: 20.0, ..Default::default() }).await;
     let c = client(&s);
-    // One seed call stamps every record with the same lastmodifieddate: the worst case of §2.7.
+    // One seed call stamps every record with the same lastmodifieddate: the worst case for
+    // keyset paging on lastmodifieddate (ties are broken on hs_object_id).
     s.seed(&SeedRequest { count: 10_300, ..Default::default() }).unwrap();
     let req = SearchRequest::new()
         .group([Filter::gte("lastmodifieddate", "0")])

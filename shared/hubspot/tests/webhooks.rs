@@ -27,8 +27,7 @@ async fn receiver(secret: String) -> (String, Inbox) {
             let (inbox, url, secret) = (i.clone(), u.clone(), secret.clone());
             async move {
                 let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-                let now =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+                let now = hmsync_http::now_ms();
                 let v3 = verify_v3(
                     &secret,
                     "POST",

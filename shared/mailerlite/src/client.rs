@@ -18,7 +18,7 @@ use crate::error::Error;
 pub const DEFAULT_BASE_URL: &str = "https://connect.mailerlite.com/api";
 
 /// The API version this client was written against, sent as `X-Version` so later API changes
-/// do not alter behaviour underneath it (§1.1).
+/// do not alter behaviour underneath it (<https://developers.mailerlite.com/docs/>).
 pub const API_VERSION: &str = "2026-11-01";
 
 /// Sent with every request: every official SDK names itself, and the API sits behind Cloudflare.

@@ -444,6 +444,21 @@ impl Client {
         Ok(last)
     }
 
+    // --- account ------------------------------------------------------------------------------
+
+    /// The accounts the credentials reach (`GET /api/accounts`, `{"data": [{id, name, status}]}`).
+    /// MailerLite documents it for its OAuth clients (its own CLI), not for API keys: a key it
+    /// refuses this for (any 4xx) gives `Ok(None)`, and callers treat the name as unknown.
+    pub async fn accounts(&self) -> Result<Option<Vec<Account>>, Error> {
+        match self.get_json::<Data<Vec<Account>>>("/accounts", &[], &Target::new("account list", "")).await {
+            Ok(d) => Ok(Some(d.data)),
+            Err(Error::NotFound { .. } | Error::Validation { .. } | Error::Api { .. } | Error::Decode { .. }) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     // --- segments -----------------------------------------------------------------------------
 
     pub async fn segments(&self) -> Result<Vec<Segment>, Error> {

@@ -1,6 +1,7 @@
 //! MailerLite API client (`connect.mailerlite.com/api`): typed requests and lenient models,
 //! cursor streams, batching, pacing against both rate limits, bounded retries, typed errors and
-//! webhook signatures. See `shared/reference/mailerlite-api.md` for the API facts it follows.
+//! webhook signatures. It follows MailerLite's documentation (<https://developers.mailerlite.com/docs/>) and real
+//! recordings of the API (`tests/fixtures/recordings/`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hmsync_mailerlite::Error> {

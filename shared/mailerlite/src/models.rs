@@ -267,6 +267,16 @@ pub struct Segment {
     pub created_at: Option<Timestamp>,
 }
 
+/// An account the credentials reach (`GET /api/accounts`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Account {
+    #[serde(deserialize_with = "id")]
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
 /// A webhook as the API returns it. `Debug` never prints the secret.
 #[derive(Clone, PartialEq, Deserialize)]
 pub struct Webhook {

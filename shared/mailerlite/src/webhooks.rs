@@ -1,4 +1,5 @@
-//! Incoming MailerLite webhooks (§7.3, §7.4): signature verification and typed events.
+//! Incoming MailerLite webhooks (<https://developers.mailerlite.com/docs/webhooks.html>): signature verification
+//! and typed events.
 //!
 //! Shapes handled: (a) flat subscriber events — the subscriber at the root with `event`;
 //! (b) group events — `type`, `subscriber`, `group`; (c) automation events; (d) `campaign.sent`
@@ -300,7 +301,8 @@ pub fn parse_webhook(raw_body: &[u8]) -> Result<WebhookDelivery, Error> {
 mod tests {
     use super::*;
 
-    /// The flat capture from the reference (§7.4 a).
+    /// A flat `subscriber.unsubscribed` delivery captured from a live account (published as the sample
+    /// payload of activepieces' MailerLite trigger).
     const FLAT: &str = r#"{"id":"112375610569918142","email":"subscriber@example.com","status":"unsubscribed","source":"api",
  "sent":0,"opens_count":0,"clicks_count":0,"open_rate":0,"click_rate":0,"ip_address":null,
  "subscribed_at":"2026-08-27T15:06:41.000000Z","unsubscribed_at":"2026-08-27T15:10:00.000000Z",
@@ -311,7 +313,7 @@ mod tests {
  "opted_in_at":null,"optin_ip":null,"location":null,
  "event":"subscriber.unsubscribed","account_id":2599924,"api_version":"2025-05"}"#;
 
-    /// The documented batched example (§7.4 e), with REST-less ISO timestamps and `zip`.
+    /// The batched example of MailerLite's webhook documentation, with ISO timestamps and `zip`.
     const BATCHED: &str = r#"{"events": [
    {"type": "campaign.open",
     "subscriber": {"id":"100000000000000000","email":"john.doe@example.com","status":"active","source":"ecommerce",

@@ -2,7 +2,7 @@
 //! template sets. AWS endpoints, region and credentials are the SDK's business
 //! (`AWS_REGION`, `AWS_ENDPOINT_URL`, …): nothing here duplicates them.
 
-/// The DynamoDB table (DESIGN.md §4).
+/// The DynamoDB table (its items: docs/architecture.md, "Storage").
 pub const TABLE: &str = "HMSYNC_TABLE";
 /// The URL of the SQS FIFO sync queue.
 pub const QUEUE_URL: &str = "HMSYNC_QUEUE_URL";

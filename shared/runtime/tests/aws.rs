@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tower::ServiceExt;
 
-use common::{connection, fixture, now_ms};
+use common::{connection, fixture};
+use hmsync_http::now_ms;
 
 struct Aws {
     config: SdkConfig,

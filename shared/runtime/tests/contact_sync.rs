@@ -14,7 +14,8 @@ use hmsync_runtime::contact_sync::{self, Redelivery};
 use hmsync_store::StoreError;
 use serde_json::{Value, json};
 
-use common::{connection, fixture, local, now_ms};
+use common::{connection, fixture, local};
+use hmsync_http::now_ms;
 
 /// Records every visibility change (receipt → delay).
 #[derive(Default)]

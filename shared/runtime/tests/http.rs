@@ -16,7 +16,8 @@ use serde_json::Value;
 use sha2::Sha256;
 use tower::ServiceExt;
 
-use common::{Local, connection, fixture, local, now_ms};
+use common::{Local, connection, fixture, local};
+use hmsync_http::now_ms;
 
 const API_HOST_URL: &str = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com";
 const HUBSPOT_CLIENT_SECRET: &str = "hs-client-secret-for-tests";

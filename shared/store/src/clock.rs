@@ -1,10 +1,13 @@
 //! Wall-clock helpers: stored timestamps are epoch milliseconds, TTL attributes epoch seconds
-//! (DynamoDB's TTL format).
+//! (DynamoDB's TTL format). They read the one wall clock, `hmsync_http::now_ms`, directly and not
+//! through the engine's `Clock` port: queue visibility and expiry are real time, as they are in
+//! SQS and DynamoDB.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+/// The wall clock as the store keeps it (unsigned milliseconds).
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    hmsync_http::now_ms().max(0) as u64
 }
 
 pub(crate) fn now_secs() -> u64 {

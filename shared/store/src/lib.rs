@@ -1,6 +1,6 @@
 //! Storage, queue and secrets for hmsync: ports (traits) and their adapters.
 //!
-//! - AWS: [`DynamoStore`] (one table, DESIGN.md §4), [`SqsQueue`] (FIFO, one message group per
+//! - AWS: [`DynamoStore`] (one table, docs/architecture.md), [`SqsQueue`] (FIFO, one message group per
 //!   connection), [`SecretsManagerSecrets`].
 //! - Local: [`SqliteStore`] and [`SqliteQueue`] (one durable file; the queue behaves like SQS
 //!   FIFO), [`FileSecrets`], and [`MemorySecrets`] for tests.
@@ -16,17 +16,18 @@ mod ports;
 mod secrets;
 pub mod sqlite;
 mod sqs;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use dynamo::{DynamoStore, create_table_if_missing};
 pub use error::{Result, StoreError};
 pub use model::{
-    Connection, ContactError, ContactProblem, DeadLetter, HistoryEntry, LinkKey, Page, QueueMessage, ReceivedMessage,
-    Versioned,
+    Connection, ContactError, ContactProblem, DeadLetter, HOUR_MS, HistoryEntry, HourCounters, LinkKey, Page,
+    QueueMessage, ReceivedMessage, Versioned,
 };
 pub use ports::{
-    ConnectionStore, ErrorStore, EventStore, HistoryStore, LinkStore, MeterStore, RoutingStore, SecretStore,
-    StateStore, Store, SyncQueue, WorkQueue,
+    ConnectionStore, ErrorStore, EventStore, HistoryStore, HourlyStore, LinkStore, MeterStore, RoutingStore,
+    SecretStore, StateStore, Store, SyncQueue, WorkQueue,
 };
 pub use secrets::{CachedSecrets, FileSecrets, MemorySecrets, SecretsManagerSecrets};
 pub use sqlite::{SqliteQueue, SqliteQueueConfig, SqliteStore};

@@ -179,6 +179,19 @@ pub struct HistoryEntry {
     pub source: String,
 }
 
+/// The counters of one hour of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HourCounters {
+    /// When the hour starts (epoch milliseconds).
+    pub hour_ms: u64,
+    /// Each counter's total for the hour, by name.
+    pub counters: std::collections::BTreeMap<String, i64>,
+}
+
+/// Milliseconds in an hour.
+pub const HOUR_MS: u64 = 3_600_000;
+
 /// A message for the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -217,6 +230,16 @@ pub(crate) fn check_id(what: &str, id: &str) -> crate::Result<()> {
     if id.is_empty() || id.contains('#') {
         return Err(crate::StoreError::invalid(format!(
             "{what} {id:?} cannot be stored: ids must be non-empty and must not contain '#'"
+        )));
+    }
+    Ok(())
+}
+
+/// Hourly counters are kept per whole hour: a start that is not one is a caller's bug.
+pub(crate) fn check_hour(hour_ms: u64) -> crate::Result<()> {
+    if !hour_ms.is_multiple_of(HOUR_MS) {
+        return Err(crate::StoreError::invalid(format!(
+            "{hour_ms} is not the start of an hour (epoch milliseconds, a multiple of {HOUR_MS})"
         )));
     }
     Ok(())

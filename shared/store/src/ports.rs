@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{
-    Connection, ContactError, DeadLetter, HistoryEntry, LinkKey, Page, QueueMessage, ReceivedMessage, Versioned,
+    Connection, ContactError, DeadLetter, HistoryEntry, HourCounters, LinkKey, Page, QueueMessage, ReceivedMessage,
+    Versioned,
 };
 
 #[async_trait]
@@ -30,7 +31,7 @@ pub trait ConnectionStore: Send + Sync {
     async fn update_connection(&self, connection: &Connection) -> Result<Connection>;
 
     /// Removes the connection and every item of it (links, indexes, state, counters, errors,
-    /// history, meter, routing entries, events). Idempotent; true if the connection existed.
+    /// history, hourly counters, meter, routing entries, events). Idempotent; true if the connection existed.
     async fn delete_connection(&self, id: &str) -> Result<bool>;
 }
 
@@ -122,6 +123,21 @@ pub trait HistoryStore: Send + Sync {
     async fn read_history(&self, conn: &str, link_id: &str, limit: usize) -> Result<Vec<HistoryEntry>>;
 }
 
+/// Per-hour counters of a connection (records written, errors, API requests): what the status
+/// page draws over time. The engine adds to them once per handled message, so a counter update
+/// costs one write however many contacts the message carried.
+#[async_trait]
+pub trait HourlyStore: Send + Sync {
+    /// Adds each delta to the counters of the hour starting at `hour_ms` (epoch milliseconds, a
+    /// whole hour: anything else is `Invalid`), atomically: concurrent callers never lose an
+    /// increment. The hour is kept for `ttl` from this write.
+    async fn add_hourly(&self, conn: &str, hour_ms: u64, deltas: &[(&str, i64)], ttl: Duration) -> Result<()>;
+
+    /// The hours starting from `from_ms` up to and including `to_ms` that have counters, oldest
+    /// first; expired hours are never returned.
+    async fn read_hourly(&self, conn: &str, from_ms: u64, to_ms: u64) -> Result<Vec<HourCounters>>;
+}
+
 /// Monthly unique synced contacts.
 #[async_trait]
 pub trait MeterStore: Send + Sync {
@@ -160,12 +176,28 @@ pub trait EventStore: Send + Sync {
 
 /// Every storage port at once.
 pub trait Store:
-    ConnectionStore + LinkStore + StateStore + ErrorStore + HistoryStore + MeterStore + RoutingStore + EventStore
+    ConnectionStore
+    + LinkStore
+    + StateStore
+    + ErrorStore
+    + HistoryStore
+    + HourlyStore
+    + MeterStore
+    + RoutingStore
+    + EventStore
 {
 }
 
 impl<T> Store for T where
-    T: ConnectionStore + LinkStore + StateStore + ErrorStore + HistoryStore + MeterStore + RoutingStore + EventStore
+    T: ConnectionStore
+        + LinkStore
+        + StateStore
+        + ErrorStore
+        + HistoryStore
+        + HourlyStore
+        + MeterStore
+        + RoutingStore
+        + EventStore
 {
 }
 

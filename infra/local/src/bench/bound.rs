@@ -31,9 +31,10 @@ impl RateLimit {
     }
 }
 
-/// The limits of DESIGN.md §3 and the references: HubSpot's burst window (a private/project app
-/// on a Free/Starter portal), its search limit, MailerLite's global limit and its import limit
-/// (group imports and batches made only of subscriber upserts, counted on top of the global one).
+/// The documented rate limits: HubSpot's burst window (a private/project app on a Free/Starter
+/// portal) and its search limit (<https://developers.hubspot.com/docs/api/usage-details>),
+/// MailerLite's global limit and its import limit (group imports and batches made only of
+/// subscriber upserts, counted on top of the global one; <https://developers.mailerlite.com/docs/>).
 pub const RATE_LIMITS: [RateLimit; 4] = [
     RateLimit {
         service: Service::HubSpot,

@@ -15,6 +15,7 @@ use hmsync_engine::adapters::{ApiSettings, Credentials, save_credentials};
 use hmsync_engine::state::ScanSummary;
 use hmsync_engine::worker::WorkerSettings;
 use hmsync_engine::{Lifecycle, LifecycleError};
+use hmsync_sandbox::common::now_ms;
 use hmsync_store::{ConnectionStore, LinkStore, StateStore, WorkQueue};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -92,10 +93,6 @@ pub enum Reply {
     Summary(Summary),
     Usage(ProcessUsage),
     Failed { message: String },
-}
-
-fn now_ms() -> i64 {
-    hmsync_sandbox::common::now_ms()
 }
 
 fn say(reply: &Reply) {

@@ -26,7 +26,8 @@ use axum::response::Response;
 use http::StatusCode;
 
 /// Milliseconds since the Unix epoch on the sandbox clock (the wall clock: both simulators
-/// stamp changes and writes with it, so latencies between them are comparable).
+/// stamp changes and writes with it, so latencies between them are comparable). The simulators
+/// share no code with hmsync itself, so they read the clock here rather than through `hmsync-http`.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

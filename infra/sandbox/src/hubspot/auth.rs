@@ -1,6 +1,8 @@
-//! Authentication (static token, OAuth 2.0 codes and tokens, scopes) and the rate limits
-//! (reference §1, §7.1, §7.2): a rolling burst window per credential owner, the search
-//! window per account, the daily allowance per account, and HubSpot's rate-limit headers.
+//! Authentication (static token, OAuth 2.0 codes and tokens, scopes) and the rate limits: a
+//! rolling burst window per credential owner, the search window per account, the daily
+//! allowance per account, and HubSpot's rate-limit headers.
+//! Documented at <https://developers.hubspot.com/docs/api/working-with-oauth>
+//! and <https://developers.hubspot.com/docs/api/usage-details>.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,7 +134,7 @@ pub const ALL_SCOPES: [&str; 17] = [
     "communication_preferences.statuses.batch.write",
 ];
 
-/// The granular scopes a request needs (§1.3); any one of them suffices.
+/// The granular scopes a request needs (<https://developers.hubspot.com/docs/api/scopes>); any one suffices.
 fn required_scopes(method: &http::Method, path: &str) -> Vec<&'static str> {
     let read = method == http::Method::GET || path.ends_with("/batch/read") || path.ends_with("/search");
     if path.contains("/properties/") {
@@ -210,7 +212,7 @@ fn admit(st: &HubSpotState, identity: Identity, search: bool) -> Result<Admitted
         *daily_started = now;
         *daily_used = 0;
     }
-    // The daily allowance applies to static tokens only: OAuth calls have no daily limit (§7.1).
+    // The daily allowance applies to static tokens only: OAuth calls have no daily limit.
     let daily_applies = identity.is_static();
     if daily_applies && (*daily_exhausted || *daily_used >= c.daily_limit) {
         return Err(HsError::daily());
@@ -272,7 +274,7 @@ pub async fn guard(State(st): State<Arc<HubSpotState>>, req: Request, next: Next
         .into_response();
     }
     let mut resp = next.run(req).await;
-    // Search responses carry no rate-limit headers (§2.7).
+    // Search responses carry no rate-limit headers (HubSpot's search guide).
     if !admitted.search {
         let c = st.config();
         let window_ms = c.burst_window().as_millis();
@@ -409,11 +411,84 @@ async fn token(State(st): State<Arc<HubSpotState>>, body: String) -> Response {
     .into_response()
 }
 
+/// The scopes of the static token: those the hmsync app (`hubspot-app/`) asks for, the
+/// optional one included.
+pub const STATIC_TOKEN_SCOPES: [&str; 8] = [
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.read",
+    "crm.lists.read",
+    "communication_preferences.read_write",
+];
+
+/// The portal's domain, as token introspection names it.
+pub const HUB_DOMAIN: &str = "hmsync-sandbox.example.com";
+
+/// `POST /oauth/v2/private-apps/get/access-token-info` (JSON `{"tokenKey"}`): what a private
+/// app's static token is (its portal, app, user and scopes).
+async fn private_app_token_info(State(st): State<Arc<HubSpotState>>, body: axum::body::Bytes) -> Response {
+    let c = st.config();
+    let key = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("tokenKey").and_then(|k| k.as_str()).map(str::to_string));
+    if key.as_deref() != Some(c.token.as_str()) {
+        // UNCONFIRMED: the answer to an unknown token is not documented; a 401 in HubSpot's shape.
+        return HsError::unauthorized().into_response();
+    }
+    axum::Json(json!({"userId": 1, "hubId": c.portal_id, "appId": c.app_id, "scopes": STATIC_TOKEN_SCOPES}))
+        .into_response()
+}
+
+/// `POST /oauth/{v3,2026-03}/token/introspect` (form-encoded `client_id`, `client_secret`,
+/// `token`, `token_type_hint`): an OAuth token's validity and metadata.
+async fn introspect(State(st): State<Arc<HubSpotState>>, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let c = st.config();
+    if form.get("client_id") != Some(&c.client_id) || form.get("client_secret") != Some(&c.client_secret) {
+        return oauth_error("invalid_client", "BAD_CLIENT_ID", "missing or invalid client id");
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    let auth = st.auth.lock().expect("auth lock");
+    let now = Instant::now();
+    if let Some(t) = auth.access.get(&token).filter(|t| t.expires_at > now) {
+        return axum::Json(json!({
+            "active": true,
+            "token_use": "access_token",
+            "token_type": "access",
+            "hub_id": c.portal_id,
+            "hub_domain": HUB_DOMAIN,
+            "app_id": c.app_id,
+            "user_id": 1,
+            "scopes": t.scopes,
+            "expires_in": t.expires_at.saturating_duration_since(now).as_secs(),
+        }))
+        .into_response();
+    }
+    if let Some(g) = auth.refresh.get(&token) {
+        return axum::Json(json!({
+            "active": true,
+            "token_use": "refresh_token",
+            "hub_id": c.portal_id,
+            "hub_domain": HUB_DOMAIN,
+            "client_id": c.client_id,
+            "scopes": g.scopes,
+        }))
+        .into_response();
+    }
+    axum::Json(json!({"active": false})).into_response()
+}
+
 pub fn oauth_routes(state: Arc<HubSpotState>) -> Router {
     Router::new()
         .route("/oauth/authorize", get(authorize))
         .route("/oauth/v1/token", post(token))
         .route("/oauth/v3/token", post(token))
         .route("/oauth/2026-03/token", post(token))
+        .route("/oauth/v3/token/introspect", post(introspect))
+        .route("/oauth/2026-03/token/introspect", post(introspect))
+        .route("/oauth/v2/private-apps/get/access-token-info", post(private_app_token_info))
         .with_state(state)
 }

@@ -127,7 +127,7 @@ impl Db {
                     (rec.get("lifecyclestage").and_then(lifecycle_rank), lifecycle_rank(value))
                 && new < old
             {
-                // UNCONFIRMED code and wording; the rule itself is documented (§2.6).
+                // UNCONFIRMED code and wording; the rule itself is in HubSpot's contacts guide.
                 problems.push(PropertyProblem {
                     name: name.clone(),
                     code: "INVALID_LIFECYCLE_STAGE",

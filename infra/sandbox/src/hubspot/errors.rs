@@ -1,6 +1,6 @@
-//! HubSpot error bodies (reference §7.3): every error is JSON with `status:"error"`, a
-//! `message`, a `correlationId` that equals the `X-HubSpot-Correlation-Id` header, and a
-//! `category`.
+//! HubSpot error bodies: every error is JSON with `status:"error"`, a `message`, a
+//! `correlationId` that equals the `X-HubSpot-Correlation-Id` header, and a `category`.
+//! Documented at <https://developers.hubspot.com/docs/api/error-handling>.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -72,7 +72,7 @@ impl HsError {
         )
     }
 
-    /// UNCONFIRMED wording: the reference only knows the category `EXPIRED_AUTHENTICATION`.
+    /// UNCONFIRMED wording: HubSpot documents only the category `EXPIRED_AUTHENTICATION`.
     pub fn expired() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -98,7 +98,7 @@ impl HsError {
         Self::validation(format!("Invalid input JSON on line {}, column {}: {err}", err.line(), err.column()))
     }
 
-    /// 400 for one or more invalid property values: the exact body shape of reference §7.3.
+    /// 400 for one or more invalid property values: the exact body shape of the error-handling page.
     pub fn properties(problems: &[PropertyProblem], portal_id: u64) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", property_problems_message(problems, portal_id))
             .with("errors", property_problems_errors(problems))
@@ -135,7 +135,7 @@ impl HsError {
         Self::new(status, "INTERNAL_ERROR", "internal error")
     }
 
-    /// The burst 429 of reference §7.2.
+    /// The burst 429 (<https://developers.hubspot.com/docs/api/usage-details>).
     pub fn ten_secondly(app_id: u64, portal_id: u64) -> Self {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,

@@ -1,5 +1,7 @@
-//! Outbound app webhooks (reference §6.3–§6.7): the events a change causes, filtered by the
-//! app's subscriptions, sent as JSON arrays of at most 100 events, signed v1 and v3.
+//! Outbound app webhooks: the events a change causes, filtered by the app's subscriptions,
+//! sent as JSON arrays of at most 100 events, signed v1 and v3.
+//! Documented at <https://developers.hubspot.com/docs/api/webhooks>
+//! and <https://developers.hubspot.com/docs/api/webhooks/validating-requests>.
 
 use std::sync::Arc;
 
@@ -192,7 +194,7 @@ pub fn event_payloads(
     out
 }
 
-/// The URI form HubSpot signs in v3 (§6.7 step 2).
+/// The URI form HubSpot signs in v3 (step 2 of the v3 check).
 pub fn decode_signed_uri(uri: &str) -> String {
     const ESCAPES: [(&str, &str); 12] = [
         ("%3A", ":"),

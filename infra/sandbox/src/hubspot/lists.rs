@@ -1,5 +1,6 @@
-//! v3 Lists (reference §4): MANUAL, SNAPSHOT and DYNAMIC lists of contacts, memberships ordered
-//! by record id and by join order, and the `filterBranch` subset the sandbox evaluates.
+//! v3 Lists: MANUAL, SNAPSHOT and DYNAMIC lists of contacts, memberships ordered by record id
+//! and by join order, and the `filterBranch` subset the sandbox evaluates.
+//! Documented at <https://developers.hubspot.com/docs/api/crm/lists>.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The simulated HubSpot API (reference `shared/reference/hubspot-api.md`).
+//! The simulated HubSpot API (each behaviour and its source: docs/api-fidelity.md).
 //!
 //! [`HubSpotSim::start`] binds a port and serves every route in both spellings (`/crm/v3/…` and
 //! the date-versioned `/crm/objects/2026-03/…`), with HubSpot's auth, rate limits and headers,
@@ -17,6 +17,7 @@ pub mod properties;
 pub mod search;
 mod seed;
 mod snapshot;
+// One module holds both simulators' timestamp formats; the modules above reach it as `super::time_fmt`.
 pub use crate::common::time_fmt;
 
 #[cfg(test)]
@@ -501,7 +502,8 @@ pub fn endpoint_requests(stats: &StatsSnapshot, v3_key: &str) -> u64 {
     stats.requests(v3_key) + dated.as_deref().map_or(0, |k| stats.requests(k))
 }
 
-/// The date-versioned (`2026-03`) spelling of a v3/v4 endpoint key (reference §0.2).
+/// The date-versioned (`2026-03`) spelling of a v3/v4 endpoint key
+/// (<https://developers.hubspot.com/docs/api-reference/latest/overview>).
 pub fn dated_key(v3_key: &str) -> Option<String> {
     const MAP: [(&str, &str); 9] = [
         ("/crm/v4/objects/", "/crm/objects/2026-03/"),

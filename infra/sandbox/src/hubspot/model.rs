@@ -299,7 +299,7 @@ impl Db {
         v
     }
 
-    /// The `associations.companies` block of a single contact read (§5.1): one entry per label.
+    /// The `associations.companies` block of a single contact read: one entry per association label.
     pub fn render_company_associations(&self, r: &Record) -> Value {
         let primary = r.get("associatedcompanyid").and_then(|v| v.parse::<u64>().ok());
         let mut results = Vec::new();

@@ -1,4 +1,6 @@
-//! Property definitions (reference §3) and HubSpot's validation of written values (§2.6, §3.4).
+//! Property definitions and HubSpot's validation of written values.
+//! Documented at <https://developers.hubspot.com/docs/api/crm/properties>
+//! and <https://developers.hubspot.com/docs/api/crm/contacts>.
 
 use std::collections::BTreeMap;
 
@@ -335,7 +337,7 @@ fn normalize(def: &PropertyDef, value: &str, current: Option<&str>) -> Result<St
             if ok {
                 Ok(value.to_string())
             } else {
-                // UNCONFIRMED wording: the reference quotes "discount was not a valid number".
+                // UNCONFIRMED wording: the one public example is "discount was not a valid number".
                 Err(problem(def, "INVALID_INTEGER", format!("{value} was not a valid number")))
             }
         }

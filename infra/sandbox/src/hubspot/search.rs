@@ -1,5 +1,6 @@
-//! CRM search (reference §2.7): filter groups (AND inside, OR across), one sort, numeric
-//! `after` offsets, `total`, the 10,000-result cap, and an optional index lag.
+//! CRM search: filter groups (AND inside, OR across), one sort, numeric `after` offsets,
+//! `total`, the 10,000-result cap, and an optional index lag.
+//! Documented at <https://developers.hubspot.com/docs/api/crm/search>.
 
 use std::cmp::Ordering;
 

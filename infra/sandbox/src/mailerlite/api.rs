@@ -40,6 +40,7 @@ pub fn routes() -> Router<MailerLite> {
         .route("/api/groups/{id}", get(get_group).put(update_group).delete(delete_group))
         .route("/api/groups/{id}/subscribers", get(group_subscribers))
         .route("/api/groups/{id}/import-subscribers", post(import_subscribers))
+        .route("/api/accounts", get(list_accounts))
         .route("/api/segments", get(list_segments))
         .route("/api/segments/{id}", get(get_segment).put(update_segment).delete(delete_segment))
         .route("/api/segments/{id}/subscribers", get(segment_subscribers))
@@ -91,8 +92,8 @@ fn name_of(body: &Map<String, Value>, required: bool) -> Result<Option<String>, 
 
 // --- subscribers ------------------------------------------------------------------------------
 
-/// Largest `limit` on `GET /subscribers`. The reference reports 100 (UNCONFIRMED); above it the
-/// sandbox answers 422 `errors.limit`.
+/// Largest `limit` on `GET /subscribers`. MailerLite documents no maximum; integrators report 100
+/// (UNCONFIRMED); above it the sandbox answers 422 `errors.limit`.
 pub const SUBSCRIBERS_MAX_LIMIT: usize = 100;
 
 /// Pages subscribers by id descending; `members` restricts to a set (a group's members).
@@ -385,7 +386,8 @@ async fn delete_group(State(ml): State<MailerLite>, Path(id): Path<String>, uri:
     Ok(no_content())
 }
 
-/// Members, cursor-paged; `filter[status]` DEFAULTS TO active (§3.5); limit 50, max 1000.
+/// Members, cursor-paged; `filter[status]` DEFAULTS TO active; limit 50, max 1000
+/// (<https://developers.mailerlite.com/docs/groups.html>).
 async fn group_subscribers(
     State(ml): State<MailerLite>,
     Path(id): Path<String>,
@@ -404,6 +406,23 @@ async fn group_subscribers(
         page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], with_groups)).collect();
     let path = format!("{}/groups/{id}/subscribers", ml.base_url());
     Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, Value::from(limit))))
+}
+
+// --- accounts ----------------------------------------------------------------------------------
+
+/// The name the sandbox's account goes by.
+pub const ACCOUNT_NAME: &str = "MailerLite sandbox";
+
+/// `GET /api/accounts`: the accounts the credentials reach. MailerLite's own CLI reads it after
+/// its OAuth login (mailerlite/mailerlite-cli `cmd/account/account.go`); ASSUMED to answer an
+/// API key the same way, with the key's one account.
+async fn list_accounts(State(ml): State<MailerLite>) -> ApiResult {
+    let account = serde_json::json!({
+        "id": ml.config().account_id.to_string(),
+        "name": ACCOUNT_NAME,
+        "status": "active",
+    });
+    Ok(ok(vec![account]))
 }
 
 // --- segments ----------------------------------------------------------------------------------
@@ -632,7 +651,7 @@ fn parse_webhook(body: &Map<String, Value>, creating: bool) -> Result<WebhookInp
 }
 
 /// `batchable` must be true when the events include campaign.open, campaign.click or
-/// subscriber.deleted (§7.2); the message is UNCONFIRMED.
+/// subscriber.deleted (documented); the message is UNCONFIRMED.
 fn check_batchable(events: &[String], batchable: bool) -> Result<(), ApiError> {
     if !batchable && events.iter().any(|e| BATCH_ONLY_EVENTS.contains(&e.as_str())) {
         return Err(ApiError::invalid(
@@ -724,7 +743,7 @@ async fn delete_webhook(State(ml): State<MailerLite>, Path(id): Path<String>, ur
 
 // --- batch -------------------------------------------------------------------------------------
 
-/// Requests per batch (§6).
+/// Requests per batch (<https://developers.mailerlite.com/docs/batching.html>).
 pub const BATCH_MAX: usize = 50;
 
 /// `api/subscribers`, `/api/subscribers` → `api/subscribers`.
@@ -732,7 +751,7 @@ fn normalize_path(p: &str) -> String {
     p.trim().trim_start_matches('/').to_string()
 }
 
-/// A batch made only of `POST api/subscribers` (processed as an import, §6).
+/// A batch made only of `POST api/subscribers` (processed as an import, as documented).
 pub fn is_upsert_only_batch(bytes: &[u8]) -> bool {
     let body = object(bytes);
     let Some(Value::Array(items)) = body.get("requests") else { return false };
@@ -813,7 +832,7 @@ fn parse_batch(body: &Map<String, Value>) -> Result<Vec<BatchItem>, ApiError> {
 }
 
 /// `POST /batch`: each item runs through the same handlers, in order; always 200 once the
-/// envelope is valid. Webhook routes are not supported in batches (§6) and answer the
+/// envelope is valid. Webhook routes are not supported in batches (documented) and answer the
 /// route-not-found 404.
 async fn batch(State(ml): State<MailerLite>, body: Bytes) -> Response {
     let items = match parse_batch(&object(&body)) {

@@ -1,5 +1,5 @@
-//! Sent campaigns and engagement (§8): the admin "simulate a campaign send", the campaign
-//! endpoints, and the subscriber-activity report.
+//! Sent campaigns and engagement: the admin "simulate a campaign send", the campaign endpoints,
+//! and the subscriber-activity report. Documented at <https://developers.mailerlite.com/docs/campaigns.html>.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -376,7 +376,7 @@ fn campaign_out(st: &Store, c: &Campaign) -> CampaignOut {
     }
 }
 
-/// `GET /campaigns`: `filter[status]` defaults to `ready` (§8.1); the sandbox only holds sent
+/// `GET /campaigns`: `filter[status]` defaults to `ready` (documented); the sandbox only holds sent
 /// campaigns, so pass `filter[status]=sent`.
 pub async fn list(State(ml): State<MailerLite>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
@@ -509,7 +509,7 @@ pub async fn activity_get(
     activity(&ml, &id, &uri, Params::parse(q.as_deref()))
 }
 
-/// …or POST with a JSON body (what most SDKs send); both are accepted (§8.2).
+/// …or POST with a JSON body (what most SDKs send, see the recordings); both are accepted.
 pub async fn activity_post(
     State(ml): State<MailerLite>,
     Path(id): Path<String>,

@@ -1,5 +1,5 @@
-//! MailerLite's error bodies (Laravel style, reference §9.2), byte-for-byte where the reference
-//! quotes them.
+//! MailerLite's error bodies (Laravel style), byte-for-byte where the documentation or the
+//! recordings show them.
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;

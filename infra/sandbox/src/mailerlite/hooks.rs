@@ -1,5 +1,5 @@
-//! Outbound webhook payloads (§7.3, §7.4): which body each event becomes, and signing. When
-//! they are sent is `super::delivery`'s business.
+//! Outbound webhook payloads (<https://developers.mailerlite.com/docs/webhooks.html>): which
+//! body each event becomes, and signing. When they are sent is `super::delivery`'s business.
 //!
 //! - A webhook with `batchable: false` gets one request per event, at once: the flat shape (a)
 //!   — the subscriber at the root plus `event`, `account_id` (integer) and `api_version`, REST

@@ -43,7 +43,7 @@ pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     r
 }
 
-/// 204 with an empty body and no `Content-Type` (reference §9.2).
+/// 204 with an empty body and no `Content-Type` (as recorded, python `subscribers-delete.yml`).
 pub fn no_content() -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;

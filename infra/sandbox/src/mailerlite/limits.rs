@@ -1,7 +1,7 @@
 //! Rate limits: every authenticated `/api` request counts against a sliding window of
 //! `limit_per_minute` per 60 s; group imports and batches made only of `POST api/subscribers`
 //! count against the import window (`imports_per_minute`) as well ("in addition to the global
-//! API rate limit", developers.mailerlite.com/docs/batching). Windows are divided by
+//! API rate limit", <https://developers.mailerlite.com/docs/batching.html>). Windows are divided by
 //! `time_scale`. A refused request gets 429, `Retry-After` in whole real seconds (rounded up, at
 //! least 1) and, sandbox-only, `X-Sandbox-Retry-After-Ms` with the exact wait in milliseconds so
 //! a client under a `time_scale` can honour it precisely. Only the configured token is valid, so

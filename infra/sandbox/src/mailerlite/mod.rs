@@ -1,6 +1,6 @@
-//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to MailerLite's
-//! documentation and the official SDKs' recordings; the repository's `docs/api-fidelity.md`
-//! lists every behaviour with its source, or why it is assumed.
+//! The simulated MailerLite API (`connect.mailerlite.com/api`), faithful to MailerLite's documentation
+//! and to the recordings in `shared/mailerlite/tests/fixtures/recordings/` (each behaviour and its
+//! source: docs/api-fidelity.md).
 //!
 //! - [`MailerLiteSim::start`] binds a port and serves the API under `/api` and the admin API
 //!   under `/__sandbox/mailerlite/` (see `infra/sandbox/README.md`, "MailerLite").

@@ -1,5 +1,5 @@
-//! The records the simulator keeps and the JSON shapes it answers with (reference §2.1, §3.1,
-//! §4, §5, §7.1, §2.10).
+//! The records the simulator keeps and the JSON shapes it answers with (as documented and as
+//! recorded in `shared/mailerlite/tests/fixtures/recordings/`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -276,7 +276,7 @@ impl Group {
     }
 }
 
-/// The REST subscriber object (§2.1).
+/// The REST subscriber object (<https://developers.mailerlite.com/docs/subscribers.html>).
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriberOut {
     pub id: String,
@@ -306,7 +306,7 @@ pub struct SubscriberOut {
     pub optin_ip: Option<String>,
 }
 
-/// The subscriber as webhook payloads carry it (§7.4): ISO timestamps, `deleted_at`/`forget_at`
+/// The subscriber as webhook payloads carry it: ISO timestamps, `deleted_at`/`forget_at`
 /// always present, `location`, no `groups`.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookSubscriber {
@@ -476,7 +476,7 @@ fn samples(v: &[ImportSample]) -> Vec<SampleOut> {
     v.iter().take(5).map(|s| SampleOut { id: s.id.map(|i| i.to_string()), email: s.email.clone() }).collect()
 }
 
-/// The import progress object (§2.10).
+/// The import progress object (python recording `subscribers-get-import.yml`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportOut {
     pub id: String,
@@ -583,7 +583,7 @@ impl LogEntry {
     }
 }
 
-/// The field key MailerLite derives from a field name, once, at creation (§5): words are split on
+/// The field key MailerLite derives from a field name, once, at creation: words are split on
 /// whitespace, `_` and `-` (other punctuation is dropped), every upper-case letter inside a word
 /// starts a new snake part (`ZIP` → `z_i_p`, `MailerLite` → `mailer_lite`), and the parts are
 /// joined with `_` in lower case (`Test field nodejs 348710` → `test_field_nodejs_348710`).

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use crate::common::{DeliveryOptions, Reservation, TimeScale};
 
-/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (§7.3).
+/// Webhook delivery defaults: retries after 10 s, 100 s and 1000 s (scaled), 3 s timeout (as
+/// documented).
 pub fn default_delivery(time_scale: f64) -> DeliveryOptions {
     let scale = TimeScale(time_scale);
     DeliveryOptions {

@@ -1,4 +1,4 @@
-//! The two pagination flavours (§1.4): Laravel's cursor paginator (subscriber lists, ordered by
+//! The two pagination flavours (as documented and recorded): Laravel's cursor paginator (subscriber lists, ordered by
 //! id descending) and its length-aware page paginator (everything else).
 
 use base64::Engine;

@@ -23,7 +23,7 @@ pub struct PendingEvent {
     pub url: Option<String>,
 }
 
-/// The webhook-visible event names (§7.2).
+/// The webhook-visible event names (<https://developers.mailerlite.com/docs/webhooks.html>).
 pub const EVENTS: [&str; 14] = [
     "subscriber.created",
     "subscriber.updated",
@@ -41,7 +41,7 @@ pub const EVENTS: [&str; 14] = [
     "campaign.open",
 ];
 
-/// Events whose webhooks must be `batchable: true` (§7.2).
+/// Events whose webhooks must be `batchable: true` (documented).
 pub const BATCH_ONLY_EVENTS: [&str; 3] = ["campaign.open", "campaign.click", "subscriber.deleted"];
 
 /// A validated subscriber write (POST upsert or PUT update).
@@ -360,7 +360,7 @@ impl Store {
     // --- validation ------------------------------------------------------------------------------
 
     /// Validates a subscriber body. `email_required` for POST; PUT accepts an optional `email`
-    /// (an email change, UNCONFIRMED in the reference).
+    /// (an email change, undocumented: UNCONFIRMED).
     pub fn parse_subscriber_input(
         &self,
         body: &Map<String, Value>,
@@ -459,9 +459,10 @@ impl Store {
     // --- subscriber writes ----------------------------------------------------------------------
 
     /// The refusal to reactivate (documented: "you will not be able to reactivate them due to
-    /// abuse prevention measures"). The text is the one reported in mailerlite-nodejs issue #37
-    /// for an unsubscribed subscriber; assumed: the 422 status, the body without `errors`, and the
-    /// same sentence with `bounced`/`junk` for those statuses.
+    /// abuse prevention measures"). The text is the one reported in
+    /// <https://github.com/mailerlite/mailerlite-nodejs/issues/37> for an unsubscribed subscriber;
+    /// assumed: the 422 status, the body without `errors`, and the same sentence with
+    /// `bounced`/`junk` for those statuses.
     pub fn reactivation_refused(current: Status) -> ApiError {
         ApiError::Message(
             http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -515,7 +516,7 @@ impl Store {
     /// `POST /subscribers`: create, or non-destructively update the subscriber with this email.
     /// Returns the id and whether it was created (201) rather than updated (200).
     ///
-    /// Re-creation (UNCONFIRMED in the reference, chosen here): a soft-deleted subscriber comes
+    /// Re-creation (undocumented: UNCONFIRMED, chosen here): a soft-deleted subscriber comes
     /// back live with the **same id** and its kept data (DELETE "keeps all their information in
     /// case they re-subscribe"), answered 201 with `subscriber.created`; the status rules apply to
     /// it as to a live one. A forgotten subscriber's data is purged, so POST creates a **new** id.

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use hmsync_core::{HsOption, HsProperty, HsType, Side};
 use hmsync_hubspot as hs;
 
-use crate::api::{ApiError, ApiResult, HsNote, HsPage, HsRecord, HsWrite, HubSpotApi, ItemError, ItemErrorKind};
+use crate::api::{
+    ApiError, ApiResult, HsNote, HsPage, HsRecord, HsWrite, HubSpotAccount, HubSpotApi, HubSpotListInfo, ItemError,
+    ItemErrorKind,
+};
 
 /// Search pages are at most this long (HubSpot's maximum).
 const SEARCH_PAGE: usize = 200;
@@ -47,6 +50,11 @@ impl HubSpotAdapter {
 
     pub fn client(&self) -> &hs::HubSpotClient {
         &self.client
+    }
+
+    /// Requests this client sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.client.pacer().requests_sent()
     }
 }
 
@@ -259,6 +267,44 @@ impl HubSpotAdapter {
 impl HubSpotApi for HubSpotAdapter {
     async fn portal_id(&self) -> ApiResult<u64> {
         Ok(self.client.account_details().await.map_err(api_error)?.portal_id)
+    }
+
+    async fn account(&self) -> ApiResult<HubSpotAccount> {
+        let portal_id = self.portal_id().await?;
+        // Token info describes private-app and OAuth tokens; a token it does not describe (a
+        // refusal other than of the credentials themselves) leaves the scopes unknown.
+        let info = match self.client.token_info().await {
+            Ok(info) => Some(info),
+            Err(e @ (hs::HubSpotError::Unauthorized { .. } | hs::HubSpotError::DailyLimit)) => {
+                return Err(api_error(e));
+            }
+            Err(e) if e.is_transient() => return Err(api_error(e)),
+            Err(e) => {
+                tracing::info!(error = %e, "HubSpot did not describe the token; its scopes are unknown");
+                None
+            }
+        };
+        Ok(HubSpotAccount {
+            portal_id,
+            domain: info.as_ref().and_then(|i| i.hub_domain.clone()),
+            scopes: info.map(|i| i.scopes),
+        })
+    }
+
+    async fn lists(&self) -> ApiResult<Vec<HubSpotListInfo>> {
+        let lists = self.client.search_lists("", &[]).await.map_err(api_error)?;
+        Ok(lists
+            .into_iter()
+            .filter(|l| l.object_type_id.is_empty() || l.object_type_id == "0-1")
+            .map(|l| HubSpotListInfo {
+                size: l
+                    .size
+                    .or_else(|| l.additional_properties.get("hs_list_size").and_then(|v| v.as_deref()?.parse().ok())),
+                id: l.list_id,
+                name: l.name,
+                processing_type: l.processing_type,
+            })
+            .collect())
     }
 
     async fn read_contacts(&self, ids: &[String], properties: &[String]) -> ApiResult<Vec<HsRecord>> {

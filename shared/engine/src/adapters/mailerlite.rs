@@ -7,8 +7,8 @@ use hmsync_core::{MlField, MlStatus, MlType, Side};
 use hmsync_mailerlite as ml;
 
 use crate::api::{
-    ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteApi, MlOp, MlPage, MlRecord, MlSource, MlWebhook,
-    MlWebhookSpec,
+    ApiError, ApiResult, ItemError, ItemErrorKind, MailerLiteAccount, MailerLiteApi, MailerLiteGroupInfo,
+    MailerLiteSegmentInfo, MlOp, MlPage, MlRecord, MlSource, MlWebhook, MlWebhookSpec,
 };
 
 /// The engine's view of one MailerLite account.
@@ -25,6 +25,16 @@ impl MailerLiteAdapter {
     pub fn client(&self) -> &ml::Client {
         &self.client
     }
+
+    /// Requests this client sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.client.pacer().requests_sent()
+    }
+}
+
+fn group_info(g: ml::Group) -> MailerLiteGroupInfo {
+    let total = g.active_count + g.unsubscribed_count + g.unconfirmed_count + g.bounced_count + g.junk_count;
+    MailerLiteGroupInfo { id: g.id, name: g.name, active: g.active_count, total }
 }
 
 fn status_to_core(s: ml::Status) -> MlStatus {
@@ -263,6 +273,36 @@ impl MailerLiteApi for MailerLiteAdapter {
 
     async fn count(&self) -> ApiResult<u64> {
         self.client.count_subscribers(ml::Statuses::All).await.map_err(api_error)
+    }
+
+    async fn account(&self) -> ApiResult<MailerLiteAccount> {
+        let subscribers = self.count().await?;
+        let accounts = self.client.accounts().await.map_err(api_error)?.unwrap_or_default();
+        // A key reaches one account; with several, none of the names is surely the key's.
+        let name = match accounts.as_slice() {
+            [one] => Some(one.name.clone()),
+            _ => None,
+        };
+        Ok(MailerLiteAccount { name, subscribers })
+    }
+
+    async fn groups(&self) -> ApiResult<Vec<MailerLiteGroupInfo>> {
+        Ok(self.client.groups().await.map_err(api_error)?.into_iter().map(group_info).collect())
+    }
+
+    async fn create_group(&self, name: &str) -> ApiResult<MailerLiteGroupInfo> {
+        Ok(group_info(self.client.create_group(name).await.map_err(api_error)?))
+    }
+
+    async fn segments(&self) -> ApiResult<Vec<MailerLiteSegmentInfo>> {
+        Ok(self
+            .client
+            .segments()
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .map(|s| MailerLiteSegmentInfo { id: s.id, name: s.name, active: s.total })
+            .collect())
     }
 
     async fn get_by_ids(&self, ids: &[String]) -> ApiResult<Vec<MlRecord>> {

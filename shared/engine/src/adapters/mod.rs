@@ -303,6 +303,23 @@ impl ApiFactory for CredentialApis {
     async fn webhook_keys(&self, connection_id: &str) -> Result<WebhookKeys, EngineError> {
         CredentialApis::webhook_keys(self, connection_id).await
     }
+
+    fn requests_sent(&self, connection_id: &str) -> (u64, u64) {
+        let hubspot = self.hubspot.lock().expect("clients lock").get(connection_id).map(|(_, a)| a.requests_sent());
+        let mailerlite =
+            self.mailerlite.lock().expect("clients lock").get(connection_id).map(|(_, a)| a.requests_sent());
+        (hubspot.unwrap_or(0), mailerlite.unwrap_or(0))
+    }
+
+    fn limits_per_hour(&self) -> (u64, u64) {
+        let per_hour = |limit: u32, window: Duration| {
+            (f64::from(limit) * 3600.0 / window.as_secs_f64().max(f64::MIN_POSITIVE)).round() as u64
+        };
+        let hs = self.hubspot_config();
+        let ml = self.mailerlite_config("");
+        let ml_window = Duration::from_secs_f64(60.0 / ml.time_scale.max(f64::MIN_POSITIVE));
+        (per_hour(hs.burst_limit, hs.scaled_burst_window()), per_hour(ml.requests_per_minute, ml_window))
+    }
 }
 
 #[cfg(test)]

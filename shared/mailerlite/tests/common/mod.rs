@@ -33,10 +33,10 @@ pub async fn setup(config: MailerLiteConfig) -> (MailerLiteSim, Client) {
 
 // --- recordings ----------------------------------------------------------------------------------
 
-/// `shared/reference/mailerlite-recordings/` (the project's `shared/` folder sits beside the
-/// repository).
+/// `tests/fixtures/recordings/`: files from MailerLite's official SDKs (their README says which
+/// repository, commit and licence each comes from).
 pub fn recordings_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/mailerlite-recordings");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recordings");
     assert!(dir.is_dir(), "recordings not found at {}", dir.display());
     dir
 }

@@ -9,7 +9,9 @@ use hmsync_engine::{ConnectionState, ContactRef, Engine, Lifecycle, Origin, Scan
 use hmsync_runtime::scheduled_scan;
 use hmsync_store::WorkQueue;
 
-use super::{connection, fixture, now_ms};
+use hmsync_http::now_ms;
+
+use super::{connection, fixture};
 
 fn tick_event() -> EventBridgeEvent {
     serde_json::from_str(&fixture("eventbridge-scheduled-event.json")).expect("EventBridge fixture")

@@ -1,5 +1,5 @@
 //! DynamoDB adapter: every storage port over ONE table (`pk`, `sk` strings, on-demand), laid
-//! out as in DESIGN.md §4. Every item of a connection lives under `pk = CONN#<id>`:
+//! out as in docs/architecture.md. Every item of a connection lives under `pk = CONN#<id>`:
 //!
 //! | `sk`                                   | holds                                                   |
 //! |----------------------------------------|---------------------------------------------------------|
@@ -11,6 +11,7 @@
 //! | `HS#<id>`, `ML#<id>`, `EMAIL#<email>`  | index entries: `link_id`, written with the link         |
 //! | `ERR#<key>`                            | the contact's current [`ContactError`](crate::ContactError) |
 //! | `LOG#<link>#<at ms, 15 digits>#<batch uuid v7>#<n>` | a [`HistoryEntry`](crate::HistoryEntry) + `expires_at` |
+//! | `HOUR#<hour start ms, 15 digits>`      | one number attribute `c#<name>` per hourly counter (`ADD`) + `expires_at` |
 //! | `METER#<yyyy-mm>`                      | `count` of unique contacts of the month                 |
 //! | `METER#<yyyy-mm>#<link>`               | the link was counted that month                         |
 //! | `SEEN#<event key>`                     | an engagement event seen (+ `expires_at`); keys over 512 bytes as `SEEN#sha256:<hex>` |
@@ -22,6 +23,7 @@
 //! `expires_at` (epoch seconds) is the table's TTL attribute; DynamoDB deletes expired items
 //! lazily, so reads filter them as well.
 
+mod hourly;
 mod links;
 mod records;
 

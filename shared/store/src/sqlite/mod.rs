@@ -2,6 +2,7 @@
 //! that behaves like SQS FIFO, both in SQLite (bundled; WAL, so readers never wait for the
 //! writer). Blocking SQLite calls run on Tokio's blocking pool, never on the async runtime.
 
+mod hourly;
 mod queue;
 mod store;
 

@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_link ON history (conn, link_id, at_ms, seq);
 CREATE INDEX IF NOT EXISTS history_by_expiry ON history (expires_at);
+CREATE TABLE IF NOT EXISTS hourly (
+    conn TEXT NOT NULL,
+    hour_ms INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (conn, hour_ms, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hourly_by_expiry ON hourly (expires_at);
 CREATE TABLE IF NOT EXISTS meter (
     conn TEXT NOT NULL,
     month TEXT NOT NULL,
@@ -103,6 +112,7 @@ const CONNECTION_TABLES: &[&str] = &[
     "counters",
     "errors",
     "history",
+    "hourly",
     "meter",
     "routes",
     "events_seen",
@@ -112,7 +122,7 @@ const CONNECTION_TABLES: &[&str] = &[
 /// The storage ports in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl std::fmt::Debug for SqliteStore {

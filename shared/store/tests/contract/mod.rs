@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // Each test crate uses the part of the suite it instantiates.
 
+mod hourly;
+
+pub use hourly::*;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +44,7 @@ macro_rules! store_contract {
             counters_are_added_and_set_in_one_write,
             errors_are_set_cleared_paged_and_counted,
             history_is_read_newest_first_and_expires,
+            hourly_counters_add_up_per_hour_are_read_in_range_and_expire,
             meter_counts_each_link_once_per_month,
             routes_map_portals_to_connections,
             events_are_seen_once,
@@ -122,7 +127,7 @@ impl<T: ?Sized> Fixture<T> {
 }
 
 pub const QUEUE_MAX_RECEIVES: u32 = 2;
-const DAY: Duration = Duration::from_secs(86_400);
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())

@@ -134,7 +134,7 @@ pub(super) async fn batch_create(
             });
             match plan {
                 Ok(p) => plans.push(p),
-                // Without trace ids the first problem fails the whole batch (§2.5).
+                // Without trace ids the first problem fails the whole batch (error-handling guide).
                 Err(e) if !traced => return Err(e),
                 Err(e) => errors.push(with_trace(&e, &trace_id(input).unwrap_or_default())),
             }
@@ -184,7 +184,7 @@ pub(super) async fn batch_update(
         if let Some(id) = input_id(input)
             && !seen.insert(id.clone())
         {
-            // UNCONFIRMED: duplicate ids in one batch (the reference expects a 400).
+            // UNCONFIRMED: duplicate ids in one batch (undocumented; a 400 is the likely answer).
             return Err(HsError::validation(format!("Duplicate IDs found in batch input: [{id}]")));
         }
     }
@@ -196,7 +196,7 @@ pub(super) async fn batch_update(
         let mut claimed = BTreeSet::new();
         for input in &inputs {
             let id = input_id(input).unwrap_or_default();
-            // Merged-away ids do not work here, unlike the single-record PATCH (§2.4).
+            // Merged-away ids do not work here, unlike the single-record PATCH (object API guide).
             let Some(rid) = id.parse::<u64>().ok().filter(|r| db.store(t).get(r).is_some_and(|r| !r.archived)) else {
                 missing.push(id);
                 continue;
@@ -381,7 +381,7 @@ pub(super) async fn gdpr_delete(State(st): St, body: Bytes) -> HsResult<Response
             match db.contact_by_email(&object_id) {
                 Some(id) => db.gdpr_delete(id, now),
                 None => {
-                    // "the email address will be added to a blocklist" (§2.8).
+                    // "the email address will be added to a blocklist" (contacts guide, GDPR delete).
                     db.blocklist.insert(object_id.trim().to_lowercase());
                     Vec::new()
                 }

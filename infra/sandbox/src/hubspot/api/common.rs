@@ -16,7 +16,7 @@ use crate::hubspot::time_fmt::iso_ms;
 /// Every handler takes the portal this way.
 pub(super) type St = State<Arc<HubSpotState>>;
 
-/// The batch limit of every CRM object batch endpoint (§2.5).
+/// The batch limit of every CRM object batch endpoint (100 inputs).
 pub(super) const BATCH_LIMIT: usize = 100;
 
 pub(super) struct Query(Vec<(String, String)>);
@@ -80,7 +80,7 @@ pub(super) fn parse_id(s: &str) -> HsResult<u64> {
 pub(super) fn inputs(body: &Value) -> HsResult<Vec<Value>> {
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     if inputs.len() > BATCH_LIMIT {
-        // The batch limit of every CRM object batch endpoint (§2.5).
+        // The batch limit of every CRM object batch endpoint (100 inputs).
         return Err(HsError::validation(format!(
             "Batch input size {} exceeds the limit of {BATCH_LIMIT} inputs",
             inputs.len()

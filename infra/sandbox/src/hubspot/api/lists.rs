@@ -65,7 +65,7 @@ pub fn change_members(st: &HubSpotState, list_id: u64, add: &[u64], remove: &[u6
     let Db { lists, contacts, .. } = &mut *db;
     let list = lists.get_mut(&list_id).ok_or_else(|| HsError::not_found(&list_id.to_string()))?;
     if !list.is_static() {
-        // UNCONFIRMED wording; membership writes only work for MANUAL/SNAPSHOT lists (§4.2).
+        // UNCONFIRMED wording; membership writes only work for MANUAL/SNAPSHOT lists (lists guide).
         return Err(HsError::validation(format!(
             "List {list_id} is a DYNAMIC list; memberships can only be changed for MANUAL or SNAPSHOT lists."
         )));

@@ -121,7 +121,7 @@ pub(super) async fn set_status(State(st): St, Path(email): Path<String>, body: B
             },
         );
         let mut events = Vec::new();
-        // v4 can resubscribe (§8.2): subscribing lifts "unsubscribed from all" (UNCONFIRMED
+        // v4 can resubscribe (unlike v3): subscribing lifts "unsubscribed from all" (UNCONFIRMED
         // that HubSpot also flips hs_email_optout back; the sandbox does).
         if state == "SUBSCRIBED" && db.unsubscribed_all.remove(&key).is_some() {
             events = set_optout(&mut db, &key, false, now);
