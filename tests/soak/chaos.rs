@@ -1,5 +1,5 @@
 //! The hostile environment: API faults on both simulators, duplicated, reordered and dropped
-//! webhooks, and a worker that is killed at random moments (mid-message included) and replaced,
+//! webhooks (MailerLite's also with unknown and broken items), and a worker that is killed at random moments (mid-message included) and replaced,
 //! as a crashed Lambda or process would be.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use hmsync_e2e::Harness;
 use hmsync_engine::Engine;
 use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_sandbox::common::{DeliveryOptions, FaultSpec};
+use hmsync_sandbox::mailerlite::WebhookFaults;
 use hmsync_store::{DeadLetter, QueueMessage, ReceivedMessage, SyncQueue, WorkQueue};
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -50,8 +51,14 @@ pub fn faults_off(h: &Harness) {
     h.mailerlite.instrumentation().faults.set(Vec::new(), 0);
 }
 
-/// Duplicates, reordering and loss on both dispatchers (their retry schedules are kept).
+/// Duplicates, reordering and loss on both dispatchers (their retry schedules are kept), and
+/// MailerLite items of undocumented event types and broken items next to the real ones.
 pub fn hostile_webhooks_on(h: &Harness, seed: u64) {
+    h.mailerlite.set_webhook_faults(WebhookFaults {
+        unknown_event_rate: 0.05,
+        malformed_item_rate: 0.02,
+        seed: seed.wrapping_add(203),
+    });
     for (d, salt) in [(h.hubspot.dispatcher(), 201u64), (h.mailerlite.dispatcher(), 202)] {
         d.set_options(DeliveryOptions {
             duplicate_rate: 0.15,
@@ -64,6 +71,7 @@ pub fn hostile_webhooks_on(h: &Harness, seed: u64) {
 }
 
 pub fn hostile_webhooks_off(h: &Harness) {
+    h.mailerlite.set_webhook_faults(WebhookFaults::default());
     for d in [h.hubspot.dispatcher(), h.mailerlite.dispatcher()] {
         d.set_options(DeliveryOptions { duplicate_rate: 0.0, drop_rate: 0.0, reorder_max_delay_ms: 0, ..d.options() });
     }

@@ -13,8 +13,16 @@ use crate::engine::{Engine, EngineError};
 use crate::message::{ContactRef, Origin, SyncMessage};
 use crate::state::{Lifecycle, counters};
 
-/// Bodies larger than this are refused before parsing.
+/// HubSpot bodies larger than this are refused before parsing (a delivery holds at most 100
+/// events of a few hundred bytes each).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// MailerLite bodies larger than this are refused before parsing. A batched delivery carries a
+/// full subscriber (and campaign) per item and its size is not documented, so the limit is the
+/// platform's own: a synchronous Lambda invocation takes at most 6 MB of request payload
+/// (API Gateway's HTTP API allows 10 MB, so Lambda's limit is the one that binds). Anything
+/// larger could not reach the deployed function anyway.
+pub const MAILERLITE_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 /// A HubSpot webhook request as received.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +40,8 @@ pub struct HubSpotDelivery<'a> {
 pub struct Accepted {
     pub connections: usize,
     pub events: usize,
+    /// MailerLite items that could not be read (left out; the rest was accepted).
+    pub skipped: usize,
     /// HubSpot events written by our own app (dropped).
     pub echoes: usize,
     pub messages: usize,
@@ -204,8 +214,8 @@ impl Engine {
         body: &[u8],
         signature: Option<&str>,
     ) -> Result<Accepted, WebhookError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(WebhookError::BadRequest("the body is larger than 1 MB".into()));
+        if body.len() > MAILERLITE_MAX_BODY_BYTES {
+            return Err(WebhookError::BadRequest("the body is larger than 6 MiB".into()));
         }
         if self.store.get_connection(conn_id).await.map_err(EngineError::from)?.is_none() {
             return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
@@ -231,12 +241,33 @@ impl Engine {
         }
         let delivery = ml::parse_webhook(body)
             .map_err(|e| WebhookError::BadRequest(format!("not a MailerLite webhook body: {e}")))?;
-        let mut accepted = Accepted { connections: 1, events: delivery.events.len(), ..Accepted::default() };
+        // Items that do not decode are left out, counted and named by type only (their content
+        // may hold personal data); the rest is accepted. Refusing the delivery would make
+        // MailerLite send it again and again, then disable the webhook after 3 days of errors.
+        if !delivery.skipped.is_empty() {
+            let mut types = delivery.skipped.clone();
+            types.sort();
+            types.dedup();
+            tracing::warn!(
+                connection = conn_id,
+                skipped = delivery.skipped.len(),
+                types = %types.join(","),
+                "MailerLite webhook items that could not be read were skipped"
+            );
+        }
+        let skipped = [(counters::WEBHOOK_ITEMS_SKIPPED, delivery.skipped.len() as i64)];
+        let skipped: &[(&str, i64)] = if delivery.skipped.is_empty() { &[] } else { &skipped };
+        let mut accepted = Accepted {
+            connections: 1,
+            events: delivery.events.len(),
+            skipped: delivery.skipped.len(),
+            ..Accepted::default()
+        };
         let now = self.now_ms();
         let (state, _) = self.state(conn_id).await?;
         if state.lifecycle == Lifecycle::Draft {
             self.store
-                .add_and_set_counters(conn_id, &[], &[(counters::MAILERLITE_DELIVERY_AT, now)])
+                .add_and_set_counters(conn_id, skipped, &[(counters::MAILERLITE_DELIVERY_AT, now)])
                 .await
                 .map_err(EngineError::from)?;
             return Ok(accepted);
@@ -291,7 +322,7 @@ impl Engine {
         self.store
             .add_and_set_counters(
                 conn_id,
-                &[(counters::WEBHOOK_EVENTS, accepted.events as i64)],
+                &[&[(counters::WEBHOOK_EVENTS, accepted.events as i64)], skipped].concat(),
                 &[(counters::MAILERLITE_DELIVERY_AT, now)],
             )
             .await
@@ -302,7 +333,11 @@ impl Engine {
 }
 
 /// The engagement a MailerLite event reports (webhook items carry no time: the receipt time is
-/// used).
+/// used). The subscriber inside an open or click item is a snapshot whose counters need not
+/// include the event (the documented `campaign.open` example shows `opens_count` 0), while the
+/// subscriber events that may arrive before it carry fresh totals: an open or click is taken as
+/// at least one open or click, never as one more on top of totals that may already hold it.
+/// Totals only ever rise, and the scan's REST totals correct any that a stale item left low.
 fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementEvent> {
     let (kind, subscriber, campaign, url) = match event {
         ml::WebhookEvent::CampaignOpen { subscriber, campaign } => (EventKind::Open, subscriber, Some(campaign), None),
@@ -328,8 +363,12 @@ fn engagement_event(event: &ml::WebhookEvent, now_ms: i64) -> Option<EngagementE
         campaign_id: campaign.map(|c| c.id.clone()),
         campaign_name: campaign.map(|c| c.name.clone()).filter(|n| !n.is_empty()),
         url,
-        opens_count: Some(subscriber.opens_count),
-        clicks_count: Some(subscriber.clicks_count),
+        opens_count: Some(if kind == EventKind::Open { subscriber.opens_count.max(1) } else { subscriber.opens_count }),
+        clicks_count: Some(if kind == EventKind::Click {
+            subscriber.clicks_count.max(1)
+        } else {
+            subscriber.clicks_count
+        }),
     })
 }
 

@@ -22,6 +22,9 @@ pub const DEFAULT_BASE_URL: &str = "https://connect.mailerlite.com/api";
 /// do not alter behaviour underneath it (<https://developers.mailerlite.com/docs/>).
 pub const API_VERSION: &str = "2026-11-01";
 
+/// Sent with every request: every official SDK names itself, and the API sits behind Cloudflare.
+pub const USER_AGENT: &str = concat!("hmsync/", env!("CARGO_PKG_VERSION"), " (MailerLite client)");
+
 /// Rate-limit bucket names in the [`Pacer`].
 pub const REQUESTS_BUCKET: &str = "requests";
 pub const IMPORTS_BUCKET: &str = "imports";
@@ -95,6 +98,9 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     pub(crate) config: Config,
     pacer: Pacer,
+    /// MailerLite refused [`crate::SEGMENT_PAGE`] as a segment page size once: ask for the
+    /// default size from then on.
+    pub(crate) segment_limit_refused: std::sync::atomic::AtomicBool,
 }
 
 /// What a call is about, for error messages (`subscriber ada@example.com`).
@@ -136,6 +142,7 @@ pub(crate) fn segment(s: &str) -> String {
 impl Client {
     pub fn new(config: Config) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .timeout(config.timeout)
             .build()
             .map_err(|e| Error::Transport(format!("building the HTTP client: {e}")))?;
@@ -144,7 +151,7 @@ impl Client {
             Bucket::new(REQUESTS_BUCKET, config.requests_per_minute.max(1), window),
             Bucket::new(IMPORTS_BUCKET, config.imports_per_minute.max(1), window),
         ]);
-        Ok(Client { inner: Arc::new(Inner { http, config, pacer }) })
+        Ok(Client { inner: Arc::new(Inner { http, config, pacer, segment_limit_refused: Default::default() }) })
     }
 
     pub fn config(&self) -> &Config {
@@ -344,17 +351,24 @@ pub(crate) fn error_from(status: u16, body: &[u8], target: &Target) -> Error {
                 .and_then(|v| v.get("errors").cloned())
                 .and_then(|e| serde_json::from_value(e).ok())
                 .unwrap_or_default();
-            let refused = message.contains("cannot be imported")
-                || errors.values().flatten().any(|m| m.contains("cannot be imported"));
-            if refused {
-                Error::ReactivationRefused { subscriber: target.id.clone(), message }
-            } else {
-                Error::Validation { message, errors }
-            }
+            Error::Validation { message, errors }
         }
         429 => Error::RateLimited { retry_after: Duration::from_secs(1) },
         408 | 500..=599 => Error::Transient { status: Some(status), message },
         _ => Error::Api { status, message },
+    }
+}
+
+/// The refusal of a write that asked for `active` or `unconfirmed`: a 422 that names no field
+/// but `status` (the only known refusal is a bare message, mailerlite-nodejs issue #37) is
+/// MailerLite declining to reactivate the subscriber. Recognised by status code and field, not
+/// by the message's wording. Anything else passes through.
+pub(crate) fn reactivation_refusal(error: Error, subscriber: &str) -> Error {
+    match error {
+        Error::Validation { message, errors } if errors.keys().all(|k| k == "status") => {
+            Error::ReactivationRefused { subscriber: subscriber.to_string(), message }
+        }
+        other => other,
     }
 }
 
@@ -369,9 +383,16 @@ mod tests {
             error_from(422, br#"{"message":"x (and 1 more error)","errors":{"email":["bad"],"fields.n":["nan"]}}"#, &t);
         assert_eq!(e.field_errors("fields.n"), ["nan"]);
         assert!(e.to_string().contains("email: bad"));
-        let r = error_from(422, br#"{"message":"This subscriber is unsubscribed and cannot be imported"}"#, &t);
+        let bare = error_from(422, br#"{"message":"Whatever the wording"}"#, &t);
+        assert!(matches!(reactivation_refusal(bare, "a@b.co"), Error::ReactivationRefused { .. }));
+        let on_status = error_from(422, br#"{"message":"x","errors":{"status":["no"]}}"#, &t);
+        let r = reactivation_refusal(on_status, "a@b.co");
         assert!(matches!(r, Error::ReactivationRefused { .. }));
         assert!(!r.is_transient());
+        let on_email = error_from(422, br#"{"message":"x","errors":{"email":["taken"]}}"#, &t);
+        assert!(matches!(reactivation_refusal(on_email, "a@b.co"), Error::Validation { .. }));
+        let wording_alone = error_from(422, br#"{"message":"cannot be imported","errors":{"email":["x"]}}"#, &t);
+        assert!(matches!(wording_alone, Error::Validation { .. }), "the wording decides nothing");
         assert_eq!(error_from(401, br#"{"message":"Unauthenticated."}"#, &t), Error::Unauthorized);
         assert!(matches!(error_from(422, br#""Campaign settings missing""#, &t), Error::Validation { .. }));
         assert!(error_from(503, b"", &t).is_transient());
