@@ -352,10 +352,12 @@ async fn upsert_only_batches_use_the_import_bucket_unless_padded() {
 
 #[tokio::test]
 async fn an_import_429_pauses_the_import_bucket_and_succeeds() {
-    let sim = sandbox(MailerLiteConfig { time_scale: 600.0, imports_per_minute: 2, ..Default::default() }).await;
+    // At 60× the import window is one second: the four batches are sent well inside it even on a
+    // loaded machine (at 600× a slow machine spread them over several windows and met no 429).
+    let sim = sandbox(MailerLiteConfig { time_scale: 60.0, imports_per_minute: 2, ..Default::default() }).await;
     // A client that believes the import limit is higher than it is.
     let mut config = Config::new("ml-sandbox-token").with_base_url(sim.base_url());
-    config.time_scale = 600.0;
+    config.time_scale = 60.0;
     config.imports_per_minute = 50;
     config.retry = hmsync_http::RetryPolicy::fast(3);
     let c = Client::new(config).unwrap();
