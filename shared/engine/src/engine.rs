@@ -244,15 +244,81 @@ impl Engine {
         id: &str,
         mut change: impl FnMut(&mut ConnectionState) -> T,
     ) -> Result<(ConnectionState, T), EngineError> {
-        for _ in 0..10 {
+        retry_on_conflict(&format!("the state of connection {id}"), async || {
             let (mut state, version) = self.state(id).await?;
             let out = change(&mut state);
-            match self.save_state(id, &state, version).await {
-                Ok(_) => return Ok((state, out)),
-                Err(EngineError::Store(StoreError::VersionConflict { .. })) => continue,
-                Err(e) => return Err(e),
-            }
+            self.save_state(id, &state, version).await?;
+            Ok((state, out))
+        })
+        .await
+    }
+}
+
+/// How many lost races a read-change-write survives before the contention is reported.
+const CONFLICT_ATTEMPTS: usize = 10;
+
+/// Runs `attempt` (a read, a change and a conditional write) until its write is stored, starting
+/// again from the read when another writer stored first. The one retry loop of the engine: after
+/// [`CONFLICT_ATTEMPTS`] lost races it fails with a retryable error naming `what`, so a change is
+/// never dropped in silence.
+pub(crate) async fn retry_on_conflict<T>(
+    what: &str,
+    mut attempt: impl AsyncFnMut() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    for _ in 0..CONFLICT_ATTEMPTS {
+        match attempt().await {
+            Err(EngineError::Store(StoreError::VersionConflict { .. })) => continue,
+            done => return done,
         }
-        Err(EngineError::Retry { message: format!("the state of connection {id} is contended"), after: None })
+    }
+    Err(EngineError::Retry {
+        message: format!("{what} was changed by {CONFLICT_ATTEMPTS} other writers in a row; nothing was saved"),
+        after: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conflict() -> EngineError {
+        EngineError::Store(StoreError::VersionConflict { entity: "connection c".into(), current: Some(2) })
+    }
+
+    #[tokio::test]
+    async fn retry_on_conflict_starts_again_after_a_lost_race() {
+        let mut tries = 0;
+        let out = retry_on_conflict("connection c", async || {
+            tries += 1;
+            if tries < 3 { Err(conflict()) } else { Ok(tries) }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn retry_on_conflict_fails_loudly_when_it_keeps_losing() {
+        let mut tries = 0;
+        let out: Result<(), _> = retry_on_conflict("connection c", async || {
+            tries += 1;
+            Err(conflict())
+        })
+        .await;
+        assert_eq!(tries, CONFLICT_ATTEMPTS);
+        let err = out.unwrap_err();
+        assert!(err.retry_after().is_some(), "contention is worth another try later");
+        assert!(err.to_string().contains("connection c was changed by 10 other writers"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn retry_on_conflict_passes_other_errors_through_at_once() {
+        let mut tries = 0;
+        let out: Result<(), _> = retry_on_conflict("connection c", async || {
+            tries += 1;
+            Err(EngineError::Permanent("gone".into()))
+        })
+        .await;
+        assert_eq!(tries, 1);
+        assert!(matches!(out, Err(EngineError::Permanent(_))));
     }
 }
