@@ -244,37 +244,54 @@ impl Engine {
         id: &str,
         mut change: impl FnMut(&mut ConnectionState) -> T,
     ) -> Result<(ConnectionState, T), EngineError> {
-        retry_on_conflict(&format!("the state of connection {id}"), async || {
+        let mut races = ConflictRetry::new(format!("the state of connection {id}"));
+        loop {
             let (mut state, version) = self.state(id).await?;
             let out = change(&mut state);
-            self.save_state(id, &state, version).await?;
-            Ok((state, out))
-        })
-        .await
+            match self.save_state(id, &state, version).await {
+                Ok(_) => return Ok((state, out)),
+                Err(e) => races.after(e)?,
+            }
+        }
     }
 }
 
 /// How many lost races a read-change-write survives before the contention is reported.
 const CONFLICT_ATTEMPTS: usize = 10;
 
-/// Runs `attempt` (a read, a change and a conditional write) until its write is stored, starting
-/// again from the read when another writer stored first. The one retry loop of the engine: after
-/// [`CONFLICT_ATTEMPTS`] lost races it fails with a retryable error naming `what`, so a change is
-/// never dropped in silence.
-pub(crate) async fn retry_on_conflict<T>(
-    what: &str,
-    mut attempt: impl AsyncFnMut() -> Result<T, EngineError>,
-) -> Result<T, EngineError> {
-    for _ in 0..CONFLICT_ATTEMPTS {
-        match attempt().await {
-            Err(EngineError::Store(StoreError::VersionConflict { .. })) => continue,
-            done => return done,
-        }
+/// The one retry rule of every read-change-write in the engine: a write that lost a race
+/// (another writer stored first) starts again from the read; after [`CONFLICT_ATTEMPTS`] lost
+/// races the contention is reported as a retryable error naming what was contended, so a change
+/// is never dropped in silence. (A loop with this guard rather than a closure runner: the
+/// futures of async closures that borrow the engine are not `Send` for axum's handlers.)
+pub(crate) struct ConflictRetry {
+    what: String,
+    lost: usize,
+}
+
+impl ConflictRetry {
+    pub(crate) fn new(what: String) -> Self {
+        ConflictRetry { what, lost: 0 }
     }
-    Err(EngineError::Retry {
-        message: format!("{what} was changed by {CONFLICT_ATTEMPTS} other writers in a row; nothing was saved"),
-        after: None,
-    })
+
+    /// Ok when the failed write should be tried again from the read; the error to return
+    /// otherwise (any other error unchanged, or the contention once the races are used up).
+    pub(crate) fn after(&mut self, error: EngineError) -> Result<(), EngineError> {
+        if !matches!(error, EngineError::Store(StoreError::VersionConflict { .. })) {
+            return Err(error);
+        }
+        self.lost += 1;
+        if self.lost < CONFLICT_ATTEMPTS {
+            return Ok(());
+        }
+        Err(EngineError::Retry {
+            message: format!(
+                "{} was changed by {CONFLICT_ATTEMPTS} other writers in a row; nothing was saved",
+                self.what
+            ),
+            after: None,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -285,40 +302,25 @@ mod tests {
         EngineError::Store(StoreError::VersionConflict { entity: "connection c".into(), current: Some(2) })
     }
 
-    #[tokio::test]
-    async fn retry_on_conflict_starts_again_after_a_lost_race() {
-        let mut tries = 0;
-        let out = retry_on_conflict("connection c", async || {
-            tries += 1;
-            if tries < 3 { Err(conflict()) } else { Ok(tries) }
-        })
-        .await;
-        assert_eq!(out.unwrap(), 3);
+    #[test]
+    fn a_lost_race_starts_again_from_the_read() {
+        let mut races = ConflictRetry::new("connection c".into());
+        for _ in 1..CONFLICT_ATTEMPTS {
+            assert!(races.after(conflict()).is_ok());
+        }
     }
 
-    #[tokio::test]
-    async fn retry_on_conflict_fails_loudly_when_it_keeps_losing() {
-        let mut tries = 0;
-        let out: Result<(), _> = retry_on_conflict("connection c", async || {
-            tries += 1;
-            Err(conflict())
-        })
-        .await;
-        assert_eq!(tries, CONFLICT_ATTEMPTS);
-        let err = out.unwrap_err();
+    #[test]
+    fn a_write_that_keeps_losing_fails_loudly() {
+        let mut races = ConflictRetry::new("connection c".into());
+        let err = (0..CONFLICT_ATTEMPTS).find_map(|_| races.after(conflict()).err()).unwrap();
         assert!(err.retry_after().is_some(), "contention is worth another try later");
         assert!(err.to_string().contains("connection c was changed by 10 other writers"), "{err}");
     }
 
-    #[tokio::test]
-    async fn retry_on_conflict_passes_other_errors_through_at_once() {
-        let mut tries = 0;
-        let out: Result<(), _> = retry_on_conflict("connection c", async || {
-            tries += 1;
-            Err(EngineError::Permanent("gone".into()))
-        })
-        .await;
-        assert_eq!(tries, 1);
-        assert!(matches!(out, Err(EngineError::Permanent(_))));
+    #[test]
+    fn other_errors_are_not_retried() {
+        let mut races = ConflictRetry::new("connection c".into());
+        assert!(matches!(races.after(EngineError::Permanent("gone".into())), Err(EngineError::Permanent(_))));
     }
 }

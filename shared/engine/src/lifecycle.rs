@@ -8,7 +8,7 @@ use hmsync_core::{
 use hmsync_store::{Connection, LinkKey};
 
 use crate::api::{ApiError, HsRecord};
-use crate::engine::{Engine, EngineError, Report, retry_on_conflict};
+use crate::engine::{ConflictRetry, Engine, EngineError, Report};
 use crate::failpoint;
 use crate::message::{ContactRef, Origin, ScanKind, SyncMessage};
 use crate::ml_webhooks::WebhookTarget;
@@ -72,16 +72,18 @@ impl Engine {
         let portal_id = hs.portal_id().await?;
         // The schemas are stored on the newest version of the connection: a config saved while
         // the apps were read is kept, and a lost race starts again from a fresh read.
-        let mut current = Some(conn);
-        let conn = retry_on_conflict(&format!("connection {conn_id}"), async || {
-            let mut next = match current.take() {
-                Some(conn) => conn,
-                None => self.connection(conn_id).await?,
-            };
+        let mut races = ConflictRetry::new(format!("connection {conn_id}"));
+        let mut next = conn;
+        let conn = loop {
             next.schemas = Some(schemas.clone());
-            Ok(self.store.update_connection(&next).await?)
-        })
-        .await?;
+            match self.store.update_connection(&next).await {
+                Ok(saved) => break saved,
+                Err(e) => {
+                    races.after(e.into())?;
+                    next = self.connection(conn_id).await?;
+                }
+            }
+        };
         self.store.add_route(portal_id, conn_id).await?;
         self.update_state(conn_id, |s| s.portal_id = Some(portal_id)).await?;
         let problems = validate_config(&conn.config, conn.schemas.as_ref());
