@@ -7,9 +7,11 @@
 //! and retries transient failures with bounded, jittered backoff ([`RetryPolicy`]).
 
 mod clock;
+mod headroom;
 mod pacer;
 mod retry;
 
 pub use clock::now_ms;
+pub use headroom::{LastReading, RateLimitReading};
 pub use pacer::{Bucket, Pacer};
 pub use retry::{RetryPolicy, parse_retry_after};
