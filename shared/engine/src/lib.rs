@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod api;
 pub mod catalog;
+pub mod doctor;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod ml_webhooks;
 pub mod scan;
+pub mod scopes;
 pub mod state;
 pub mod sync;
 pub mod views;
