@@ -12,7 +12,8 @@ use crate::engine::EngineError;
 
 use super::{Check, Context, Finding, Severity, api_failure, lowercase_first};
 
-const REFRESH: &str = "Refresh the fields (POST /connections/{id}/fields/refresh, or Refresh fields on the setup screen)";
+const REFRESH: &str =
+    "Refresh the fields (POST /connections/{id}/fields/refresh, or Refresh fields on the setup screen)";
 
 pub(super) async fn check(
     cx: &Context<'_>,
@@ -22,8 +23,12 @@ pub(super) async fn check(
     let c = Check::Fields;
     let (Some(hs), Some(ml)) = (hs, ml) else {
         return vec![
-            Finding::new(c, Severity::Unknown, "The fields were not compared: an app's credentials do not work (see above).")
-                .action("Fix the credentials, then run the doctor again."),
+            Finding::new(
+                c,
+                Severity::Unknown,
+                "The fields were not compared: an app's credentials do not work (see above).",
+            )
+            .action("Fix the credentials, then run the doctor again."),
         ];
     };
     let fresh = match read_schemas(hs, ml).await {
@@ -46,13 +51,13 @@ pub(super) async fn check(
                 .action(p.fix.clone())
         })
         .collect();
-    let broken: BTreeSet<usize> =
-        problems.iter().filter_map(|p| mapping_index(&p.field)).collect();
+    let broken: BTreeSet<usize> = problems.iter().filter_map(|p| mapping_index(&p.field)).collect();
     let mut option_mappings = Vec::new();
     for (i, m) in config.mappings.iter().enumerate().filter(|(i, _)| !broken.contains(i)) {
-        let (Some(property), Some(field)) =
-            (fresh.hubspot_property(m.hubspot_object, &m.hubspot_property), fresh.mailerlite_field(&m.mailerlite_field))
-        else {
+        let (Some(property), Some(field)) = (
+            fresh.hubspot_property(m.hubspot_object, &m.hubspot_property),
+            fresh.mailerlite_field(&m.mailerlite_field),
+        ) else {
             continue;
         };
         if let Some(stored) = &cx.conn.schemas {
@@ -101,12 +106,7 @@ fn type_of(p: &HsProperty) -> String {
 
 /// What changed in a mapped property or field since hmsync last read the schemas: hmsync
 /// converts and checks values against those until the fields are refreshed.
-fn drift(
-    m: &FieldMapping,
-    stored: &FieldSchemas,
-    property: &HsProperty,
-    field: &MlField,
-) -> Vec<Finding> {
+fn drift(m: &FieldMapping, stored: &FieldSchemas, property: &HsProperty, field: &MlField) -> Vec<Finding> {
     let c = Check::Fields;
     let mut findings = Vec::new();
     if let Some(old) = stored.hubspot_property(m.hubspot_object, &m.hubspot_property) {

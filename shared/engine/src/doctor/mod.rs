@@ -254,9 +254,11 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let counters = self.store.get_counters(conn_id).await?;
-        let registered_base = state.mailerlite_webhooks.as_ref().and_then(|w| w.url.as_deref()).and_then(|u| {
-            u.strip_suffix(&format!("/webhooks/mailerlite/{conn_id}")).map(str::to_string)
-        });
+        let registered_base = state
+            .mailerlite_webhooks
+            .as_ref()
+            .and_then(|w| w.url.as_deref())
+            .and_then(|u| u.strip_suffix(&format!("/webhooks/mailerlite/{conn_id}")).map(str::to_string));
         let public_url = options
             .public_url
             .as_deref()
@@ -301,9 +303,13 @@ fn connection_finding(cx: &Context<'_>) -> Finding {
                 .action("Resume it (POST /connections/{id}/resume, or Resume on the status page).");
         }
         Some(Pause::SafetyValve { .. }) => {
-            return Finding::new(c, Severity::Warning, "Held by the safety valve: a run would make many destructive changes.")
-                .feature("Nothing syncs until the held changes are approved.")
-                .action("Review the run on the status page; approve it (POST /connections/{id}/approve) if intended.");
+            return Finding::new(
+                c,
+                Severity::Warning,
+                "Held by the safety valve: a run would make many destructive changes.",
+            )
+            .feature("Nothing syncs until the held changes are approved.")
+            .action("Review the run on the status page; approve it (POST /connections/{id}/approve) if intended.");
         }
         None => {}
     }
@@ -313,7 +319,9 @@ fn connection_finding(cx: &Context<'_>) -> Finding {
     Finding::ok(
         c,
         match cx.state.lifecycle {
-            Lifecycle::Draft => "Draft: not activated yet (activation registers the MailerLite webhooks and runs the initial sync).",
+            Lifecycle::Draft => {
+                "Draft: not activated yet (activation registers the MailerLite webhooks and runs the initial sync)."
+            }
             Lifecycle::InitialSync => "The initial sync is running.",
             Lifecycle::Continuous => "Syncing continuously.",
         },
@@ -412,7 +420,12 @@ mod tests {
         assert!(text.contains("✗ HubSpot scopes: lacks x\n    Affects: f\n    To do: a\n"), "{text}");
         assert!(text.contains("? HubSpot webhooks: cannot read\n"), "{text}");
         assert!(text.contains("! Rate limits: low\n"), "{text}");
-        assert!(text.ends_with("1 error (✗), 1 warning (!), 1 passed (✓); 1 hmsync cannot check (?): check by hand as the line says.\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "1 error (✗), 1 warning (!), 1 passed (✓); 1 hmsync cannot check (?): check by hand as the line says.\n"
+            ),
+            "{text}"
+        );
         let clean = DoctorReport::new("c1", "Sales", 0, vec![Finding::ok(Check::Fields, "fine")]);
         assert!(clean.ok);
         assert!(clean.to_text().ends_with("All 1 check passed.\n"));

@@ -95,7 +95,9 @@ pub(super) async fn public_url(cx: &Context<'_>) -> Finding {
     let Some(base) = &cx.public_url else {
         return Finding::new(c, Severity::Unknown, "No public URL is known for this deployment.")
             .feature("HubSpot and MailerLite send webhooks to it.")
-            .action("Run the doctor with --public-url (the URL HubSpot and MailerLite call), as given to hmsync serve.");
+            .action(
+                "Run the doctor with --public-url (the URL HubSpot and MailerLite call), as given to hmsync serve.",
+            );
     };
     let url = format!("{base}/health");
     let unreachable = |why: String| {
@@ -136,7 +138,9 @@ pub(super) async fn public_url(cx: &Context<'_>) -> Finding {
     if base.starts_with("http://") {
         return Finding::ok(
             c,
-            format!("{url} answered 200 (plain HTTP on this machine: enough for the local simulators; the real apps need an HTTPS URL)."),
+            format!(
+                "{url} answered 200 (plain HTTP on this machine: enough for the local simulators; the real apps need an HTTPS URL)."
+            ),
         );
     }
     Finding::ok(c, format!("{url} answered 200 over HTTPS."))

@@ -92,9 +92,13 @@ fn role_finding(cx: &Context<'_>, listing: &[MlWebhook], role: HookRole, url: &s
                 lowercase_first(sync_now)
             ));
         }
-        return Finding::new(c, Severity::Error, format!("The MailerLite webhook for {what} is missing (none at {url})."))
-            .feature(lost)
-            .action(sync_now);
+        return Finding::new(
+            c,
+            Severity::Error,
+            format!("The MailerLite webhook for {what} is missing (none at {url})."),
+        )
+        .feature(lost)
+        .action(sync_now);
     };
     let code = hook.response_code.map(|s| format!("; our receiver last answered it {s}")).unwrap_or_default();
     if hook.blocked {
@@ -134,9 +138,13 @@ fn role_finding(cx: &Context<'_>, listing: &[MlWebhook], role: HookRole, url: &s
         if hook.batchable != role.batchable() {
             problem.push(if role.batchable() { "is not batched".into() } else { "is batched".to_string() });
         }
-        return Finding::new(c, Severity::Warning, format!("The MailerLite webhook for {what} {}.", problem.join(" and ")))
-            .feature(lost)
-            .action(sync_now);
+        return Finding::new(
+            c,
+            Severity::Warning,
+            format!("The MailerLite webhook for {what} {}.", problem.join(" and ")),
+        )
+        .feature(lost)
+        .action(sync_now);
     }
     if let Some(code) = hook.response_code.filter(|s| !(200..300).contains(s)) {
         return Finding::new(
@@ -177,7 +185,8 @@ fn last_delivery(cx: &Context<'_>, counter: &str) -> Option<i64> {
 /// and a property change per property that flows HubSpot → MailerLite.
 fn hubspot_subscriptions(cx: &Context<'_>) -> (Vec<String>, Vec<String>, Vec<String>) {
     let config = &cx.conn.config;
-    let events = ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"];
+    let events =
+        ["contact.creation", "contact.deletion", "contact.merge", "contact.restore", "contact.privacyDeletion"];
     let mut contact: BTreeSet<String> = ["email", "hs_email_optout"].iter().map(|p| p.to_string()).collect();
     let mut company = BTreeSet::new();
     if config.direction != Direction::MailerLiteToHubSpot {
@@ -200,11 +209,8 @@ pub(super) fn hubspot(cx: &Context<'_>) -> Vec<Finding> {
         None => "<the deployment's URL>/webhooks/hubspot".to_string(),
     };
     let (events, contact, company) = hubspot_subscriptions(cx);
-    let mut wanted = format!(
-        "targetUrl {target}; {}; contact.propertyChange for {}",
-        events.join(", "),
-        contact.join(", ")
-    );
+    let mut wanted =
+        format!("targetUrl {target}; {}; contact.propertyChange for {}", events.join(", "), contact.join(", "));
     if !company.is_empty() {
         wanted.push_str(&format!("; company.propertyChange for {}", company.join(", ")));
     }
@@ -212,7 +218,7 @@ pub(super) fn hubspot(cx: &Context<'_>) -> Vec<Finding> {
         Finding::new(
             c,
             Severity::Unknown,
-            "hmsync cannot read the HubSpot app's webhook subscriptions: they are part of the app's project (webhooks-hsmeta.json), and HubSpot's webhooks API reads subscriptions only of legacy public apps, with a developer API key.",
+            "hmsync cannot read the HubSpot app's webhook subscriptions with the app's access token: a developer-platform app's subscriptions are part of its project (webhooks-hsmeta.json); HubSpot's webhooks API reads the subscriptions of legacy public apps only, the v4 management API sees only subscriptions made through it (with a client-credentials token, and without a target URL), and legacy private apps' subscriptions have no API at all.",
         )
         .feature("A mapped property without a propertyChange subscription reaches MailerLite only with the scheduled scan.")
         .action(format!(
@@ -221,9 +227,13 @@ pub(super) fn hubspot(cx: &Context<'_>) -> Vec<Finding> {
     ];
     if cx.credentials.hubspot_client_secret.is_none() {
         findings.push(
-            Finding::new(c, Severity::Error, "No HubSpot client secret is saved: our receiver refuses every HubSpot delivery (401).")
-                .feature("HubSpot changes reach MailerLite only with the scheduled scan (every 2 hours by default).")
-                .action("Save the app's client secret (PUT /connections/{id}/credentials with hubspot_client_secret)."),
+            Finding::new(
+                c,
+                Severity::Error,
+                "No HubSpot client secret is saved: our receiver refuses every HubSpot delivery (401).",
+            )
+            .feature("HubSpot changes reach MailerLite only with the scheduled scan (every 2 hours by default).")
+            .action("Save the app's client secret (PUT /connections/{id}/credentials with hubspot_client_secret)."),
         );
     }
     findings.push(match last_delivery(cx, counters::HUBSPOT_DELIVERY_AT) {
