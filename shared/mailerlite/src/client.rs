@@ -225,9 +225,8 @@ impl Client {
             self.inner.pacer.settle(buckets, sent);
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let number = |name: &str| {
-                headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
-            };
+            let number =
+                |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
             let remaining = number("x-ratelimit-remaining");
             if let Some(remaining) = remaining {
                 self.inner.pacer.observe_remaining(REQUESTS_BUCKET, remaining.min(u64::from(u32::MAX)) as u32);
