@@ -358,3 +358,15 @@ async fn the_doctor_of_an_unknown_connection_is_404() {
     let (status, body) = h.config_api(Method::GET, "/connections/nope/doctor", Value::Null).await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_another_portal_is_an_error() {
+    let h = active(plain()).await;
+    // The connection was set up with another portal than the token reaches now (the harness
+    // has one simulated portal, so the portal recorded at setup is the one changed).
+    let portal = h.hubspot.config().portal_id;
+    h.engine.update_state(CONNECTION, |s| s.portal_id = Some(portal + 1)).await.unwrap();
+    let report = doctor_reading_only(&h).await;
+    let f = finding(&report, Check::HubspotToken, Severity::Error, &format!("reaches portal {portal}"));
+    assert!(f["feature"].as_str().unwrap().contains("duplicates"), "{f}");
+}
