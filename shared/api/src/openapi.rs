@@ -112,7 +112,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(protected, 30);
+        assert_eq!(protected, 31);
     }
 
     /// Every `pattern` of the document, with where it is.
