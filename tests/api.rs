@@ -51,6 +51,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/connections/{id}/activity"),
     ("GET", "/connections/{id}/dead-letters"),
     ("POST", "/connections/{id}/config/check"),
+    ("GET", "/connections/{id}/doctor"),
 ];
 
 /// The public routes.

@@ -22,23 +22,7 @@ use crate::connections::connection;
 use crate::error::{ErrorBody, HttpError};
 use crate::status_page::escape;
 
-/// The scopes the sync needs (<https://developers.hubspot.com/docs/api/scopes>): contacts
-/// read/write, companies read (company fields), contact property read/write (the engagement
-/// properties), company properties read, lists read (list rules), and `oauth`.
-pub const REQUIRED_SCOPES: [&str; 8] = [
-    "crm.objects.contacts.read",
-    "crm.objects.contacts.write",
-    "crm.objects.companies.read",
-    "crm.schemas.contacts.read",
-    "crm.schemas.contacts.write",
-    "crm.schemas.companies.read",
-    "crm.lists.read",
-    "oauth",
-];
-
-/// Asked for, not required: turning a MailerLite unsubscribe into a HubSpot opt-out. HubSpot
-/// drops an optional scope silently when the portal lacks the tool.
-pub const OPTIONAL_SCOPES: [&str; 1] = ["communication_preferences.read_write"];
+pub use hmsync_engine::scopes::{OPTIONAL_SCOPES, REQUIRED_SCOPES};
 
 /// How long a started install may take.
 pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);

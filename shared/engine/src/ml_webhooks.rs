@@ -51,28 +51,28 @@ pub enum HookRole {
 }
 
 impl HookRole {
-    const ALL: [HookRole; 2] = [HookRole::SubscriberChanges, HookRole::OpensClicksDeletions];
+    pub(crate) const ALL: [HookRole; 2] = [HookRole::SubscriberChanges, HookRole::OpensClicksDeletions];
 
-    fn events(self) -> &'static [&'static str] {
+    pub(crate) fn events(self) -> &'static [&'static str] {
         match self {
             HookRole::SubscriberChanges => &INSTANT_EVENTS,
             HookRole::OpensClicksDeletions => &BATCHED_EVENTS,
         }
     }
 
-    fn batchable(self) -> bool {
+    pub(crate) fn batchable(self) -> bool {
         self == HookRole::OpensClicksDeletions
     }
 
     /// The webhook's name in MailerLite: says what it is and whose, and finds it again.
-    fn name(self, conn_id: &str) -> String {
+    pub(crate) fn name(self, conn_id: &str) -> String {
         match self {
             HookRole::SubscriberChanges => format!("hmsync {conn_id}: subscriber changes"),
             HookRole::OpensClicksDeletions => format!("hmsync {conn_id}: opens, clicks, deletions (batched)"),
         }
     }
 
-    fn spec(self, conn_id: &str, url: &str) -> MlWebhookSpec {
+    pub(crate) fn spec(self, conn_id: &str, url: &str) -> MlWebhookSpec {
         MlWebhookSpec {
             name: self.name(conn_id),
             url: url.to_string(),
@@ -83,7 +83,7 @@ impl HookRole {
 
     /// Which role a webhook at our URL plays: by its name, else (a webhook made by hand or by
     /// an earlier version, which had one batched webhook for everything) by `batchable`.
-    fn of(hook: &MlWebhook, conn_id: &str) -> HookRole {
+    pub(crate) fn of(hook: &MlWebhook, conn_id: &str) -> HookRole {
         HookRole::ALL.into_iter().find(|r| hook.name == r.name(conn_id)).unwrap_or(if hook.batchable {
             HookRole::OpensClicksDeletions
         } else {
@@ -130,7 +130,7 @@ impl WebhookTarget {
 }
 
 /// Whether the URL's host is loopback, private, link-local or a local name.
-fn is_local(url: &str) -> bool {
+pub(crate) fn is_local(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return false };
     match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
@@ -352,7 +352,7 @@ async fn ensure(ml: &dyn MailerLiteApi, conn_id: &str, url: &str) -> Result<Ensu
     Ok(Ensured { hooks, changes })
 }
 
-fn needs_fix(h: &MlWebhook, spec: &MlWebhookSpec) -> bool {
+pub(crate) fn needs_fix(h: &MlWebhook, spec: &MlWebhookSpec) -> bool {
     let mut have: Vec<&str> = h.events.iter().map(String::as_str).collect();
     let mut want: Vec<&str> = spec.events.iter().map(String::as_str).collect();
     have.sort_unstable();

@@ -9,9 +9,11 @@
 
 pub mod budget;
 mod clock;
+mod headroom;
 mod pacer;
 mod retry;
 
 pub use clock::now_ms;
+pub use headroom::{LastReading, RateLimitReading};
 pub use pacer::{Bucket, Pacer};
 pub use retry::{MAX_RETRY_AFTER, RetryPolicy, parse_retry_after};

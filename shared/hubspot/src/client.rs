@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmsync_http::budget::{self, Wait};
-use hmsync_http::{Bucket, Pacer, RetryPolicy, now_ms, parse_retry_after};
+use hmsync_http::{Bucket, LastReading, Pacer, RateLimitReading, RetryPolicy, now_ms, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     portal_id: std::sync::OnceLock<u64>,
     /// The portal's search pace, shared with every client of the process ([`search_pace`]).
     search: tokio::sync::OnceCell<Arc<SearchPace>>,
+    /// The rate-limit headers of the last answer that had them.
+    rate_limits: LastReading,
 }
 
 /// The HubSpot API client. Cheap to clone; clones share the pacer and the tokens.
@@ -359,6 +361,7 @@ impl HubSpotClient {
                 auth: Mutex::new(auth),
                 portal_id: std::sync::OnceLock::new(),
                 search: tokio::sync::OnceCell::new(),
+                rate_limits: LastReading::default(),
             }),
         }
     }
@@ -370,6 +373,12 @@ impl HubSpotClient {
     /// The pacer of the burst limit (for reports and the benchmark's bound).
     pub fn pacer(&self) -> &Pacer {
         &self.inner.pacer
+    }
+
+    /// What HubSpot's rate-limit headers said on the last answer that carried them (search
+    /// answers carry none; the daily pair comes only with static tokens).
+    pub fn rate_limit_reading(&self) -> Option<RateLimitReading> {
+        self.inner.rate_limits.get()
     }
 
     /// The portal behind the credentials, if a call has told it yet.
@@ -703,6 +712,14 @@ impl HubSpotClient {
         if let Some(remaining) = number("x-hubspot-ratelimit-remaining") {
             self.inner.pacer.observe_remaining(BURST, remaining.min(u64::from(u32::MAX)) as u32);
         }
+        self.inner.rate_limits.record(RateLimitReading {
+            limit: number("x-hubspot-ratelimit-max"),
+            remaining: number("x-hubspot-ratelimit-remaining"),
+            window: number("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis),
+            daily_limit: number("x-hubspot-ratelimit-daily"),
+            daily_remaining: number("x-hubspot-ratelimit-daily-remaining"),
+            at_ms: now_ms(),
+        });
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmsync_http::budget::{self, Wait};
-use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
+use hmsync_http::{Bucket, LastReading, Pacer, RateLimitReading, RetryPolicy, now_ms, parse_retry_after};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     /// MailerLite refused [`crate::SEGMENT_PAGE`] as a segment page size once: ask for the
     /// default size from then on.
     pub(crate) segment_limit_refused: std::sync::atomic::AtomicBool,
+    /// The rate-limit headers of the last answer that had them.
+    rate_limits: LastReading,
 }
 
 /// What a call is about, for error messages (`subscriber ada@example.com`).
@@ -151,7 +153,15 @@ impl Client {
             Bucket::new(REQUESTS_BUCKET, config.requests_per_minute.max(1), window),
             Bucket::new(IMPORTS_BUCKET, config.imports_per_minute.max(1), window),
         ]);
-        Ok(Client { inner: Arc::new(Inner { http, config, pacer, segment_limit_refused: Default::default() }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                pacer,
+                segment_limit_refused: Default::default(),
+                rate_limits: LastReading::default(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -161,6 +171,12 @@ impl Client {
     /// The account's pacer (for planning and reports).
     pub fn pacer(&self) -> &Pacer {
         &self.inner.pacer
+    }
+
+    /// What MailerLite's `X-RateLimit-Limit` and `X-RateLimit-Remaining` said on the last answer
+    /// that carried them (per minute).
+    pub fn rate_limit_reading(&self) -> Option<RateLimitReading> {
+        self.inner.rate_limits.get()
     }
 
     /// Sends one request: paced, with `Retry-After` honoured and transient failures retried.
@@ -246,11 +262,19 @@ impl Client {
             self.inner.pacer.settle(buckets, sent);
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            if let Some(remaining) =
-                headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-            {
-                self.inner.pacer.observe_remaining(REQUESTS_BUCKET, remaining);
+            let number =
+                |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            let remaining = number("x-ratelimit-remaining");
+            if let Some(remaining) = remaining {
+                self.inner.pacer.observe_remaining(REQUESTS_BUCKET, remaining.min(u64::from(u32::MAX)) as u32);
             }
+            self.inner.rate_limits.record(RateLimitReading {
+                limit: number("x-ratelimit-limit"),
+                remaining,
+                window: Some(Duration::from_secs(60)),
+                at_ms: now_ms(),
+                ..RateLimitReading::default()
+            });
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {

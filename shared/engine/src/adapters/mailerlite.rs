@@ -294,6 +294,10 @@ impl MailerLiteApi for MailerLiteAdapter {
         Ok(group_info(self.client.create_group(name).await.map_err(api_error)?))
     }
 
+    fn rate_limits(&self) -> Option<hmsync_http::RateLimitReading> {
+        self.client.rate_limit_reading()
+    }
+
     async fn segments(&self) -> ApiResult<Vec<MailerLiteSegmentInfo>> {
         Ok(self
             .client
