@@ -24,6 +24,29 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// larger could not reach the deployed function anyway.
 pub const MAILERLITE_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
+/// HubSpot sends at most 100 events per request; more is not HubSpot, and is refused before any
+/// connection is looked up (an unsigned caller must not buy a store query per invented event).
+pub const MAX_HUBSPOT_EVENTS: usize = 100;
+
+/// The most distinct portals one HubSpot delivery may name. Every portal costs one route lookup
+/// before the signature can be checked, so this bounds what an unsigned request can make us do.
+/// A deployment's connected portals share a delivery only when they installed the same app.
+pub const MAX_HUBSPOT_PORTALS: usize = 10;
+
+/// What an unsigned MailerLite delivery is told, whatever the reason (an unknown connection, one
+/// without a webhook secret, or a wrong signature), so the answer reveals no connection ids.
+const UNSIGNED_MAILERLITE: &str = "the signature does not match the body for this webhook URL (a connection's \
+     webhooks and their secrets are registered when it is activated)";
+
+/// The key an unknown connection's delivery is checked against, so it costs what a known one does.
+const UNKNOWN_CONNECTION_SECRET: &str = "no connection has this webhook URL";
+
+/// A connection id as the config API makes them (1 to 64 letters, digits, '-' or '_'); anything
+/// else cannot be a connection and is not looked up.
+fn is_connection_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A HubSpot webhook request as received.
 #[derive(Debug, Clone, Copy)]
 pub struct HubSpotDelivery<'a> {
@@ -86,9 +109,21 @@ impl Engine {
         if events.is_empty() {
             return Err(WebhookError::BadRequest("the delivery has no events (HubSpot sends 1 to 100)".into()));
         }
+        if events.len() > MAX_HUBSPOT_EVENTS {
+            return Err(WebhookError::BadRequest(format!(
+                "the delivery has {} events; HubSpot sends at most {MAX_HUBSPOT_EVENTS} per request",
+                events.len()
+            )));
+        }
         let mut portals: Vec<u64> = events.iter().map(|e| e.portal_id).collect();
         portals.sort_unstable();
         portals.dedup();
+        if portals.len() > MAX_HUBSPOT_PORTALS {
+            return Err(WebhookError::BadRequest(format!(
+                "the delivery names {} HubSpot portals; hmsync accepts at most {MAX_HUBSPOT_PORTALS} per request",
+                portals.len()
+            )));
+        }
         let mut candidates: Vec<(u64, String)> = Vec::new();
         for p in &portals {
             for c in self.store.connections_for_portal(*p).await.map_err(EngineError::from)? {
@@ -217,27 +252,36 @@ impl Engine {
         if body.len() > MAILERLITE_MAX_BODY_BYTES {
             return Err(WebhookError::BadRequest("the body is larger than 6 MiB".into()));
         }
-        if self.store.get_connection(conn_id).await.map_err(EngineError::from)?.is_none() {
-            return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
-        }
-        let keys = self.apis.webhook_keys(conn_id).await?;
-        if keys.mailerlite_webhook_secrets.is_empty() {
-            return Err(WebhookError::Unauthorized(
-                "the connection has no MailerLite webhook secret to check the signature; activating the connection registers its webhooks"
-                    .into(),
-            ));
-        }
-        let Some(signature) = signature else {
+        // The signature is checked before anything says whether the connection exists: an
+        // unknown id, a connection without a webhook secret and a wrong signature get the same
+        // answer, so an unsigned caller cannot probe for connection ids.
+        let Some(signature) = signature.filter(|s| !s.trim().is_empty()) else {
             return Err(WebhookError::Unauthorized("the Signature header is missing".into()));
         };
+        let secrets = if is_connection_id(conn_id) {
+            self.apis.webhook_keys(conn_id).await?.mailerlite_webhook_secrets
+        } else {
+            Vec::new()
+        };
         // Each of the connection's webhooks has its own secret. Every one is checked (no early
-        // exit), so the time taken does not tell which matched.
-        let signed = keys
-            .mailerlite_webhook_secrets
-            .iter()
-            .fold(false, |signed, secret| signed | ml::verify_signature(secret, body, signature));
+        // exit), and a connection without one is checked against a placeholder, so the time
+        // taken does not tell which matched, nor whether there was any.
+        let signed = if secrets.is_empty() {
+            std::hint::black_box(ml::verify_signature(UNKNOWN_CONNECTION_SECRET, body, signature));
+            false
+        } else {
+            secrets.iter().fold(false, |signed, secret| signed | ml::verify_signature(secret, body, signature))
+        };
         if !signed {
-            return Err(WebhookError::Unauthorized("the signature does not match the body".into()));
+            tracing::info!(
+                connection = conn_id,
+                secrets = secrets.len(),
+                "MailerLite delivery refused (unknown connection, no webhook secret, or a wrong signature)"
+            );
+            return Err(WebhookError::Unauthorized(UNSIGNED_MAILERLITE.into()));
+        }
+        if self.store.get_connection(conn_id).await.map_err(EngineError::from)?.is_none() {
+            return Err(WebhookError::NotFound(format!("no connection {conn_id}")));
         }
         let delivery = ml::parse_webhook(body)
             .map_err(|e| WebhookError::BadRequest(format!("not a MailerLite webhook body: {e}")))?;
