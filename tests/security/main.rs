@@ -3,6 +3,7 @@
 //! unauthenticated work, deduplication that never merges distinct edits, and tenancy.
 
 mod counting;
+mod dedup;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ use hmsync_core::{EngagementEvent, EventKind};
 use hmsync_hubspot as hs;
 use hmsync_mailerlite as ml;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{ContactRef, Origin, SyncMessage};
@@ -238,7 +239,7 @@ impl Engine {
             return Err(WebhookError::Unauthorized(last_refusal));
         }
         accepted.messages = messages.len();
-        self.enqueue(&messages).await?;
+        self.enqueue_delivery(&messages, &hubspot_delivery_key(&events, d.body)).await?;
         Ok(accepted)
     }
 
@@ -371,9 +372,27 @@ impl Engine {
             )
             .await
             .map_err(EngineError::from)?;
-        self.enqueue(&messages).await?;
+        // MailerLite resends a delivery as it was: its bytes are its identity (its items carry
+        // no event id).
+        self.enqueue_delivery(&messages, &format!("mailerlite:{}", hex::encode(Sha256::digest(body)))).await?;
         Ok(accepted)
     }
+}
+
+/// What identifies a HubSpot delivery for deduplication: its events' ids (HubSpot resends the
+/// same events with a higher `attemptNumber`, so the raw bytes of a retry differ), or its raw
+/// bytes when an event carries no id.
+fn hubspot_delivery_key(events: &[hs::WebhookEvent], body: &[u8]) -> String {
+    if events.iter().any(|e| e.event_id == 0) {
+        return format!("hubspot-body:{}", hex::encode(Sha256::digest(body)));
+    }
+    let mut ids: Vec<(u64, u64)> = events.iter().map(|e| (e.portal_id, e.event_id)).collect();
+    ids.sort_unstable();
+    let mut digest = Sha256::new();
+    for (portal, event) in ids {
+        digest.update(format!("{portal}:{event};").as_bytes());
+    }
+    format!("hubspot-events:{}", hex::encode(digest.finalize()))
 }
 
 /// The engagement a MailerLite event reports (webhook items carry no time: the receipt time is
