@@ -4,6 +4,7 @@
 
 mod counting;
 mod dedup;
+mod tenancy;
 
 use std::sync::Arc;
 

@@ -138,11 +138,24 @@ impl Engine {
                 "signature refused: no connection of this deployment can verify this delivery".into(),
             ));
         }
+        let mut keyed = Vec::with_capacity(candidates.len());
+        for (portal, conn_id) in candidates {
+            let keys = self.apis.webhook_keys(&conn_id).await?;
+            keyed.push((portal, conn_id, keys));
+        }
+        // An event our app wrote is the echo of one connection's write only if no other
+        // connection of the portal writes with the same app: with two, one connection's write is
+        // a real change for the other, and only the value check (against each link's base
+        // values) can tell an echo.
+        let app_users = |portal: u64, app: u64| {
+            keyed.iter().filter(|(p, _, k)| *p == portal && k.hubspot_app_id == Some(app)).count()
+        };
         let mut accepted = Accepted::default();
         let mut messages: Vec<SyncMessage> = Vec::new();
         let mut last_refusal = String::from("no connection has the HubSpot app's client secret to check the signature");
-        for (portal, conn_id) in candidates {
-            let keys = self.apis.webhook_keys(&conn_id).await?;
+        for (portal, conn_id, keys) in &keyed {
+            let (portal, conn_id) = (*portal, conn_id.clone());
+            let own_app = keys.hubspot_app_id.filter(|app| app_users(portal, *app) == 1);
             let Some(secret) = keys.hubspot_client_secret.as_deref() else { continue };
             if let Err(e) = hs::verify_v3(secret, d.method, d.uri, d.body, d.timestamp, d.signature_v3, now) {
                 last_refusal = format!("signature refused: {e}");
@@ -171,7 +184,7 @@ impl Engine {
             let mut refs: Vec<ContactRef> = Vec::new();
             for e in events.iter().filter(|e| e.portal_id == portal) {
                 accepted.events += 1;
-                if keys.hubspot_app_id.is_some_and(|app| e.is_from_app(app)) {
+                if own_app.is_some_and(|app| e.is_from_app(app)) {
                     accepted.echoes += 1;
                     continue;
                 }
