@@ -163,6 +163,12 @@ impl Engine {
             }
             accepted.connections += 1;
             let (state, _) = self.state(&conn_id).await?;
+            // A route left from before the connection was pinned: its portal is not the
+            // connection's, and its events are not the connection's business.
+            if state.portal_id.is_some_and(|pinned| pinned != portal) {
+                tracing::warn!(connection = %conn_id, portal, "HubSpot events of a portal the connection is not pinned to ignored");
+                continue;
+            }
             if state.lifecycle == Lifecycle::Draft {
                 self.store
                     .add_and_set_counters(&conn_id, &[], &[(counters::HUBSPOT_DELIVERY_AT, now)])
