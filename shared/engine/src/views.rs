@@ -503,10 +503,10 @@ impl Engine {
         client_secret: &str,
         tokens: &hmsync_hubspot::TokenSet,
     ) -> Result<Result<(), String>, EngineError> {
-        if let Some(portal) = tokens.hub_id {
-            if let Err(refusal) = self.check_portal(conn_id, portal).await? {
-                return Ok(Err(refusal));
-            }
+        if let Some(portal) = tokens.hub_id
+            && let Err(refusal) = self.check_portal(conn_id, portal).await?
+        {
+            return Ok(Err(refusal));
         }
         let mut stored = load_credentials(&*self.secrets, conn_id).await?;
         stored.hubspot = Some(HubSpotAuth::OAuth {
