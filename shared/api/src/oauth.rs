@@ -131,7 +131,7 @@ async fn start(
         (status = 200, description = "Installed: the tokens are stored", content_type = "text/html", body = String),
         (status = 400, description = "Missing, bad, expired or used state; declined install; missing code", content_type = "text/html", body = String),
         (status = 404, description = "The connection was deleted meanwhile", content_type = "text/html", body = String),
-        (status = 409, description = "The connection's OAuth client changed meanwhile", content_type = "text/html", body = String),
+        (status = 409, description = "The connection's OAuth client changed meanwhile, or the install was in another portal than the one the connection is pinned to (both named; nothing stored)", content_type = "text/html", body = String),
         (status = 502, description = "HubSpot refused the code", content_type = "text/html", body = String),
     )
 )]
@@ -223,10 +223,15 @@ async fn install(api: &Api, state: &OAuthState, code: &str) -> Result<Vec<String
         tracing::warn!(connection = %id, error = %e, "HubSpot refused the OAuth code");
         (StatusCode::BAD_GATEWAY, vec![format!("HubSpot refused the authorization code: {e}"), again.clone()])
     })?;
-    api.engine
+    if let Err(refusal) = api
+        .engine
         .store_oauth_tokens(id, &client_id, &client_secret, &tokens)
         .await
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| internal(e.to_string()))?
+    {
+        tracing::info!(connection = %id, hub_id = ?tokens.hub_id, "HubSpot OAuth install in another portal refused");
+        return Err((StatusCode::CONFLICT, vec![format!("{refusal}."), again]));
+    }
     tracing::info!(connection = %id, hub_id = ?tokens.hub_id, "HubSpot OAuth install finished");
     let mut lines = vec![format!(
         "hmsync can now reach HubSpot{} for the connection \u{201c}{}\u{201d}.",

@@ -159,7 +159,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     request_body(content = HubSpotEvents, description = "HubSpot's event array", content_type = "application/json"),
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
-        (status = 400, description = "Not an event array, or no events", body = crate::ErrorBody),
+        (status = 400, description = "Not an event array, no events, more than 100 events or events of more than 10 portals (refused before any lookup)", body = crate::ErrorBody),
         (status = 401, description = "No or empty signature, stale timestamp, or a delivery no connection verifies (including a portal without a connection)", body = crate::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
         (status = 503, description = "Not queued; HubSpot retries", body = crate::ErrorBody),
@@ -203,8 +203,8 @@ pub(crate) async fn hubspot(
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
         (status = 400, description = "Signed, but not a JSON object", body = crate::ErrorBody),
-        (status = 401, description = "No, empty or wrong signature, or no webhook secret stored", body = crate::ErrorBody),
-        (status = 404, description = "No such connection", body = crate::ErrorBody),
+        (status = 401, description = "No, empty or wrong signature; the same answer for an unknown connection or one without a webhook secret (checked before the connection is looked up)", body = crate::ErrorBody),
+        (status = 404, description = "Signed, but the connection was deleted since", body = crate::ErrorBody),
         (status = 413, description = "Body over 6 MiB (a synchronous Lambda invocation's payload limit)", body = crate::ErrorBody),
         (status = 503, description = "Not queued; MailerLite retries", body = crate::ErrorBody),
     )

@@ -191,18 +191,32 @@ impl Engine {
         }
     }
 
-    /// Sends messages to the queue (one group per connection; dedup ids from content unless given).
+    /// Sends messages the engine made itself (scan starts and pages) to the queue: one group
+    /// per connection, dedup ids from their content (the same scan page sent twice is one).
     pub async fn enqueue(&self, messages: &[SyncMessage]) -> Result<(), EngineError> {
+        self.send(messages, |m| m.content_dedup_id()).await
+    }
+
+    /// Sends the messages one webhook delivery became. Their dedup ids come from the delivery
+    /// (`delivery_key`: its event ids, or its raw bytes), not from the messages alone: a
+    /// redelivery of the same events is deduplicated, but two real edits of one record that read
+    /// the same as messages (two `company.propertyChange` of one company within the queue's
+    /// 5-minute dedup window) stay two messages, and neither edit is lost.
+    pub async fn enqueue_delivery(&self, messages: &[SyncMessage], delivery_key: &str) -> Result<(), EngineError> {
+        self.send(messages, |m| crate::message::delivery_dedup_id(delivery_key, m)).await
+    }
+
+    async fn send(
+        &self,
+        messages: &[SyncMessage],
+        dedup_id: impl Fn(&SyncMessage) -> String,
+    ) -> Result<(), EngineError> {
         if messages.is_empty() {
             return Ok(());
         }
         let batch: Vec<QueueMessage> = messages
             .iter()
-            .map(|m| QueueMessage {
-                group_id: m.connection_id().to_string(),
-                dedup_id: m.content_dedup_id(),
-                body: m.to_body(),
-            })
+            .map(|m| QueueMessage { group_id: m.connection_id().to_string(), dedup_id: dedup_id(m), body: m.to_body() })
             .collect();
         self.queue.send_batch(&batch).await?;
         Ok(())

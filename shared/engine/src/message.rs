@@ -184,6 +184,17 @@ impl SyncMessage {
     }
 }
 
+/// The dedup id of a message that a webhook delivery became: the delivery's key and the
+/// message together, so the same delivery sent again maps to the same ids and another delivery
+/// never does, whatever its messages say.
+pub fn delivery_dedup_id(delivery_key: &str, message: &SyncMessage) -> String {
+    let mut digest = Sha256::new();
+    digest.update(delivery_key.as_bytes());
+    digest.update([0]);
+    digest.update(message.to_body().as_bytes());
+    hex::encode(digest.finalize())
+}
+
 /// Runs of messages a consumer handles together: consecutive `Contacts` (of one origin) and
 /// `Engagement` messages of one connection become at most one `Contacts` message (their
 /// references together, at most `max`) and one `Engagement` message (their events together, at

@@ -412,6 +412,7 @@ impl Engine {
         let conn = self.connection(conn_id).await?;
         let mut problems = Vec::new();
         let mut new_mailerlite: Option<MailerLiteAdapter> = None;
+        let mut new_portal: Option<u64> = None;
         if let Some(auth) = &update.hubspot {
             let usable = match auth {
                 HubSpotAuth::Token { access_token } => Some(hmsync_hubspot::Auth::StaticToken(access_token.clone())),
@@ -430,12 +431,16 @@ impl Engine {
             if let Some(auth) = usable {
                 let factory = crate::adapters::CredentialApis::new(self.secrets.clone(), apis.clone());
                 let client = HubSpotAdapter::new(hmsync_hubspot::HubSpotClient::new(auth, factory.hubspot_config()));
-                if let Err(e) = client.portal_id().await {
-                    let field = match auth_kind(&update) {
-                        "token" => "hubspot.access_token",
-                        _ => "hubspot.refresh_token",
-                    };
-                    problems.push(CredentialProblem { field: field.into(), message: e.to_string() });
+                let field = match auth_kind(&update) {
+                    "token" => "hubspot.access_token",
+                    _ => "hubspot.refresh_token",
+                };
+                match client.portal_id().await {
+                    Ok(portal) => match self.check_portal(conn_id, portal).await? {
+                        Ok(()) => new_portal = Some(portal),
+                        Err(message) => problems.push(CredentialProblem { field: field.into(), message }),
+                    },
+                    Err(e) => problems.push(CredentialProblem { field: field.into(), message: e.to_string() }),
                 }
             }
         }
@@ -481,21 +486,28 @@ impl Engine {
             stored.mailerlite_webhook_secret = update.mailerlite_webhook_secret;
         }
         save_credentials(&*self.secrets, conn_id, &stored).await?;
-        self.credentials_changed(conn_id).await.map_err(|e| match e {
-            crate::LifecycleError::Engine(e) => e,
-            other => EngineError::Permanent(other.to_string()),
-        })?;
+        if let Some(portal) = new_portal {
+            self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
+        }
+        self.credentials_changed(conn_id).await.map_err(lifecycle_to_engine)?;
         Ok(Ok(CredentialsStatus::of(&stored)))
     }
 
     /// Stores HubSpot OAuth tokens obtained by the install flow (keeps the client id/secret).
+    /// An install in another portal than the one the connection is pinned to is refused
+    /// (`Ok(Err(why))`, naming both portals) and nothing is stored.
     pub async fn store_oauth_tokens(
         &self,
         conn_id: &str,
         client_id: &str,
         client_secret: &str,
         tokens: &hmsync_hubspot::TokenSet,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Result<(), String>, EngineError> {
+        if let Some(portal) = tokens.hub_id
+            && let Err(refusal) = self.check_portal(conn_id, portal).await?
+        {
+            return Ok(Err(refusal));
+        }
         let mut stored = load_credentials(&*self.secrets, conn_id).await?;
         stored.hubspot = Some(HubSpotAuth::OAuth {
             client_id: client_id.to_string(),
@@ -505,10 +517,11 @@ impl Engine {
             expires_at_ms: Some(tokens.expires_at_ms),
         });
         save_credentials(&*self.secrets, conn_id, &stored).await?;
-        self.credentials_changed(conn_id).await.map_err(|e| match e {
-            crate::LifecycleError::Engine(e) => e,
-            other => EngineError::Permanent(other.to_string()),
-        })
+        if let Some(portal) = tokens.hub_id {
+            self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
+        }
+        self.credentials_changed(conn_id).await.map_err(lifecycle_to_engine)?;
+        Ok(Ok(()))
     }
 
     /// The stored credentials (for the OAuth flow, which needs the client id and secret).
@@ -580,5 +593,12 @@ fn initial_progress(state: &ConnectionState, counters: &BTreeMap<String, i64>, n
         finished_at_ms: finished,
         rate_per_second: rate,
         eta_seconds: eta,
+    }
+}
+
+fn lifecycle_to_engine(e: crate::LifecycleError) -> EngineError {
+    match e {
+        crate::LifecycleError::Engine(e) => e,
+        other => EngineError::Permanent(other.to_string()),
     }
 }
