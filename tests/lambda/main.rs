@@ -461,3 +461,41 @@ async fn a_hubspot_daily_limit_wait_clears_by_itself_and_every_connection_keeps_
     assert_iam_refusals_only(&d).await;
     d.shutdown().await;
 }
+
+/// Every function has an error and a throttle alarm, the queue's oldest message, the schedule's
+/// tick failures and webhook 401s have theirs, and docs/deploy.md says what to do about each.
+#[test]
+fn every_alarm_is_in_the_template_and_explained_in_the_deploy_guide() {
+    let template = template::Template::load();
+    let alarms = template.resources_of_type("AWS::CloudWatch::Alarm");
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deploy.md")).unwrap();
+    let watched = |metric: &str, dimension: Option<&str>| {
+        alarms.iter().any(|a| {
+            let p = template.properties(a);
+            p["MetricName"].as_str() == Some(metric)
+                && dimension.is_none_or(|d| serde_yaml::to_string(&p["Dimensions"]).unwrap().contains(d))
+        })
+    };
+    for f in template.resources_of_type("AWS::Serverless::Function") {
+        assert!(watched("Errors", Some(&f)), "{f} has an Errors alarm");
+        assert!(watched("Throttles", Some(&f)), "{f} has a Throttles alarm");
+    }
+    assert!(watched("ApproximateAgeOfOldestMessage", Some("SyncQueue")));
+    assert!(watched("ApproximateNumberOfMessagesVisible", Some("DeadLetterQueue")));
+    assert!(watched("ScheduledScanErrors", None));
+    assert!(watched("WebhookUnauthorized", None));
+    let filters = template.resources_of_type("AWS::Logs::MetricFilter");
+    for metric in ["ScheduledScanErrors", "WebhookUnauthorized"] {
+        assert!(
+            filters.iter().any(|f| serde_yaml::to_string(template.properties(f)).unwrap().contains(metric)),
+            "a metric filter counts {metric}"
+        );
+    }
+    for a in &alarms {
+        let named = a.strip_suffix("ErrorAlarm").or_else(|| a.strip_suffix("ThrottleAlarm")).map(|_| {
+            if a.ends_with("ErrorAlarm") { "**`<Function>ErrorAlarm`**" } else { "**`<Function>ThrottleAlarm`**" }
+        });
+        let heading = named.map(String::from).unwrap_or_else(|| format!("**{a}**"));
+        assert!(guide.contains(&heading), "docs/deploy.md explains {a} ({heading})");
+    }
+}
