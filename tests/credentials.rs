@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use hmsync_core::{ConnectionConfig, FieldMapping};
 use hmsync_e2e::{Harness, Options};
 use hmsync_engine::ApiFactory;
-use hmsync_engine::api::HubSpotApi;
 use hmsync_engine::adapters::{
     ApiSettings, CredentialApis, HubSpotAuth, connection_secret_names, hubspot_tokens_secret_name, load_credentials,
 };
@@ -123,7 +122,8 @@ async fn a_token_refresh_and_saved_credentials_race_and_neither_loses_the_others
     load_credentials(&*worker_secrets, id).await.unwrap();
 
     // Meanwhile the user rotates the app's client secret and sets a MailerLite webhook secret.
-    let rotation = json!({"hubspot_client_secret": "rotated-client-secret", "mailerlite_webhook_secret": "rotated-hook"});
+    let rotation =
+        json!({"hubspot_client_secret": "rotated-client-secret", "mailerlite_webhook_secret": "rotated-hook"});
     let saved = h.config_api(Method::PUT, &format!("/connections/{id}/credentials"), rotation).await;
     assert_eq!(saved.0, 200, "{}", saved.1);
 
@@ -140,7 +140,8 @@ async fn a_token_refresh_and_saved_credentials_race_and_neither_loses_the_others
     assert_ne!(refreshed, access_token(installed.hubspot.as_ref()), "the refreshed tokens are kept");
 
     // Another save of the app id leaves the refreshed tokens alone.
-    let saved = h.config_api(Method::PUT, &format!("/connections/{id}/credentials"), json!({"hubspot_app_id": 42})).await;
+    let saved =
+        h.config_api(Method::PUT, &format!("/connections/{id}/credentials"), json!({"hubspot_app_id": 42})).await;
     assert_eq!(saved.0, 200, "{}", saved.1);
     let stored = load_credentials(&*h.secrets, id).await.unwrap();
     assert_eq!(access_token(stored.hubspot.as_ref()), refreshed);

@@ -144,7 +144,8 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
         Some(&json!("Lost Webhook City"))
     );
     assert_eq!(ml.webhooks().await.unwrap().len(), 2, "the scan registered the webhooks again");
-    let edit = UserEdit { fields: [("city".to_string(), json!("Signed Again"))].into_iter().collect(), ..Default::default() };
+    let edit =
+        UserEdit { fields: [("city".to_string(), json!("Signed Again"))].into_iter().collect(), ..Default::default() };
     d.mailerlite.user_edit(&person(15).email, &edit).unwrap();
     d.settle().await;
     let contact = d.hubspot.contact_by_email(&person(15).email).unwrap();
@@ -196,8 +197,8 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
 }
 
 fn mailerlite_client(d: &Deployment) -> hmsync_mailerlite::Client {
-    let config = hmsync_mailerlite::Config::new(d.mailerlite.config().token)
-        .with_base_url(d.mailerlite.base_url().to_string());
+    let config =
+        hmsync_mailerlite::Config::new(d.mailerlite.config().token).with_base_url(d.mailerlite.base_url().to_string());
     hmsync_mailerlite::Client::new(config).unwrap()
 }
 

@@ -242,7 +242,11 @@ mod tests {
         assert!(pacer.acquire_within(&["burst"], Duration::ZERO).await.is_err());
         pacer.acquire_within(&["burst"], Duration::from_secs(20)).await.unwrap();
         pacer.acquire(&[]).await;
-        assert_eq!(pacer.requests_sent(), 3, "two bounded acquires and one unbounded; the refused one is not a request");
+        assert_eq!(
+            pacer.requests_sent(),
+            3,
+            "two bounded acquires and one unbounded; the refused one is not a request"
+        );
     }
 
     #[tokio::test(start_paused = true)]

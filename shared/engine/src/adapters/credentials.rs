@@ -137,13 +137,9 @@ async fn read_api_keys(
     };
     if let Some(HubSpotAuth::OAuth { client_id, refresh_token, access_token, expires_at_ms, .. }) = &mut keys.hubspot
         && !refresh_token.is_empty()
-        && let Some(tokens) = read_part::<HubSpotTokens>(
-            secrets,
-            connection_id,
-            &hubspot_tokens_secret_name(connection_id),
-            fresh,
-        )
-        .await?
+        && let Some(tokens) =
+            read_part::<HubSpotTokens>(secrets, connection_id, &hubspot_tokens_secret_name(connection_id), fresh)
+                .await?
         && tokens.client_id == *client_id
     {
         *refresh_token = tokens.refresh_token;
@@ -161,7 +157,10 @@ pub(crate) struct FreshCredentials {
     pub has_mailerlite_signing: bool,
 }
 
-pub(crate) async fn load_fresh(secrets: &dyn SecretStore, connection_id: &str) -> Result<FreshCredentials, EngineError> {
+pub(crate) async fn load_fresh(
+    secrets: &dyn SecretStore,
+    connection_id: &str,
+) -> Result<FreshCredentials, EngineError> {
     let keys = read_api_keys(secrets, connection_id, true).await?;
     let hubspot: Option<HubSpotSigning> =
         read_part(secrets, connection_id, &hubspot_signing_secret_name(connection_id), true).await?;
@@ -200,8 +199,9 @@ pub(crate) async fn load_signing(
     secrets: &dyn SecretStore,
     connection_id: &str,
 ) -> Result<(HubSpotSigning, MailerLiteSigning), EngineError> {
-    let hubspot =
-        read_part(secrets, connection_id, &hubspot_signing_secret_name(connection_id), false).await?.unwrap_or_default();
+    let hubspot = read_part(secrets, connection_id, &hubspot_signing_secret_name(connection_id), false)
+        .await?
+        .unwrap_or_default();
     let mailerlite = read_part(secrets, connection_id, &mailerlite_signing_secret_name(connection_id), false)
         .await?
         .unwrap_or_default();
@@ -228,7 +228,9 @@ pub async fn save_credentials(
 /// client without an install yet).
 pub(crate) fn install_tokens(auth: Option<&HubSpotAuth>) -> Option<HubSpotTokens> {
     match auth? {
-        HubSpotAuth::OAuth { client_id, refresh_token, access_token, expires_at_ms, .. } if !refresh_token.is_empty() => {
+        HubSpotAuth::OAuth { client_id, refresh_token, access_token, expires_at_ms, .. }
+            if !refresh_token.is_empty() =>
+        {
             Some(HubSpotTokens {
                 client_id: client_id.clone(),
                 refresh_token: refresh_token.clone(),

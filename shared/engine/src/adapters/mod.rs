@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi};
 use crate::engine::{ApiFactory, EngineError};
 
+pub(crate) use credentials::{
+    ApiKeys, HubSpotSigning, HubSpotTokens, MailerLiteSigning, install_tokens, load_fresh, put_part, read_part,
+    update_part,
+};
 pub use credentials::{
     connection_secret_names, credentials_secret_name, hubspot_signing_secret_name, hubspot_tokens_secret_name,
     load_credentials, mailerlite_signing_secret_name, save_credentials,
-};
-pub(crate) use credentials::{
-    ApiKeys, HubSpotSigning, HubSpotTokens, MailerLiteSigning, install_tokens, load_fresh, put_part, read_part, update_part,
 };
 pub use hubspot::HubSpotAdapter;
 pub use mailerlite::MailerLiteAdapter;
@@ -238,8 +239,12 @@ impl ApiFactory for CredentialApis {
                     tokio::spawn(async move {
                         match credentials::store_refreshed_tokens(&*secrets, &conn_id, tokens).await {
                             Ok(true) => {}
-                            Ok(false) => tracing::info!(connection = %conn_id, "refreshed HubSpot tokens not stored: the connection's install changed or it was deleted"),
-                            Err(e) => tracing::warn!(connection = %conn_id, error = %e, "could not store refreshed HubSpot tokens"),
+                            Ok(false) => {
+                                tracing::info!(connection = %conn_id, "refreshed HubSpot tokens not stored: the connection's install changed or it was deleted")
+                            }
+                            Err(e) => {
+                                tracing::warn!(connection = %conn_id, error = %e, "could not store refreshed HubSpot tokens")
+                            }
                         }
                     });
                 });
