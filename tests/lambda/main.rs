@@ -121,7 +121,17 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
     let contact = d.hubspot.contact_by_email(&person(14).email).unwrap();
     assert_eq!(contact["properties"]["city"], "Nairobi");
 
-    // A lost webhook: the schedule's tick starts a scan that finds the change.
+    // The webhook functions read the signing secrets only: their roles cannot read API keys or
+    // OAuth tokens, and they asked for nothing else.
+    webhook_roles_read_signing_secrets_only(&d, "sales");
+
+    // Someone deletes our MailerLite webhooks; a lost HubSpot webhook: the schedule's tick
+    // starts a scan that finds the change and registers the webhooks again, and contact-sync
+    // updates their secrets (its own part of the credentials, which it may not create).
+    let ml = mailerlite_client(&d);
+    for hook in ml.webhooks().await.unwrap() {
+        assert!(ml.delete_webhook(&hook.id).await.unwrap());
+    }
     d.hubspot.dispatcher().set_options(DeliveryOptions { paused: true, ..d.hubspot.dispatcher().options() });
     d.hubspot.user_edit_contact(seeded.ids[4], &props(&[("city", "Lost Webhook City")]), 7).unwrap();
     assert_eq!(d.hubspot.dispatcher().discard_held(), 1, "the webhook is lost");
@@ -133,6 +143,13 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
         d.mailerlite.subscriber(&person(4).email).unwrap().fields.get("city"),
         Some(&json!("Lost Webhook City"))
     );
+    assert_eq!(ml.webhooks().await.unwrap().len(), 2, "the scan registered the webhooks again");
+    let edit =
+        UserEdit { fields: [("city".to_string(), json!("Signed Again"))].into_iter().collect(), ..Default::default() };
+    d.mailerlite.user_edit(&person(15).email, &edit).unwrap();
+    d.settle().await;
+    let contact = d.hubspot.contact_by_email(&person(15).email).unwrap();
+    assert_eq!(contact["properties"]["city"], "Signed Again", "deliveries signed with the new secrets are taken");
 
     // A poison message in the connection's group, with a change queued behind it: the poison
     // goes to the dead-letter queue on its first receive with its error, the change goes through.
@@ -177,6 +194,48 @@ async fn a_connection_lives_through_the_deployed_functions_under_their_template_
     expect(d.call(Method::GET, "/connections/sales", None).await, 404);
     assert_iam(&d).await;
     d.shutdown().await;
+}
+
+fn mailerlite_client(d: &Deployment) -> hmsync_mailerlite::Client {
+    let config =
+        hmsync_mailerlite::Config::new(d.mailerlite.config().token).with_base_url(d.mailerlite.base_url().to_string());
+    hmsync_mailerlite::Client::new(config).unwrap()
+}
+
+/// The ARN IAM sees for one of a connection's secrets.
+fn secret_arn(d: &Deployment, name: &str) -> String {
+    let prefix = d.names.resolve_string(&d.template.function_environment("HMSYNC_SECRET_PREFIX"));
+    format!("arn:aws:secretsmanager:{}:{}:secret:{prefix}{name}-AbCdEf", proxy::REGION, proxy::ACCOUNT)
+}
+
+/// The webhook roles may read a connection's signing secrets and nothing else of its
+/// credentials; contact-sync may update its own parts and create none.
+fn webhook_roles_read_signing_secrets_only(d: &Deployment, id: &str) {
+    use hmsync_engine::adapters as a;
+    let allowed = |role: &str, action: &str, name: &str| {
+        !proxy::allowing(&d.roles[role].statements, action, &secret_arn(d, name)).is_empty()
+    };
+    let read = "secretsmanager:GetSecretValue";
+    for role in ["HubSpotWebhookRole", "MailerLiteWebhookRole"] {
+        assert!(allowed(role, read, &a::hubspot_signing_secret_name(id)), "{role}");
+        assert!(allowed(role, read, &a::mailerlite_signing_secret_name(id)), "{role}");
+        assert!(!allowed(role, read, &a::credentials_secret_name(id)), "{role} cannot read API keys");
+        assert!(!allowed(role, read, &a::hubspot_tokens_secret_name(id)), "{role} cannot read OAuth tokens");
+        let calls = d.proxy.calls();
+        let secrets: Vec<&String> =
+            calls.iter().filter(|c| c.role == role && c.resource.contains(":secret:")).map(|c| &c.resource).collect();
+        assert!(secrets.iter().all(|r| r.contains("/hmsync/signing/")), "{role} read {secrets:?}");
+    }
+    let sync = "ContactSyncRole";
+    assert!(allowed(sync, "secretsmanager:PutSecretValue", &a::hubspot_tokens_secret_name(id)));
+    assert!(allowed(sync, "secretsmanager:PutSecretValue", &a::mailerlite_signing_secret_name(id)));
+    assert!(!allowed(sync, "secretsmanager:PutSecretValue", &a::credentials_secret_name(id)));
+    assert!(!allowed(sync, "secretsmanager:PutSecretValue", &a::hubspot_signing_secret_name(id)));
+    for action in ["secretsmanager:CreateSecret", "secretsmanager:RestoreSecret"] {
+        for name in a::connection_secret_names(id) {
+            assert!(!allowed(sync, action, &name), "contact-sync may not {action} {name}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,4 +461,42 @@ async fn a_hubspot_daily_limit_wait_clears_by_itself_and_every_connection_keeps_
     assert!(later > other_scan, "the other connection was scanned again");
     assert_iam_refusals_only(&d).await;
     d.shutdown().await;
+}
+
+/// Every function has an error and a throttle alarm, the queue's oldest message, the schedule's
+/// tick failures and webhook 401s have theirs, and docs/deploy.md says what to do about each.
+#[test]
+fn every_alarm_is_in_the_template_and_explained_in_the_deploy_guide() {
+    let template = template::Template::load();
+    let alarms = template.resources_of_type("AWS::CloudWatch::Alarm");
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deploy.md")).unwrap();
+    let watched = |metric: &str, dimension: Option<&str>| {
+        alarms.iter().any(|a| {
+            let p = template.properties(a);
+            p["MetricName"].as_str() == Some(metric)
+                && dimension.is_none_or(|d| serde_yaml::to_string(&p["Dimensions"]).unwrap().contains(d))
+        })
+    };
+    for f in template.resources_of_type("AWS::Serverless::Function") {
+        assert!(watched("Errors", Some(&f)), "{f} has an Errors alarm");
+        assert!(watched("Throttles", Some(&f)), "{f} has a Throttles alarm");
+    }
+    assert!(watched("ApproximateAgeOfOldestMessage", Some("SyncQueue")));
+    assert!(watched("ApproximateNumberOfMessagesVisible", Some("DeadLetterQueue")));
+    assert!(watched("ScheduledScanErrors", None));
+    assert!(watched("WebhookUnauthorized", None));
+    let filters = template.resources_of_type("AWS::Logs::MetricFilter");
+    for metric in ["ScheduledScanErrors", "WebhookUnauthorized"] {
+        assert!(
+            filters.iter().any(|f| serde_yaml::to_string(template.properties(f)).unwrap().contains(metric)),
+            "a metric filter counts {metric}"
+        );
+    }
+    for a in &alarms {
+        let named = a.strip_suffix("ErrorAlarm").or_else(|| a.strip_suffix("ThrottleAlarm")).map(|_| {
+            if a.ends_with("ErrorAlarm") { "**`<Function>ErrorAlarm`**" } else { "**`<Function>ThrottleAlarm`**" }
+        });
+        let heading = named.map(String::from).unwrap_or_else(|| format!("**{a}**"));
+        assert!(guide.contains(&heading), "docs/deploy.md explains {a} ({heading})");
+    }
 }

@@ -144,4 +144,16 @@ mod tests {
         assert_eq!(p.backoff(0), Duration::from_secs(2));
         assert_eq!(p.backoff(u32::MAX), Duration::from_secs(300));
     }
+
+    #[test]
+    fn a_throttled_store_and_a_version_conflict_come_back_after_the_backoff_not_the_visibility_timeout() {
+        use hmsync_store::StoreError;
+        let throttled = EngineError::Store(StoreError::Throttled { message: "ProvisionedThroughputExceeded".into() });
+        let conflict = EngineError::Store(StoreError::VersionConflict { entity: "state".into(), current: Some(3) });
+        for error in [throttled, conflict] {
+            // Retryable, without a delay of its own: the backoff of seconds applies.
+            assert_eq!(error.retry_after(), Some(None), "{error}");
+        }
+        assert_eq!(DeliveryPolicy::default().backoff(1), Duration::from_secs(2));
+    }
 }

@@ -16,7 +16,7 @@
 use hmsync_store::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::{load_credentials, save_credentials};
+use crate::adapters::{MailerLiteSigning, mailerlite_signing_secret_name, update_part};
 use crate::api::{ApiError, MailerLiteApi, MlWebhook, MlWebhookSpec};
 use crate::engine::{Engine, EngineError};
 use crate::state::{Lifecycle, counters};
@@ -490,15 +490,19 @@ impl Engine {
     ) -> Result<(), EngineError> {
         match outcome {
             Ok(ensured) => {
-                let mut credentials = load_credentials(&*self.secrets, conn_id).await?;
-                let instant = ensured.secret(HookRole::SubscriberChanges);
-                let batched = ensured.secret(HookRole::OpensClicksDeletions);
-                if credentials.mailerlite_webhook_secret != instant
-                    || credentials.mailerlite_batched_webhook_secret != batched
-                {
-                    credentials.mailerlite_webhook_secret = instant;
-                    credentials.mailerlite_batched_webhook_secret = batched;
-                    save_credentials(&*self.secrets, conn_id, &credentials).await?;
+                // Only the webhooks' own part is written, and only while it exists: a scan of a
+                // connection deleted meanwhile does not bring its secrets back.
+                let name = mailerlite_signing_secret_name(conn_id);
+                let signing = MailerLiteSigning {
+                    mailerlite_webhook_secret: ensured.secret(HookRole::SubscriberChanges),
+                    mailerlite_batched_webhook_secret: ensured.secret(HookRole::OpensClicksDeletions),
+                };
+                let stored: Option<MailerLiteSigning> =
+                    crate::adapters::read_part(&*self.secrets, conn_id, &name, true).await?;
+                if stored.as_ref() != Some(&signing) && !update_part(&*self.secrets, &name, &signing).await? {
+                    return Err(EngineError::Permanent(format!(
+                        "the MailerLite webhooks of connection {conn_id} were registered but their secrets could not be kept: the connection has no stored credentials (deleted?); save its credentials again"
+                    )));
                 }
                 if !ensured.changes.is_empty() {
                     tracing::info!(connection = conn_id, changes = ?ensured.changes, "MailerLite webhooks registered or repaired");

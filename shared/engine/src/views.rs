@@ -9,7 +9,9 @@ use hmsync_store::{ContactError, HistoryEntry, LinkKey};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{
-    ApiSettings, Credentials, HubSpotAdapter, HubSpotAuth, MailerLiteAdapter, load_credentials, save_credentials,
+    ApiKeys, ApiSettings, Credentials, HubSpotAdapter, HubSpotAuth, HubSpotSigning, MailerLiteAdapter,
+    MailerLiteSigning, credentials_secret_name, hubspot_signing_secret_name, hubspot_tokens_secret_name,
+    install_tokens, load_credentials, mailerlite_signing_secret_name, put_part,
 };
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi, MlSource};
 use crate::engine::{Engine, EngineError};
@@ -463,13 +465,17 @@ impl Engine {
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        let mut stored = load_credentials(&*self.secrets, conn_id).await?;
+        // Every part is read past the cache and written only when this request changes it, so
+        // tokens a worker refreshed and webhook secrets a scan repaired meanwhile stay as they are.
+        let fresh = crate::adapters::load_fresh(&*self.secrets, conn_id).await?;
+        let mut stored = fresh.credentials.clone();
         let key_changed = update.mailerlite_api_key.is_some() && update.mailerlite_api_key != stored.mailerlite_api_key;
         let (state, _) = self.state(conn_id).await?;
         if let Some(new_ml) = new_mailerlite.filter(|_| key_changed && state.lifecycle != Lifecycle::Draft) {
             // Still with the old key stored: the old account's webhooks are deleted with it.
             self.move_mailerlite_webhooks(&conn, &new_ml, target, &mut stored).await?;
         }
+        let keys_changed = update.hubspot.is_some() || update.mailerlite_api_key.is_some();
         if update.hubspot.is_some() {
             stored.hubspot = update.hubspot;
         }
@@ -485,7 +491,21 @@ impl Engine {
         if update.mailerlite_webhook_secret.is_some() {
             stored.mailerlite_webhook_secret = update.mailerlite_webhook_secret;
         }
-        save_credentials(&*self.secrets, conn_id, &stored).await?;
+        let secrets = &*self.secrets;
+        if keys_changed || !fresh.has_keys {
+            put_part(secrets, &credentials_secret_name(conn_id), &ApiKeys::of(&stored)).await?;
+            if let Some(tokens) = install_tokens(stored.hubspot.as_ref()) {
+                put_part(secrets, &hubspot_tokens_secret_name(conn_id), &tokens).await?;
+            }
+        }
+        let hubspot_signing = HubSpotSigning::of(&stored);
+        if !fresh.has_hubspot_signing || hubspot_signing != HubSpotSigning::of(&fresh.credentials) {
+            put_part(secrets, &hubspot_signing_secret_name(conn_id), &hubspot_signing).await?;
+        }
+        let mailerlite_signing = MailerLiteSigning::of(&stored);
+        if !fresh.has_mailerlite_signing || mailerlite_signing != MailerLiteSigning::of(&fresh.credentials) {
+            put_part(secrets, &mailerlite_signing_secret_name(conn_id), &mailerlite_signing).await?;
+        }
         if let Some(portal) = new_portal {
             self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
         }
@@ -508,15 +528,21 @@ impl Engine {
         {
             return Ok(Err(refusal));
         }
-        let mut stored = load_credentials(&*self.secrets, conn_id).await?;
-        stored.hubspot = Some(HubSpotAuth::OAuth {
+        // The install's tokens go with the client into the API keys' part (the config API is
+        // its only writer) and start the refreshed tokens' part over.
+        let fresh = crate::adapters::load_fresh(&*self.secrets, conn_id).await?;
+        let mut keys = ApiKeys::of(&fresh.credentials);
+        keys.hubspot = Some(HubSpotAuth::OAuth {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             refresh_token: tokens.refresh_token.clone(),
             access_token: Some(tokens.access_token.clone()),
             expires_at_ms: Some(tokens.expires_at_ms),
         });
-        save_credentials(&*self.secrets, conn_id, &stored).await?;
+        put_part(&*self.secrets, &credentials_secret_name(conn_id), &keys).await?;
+        if let Some(tokens) = install_tokens(keys.hubspot.as_ref()) {
+            put_part(&*self.secrets, &hubspot_tokens_secret_name(conn_id), &tokens).await?;
+        }
         if let Some(portal) = tokens.hub_id {
             self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
         }
@@ -536,7 +562,9 @@ impl Engine {
             self.remove_mailerlite_webhooks(&conn).await?;
         }
         let existed = self.store.delete_connection(conn_id).await?;
-        self.secrets.delete_secret(&crate::adapters::credentials_secret_name(conn_id)).await?;
+        for name in crate::adapters::connection_secret_names(conn_id) {
+            self.secrets.delete_secret(&name).await?;
+        }
         self.apis.forget(conn_id);
         Ok(existed)
     }

@@ -13,7 +13,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use hmac::{Hmac, KeyInit, Mac};
 use hmsync_api::AppState;
 use hmsync_engine::adapters::ApiSettings;
-use hmsync_engine::adapters::{Credentials, credentials_secret_name, save_credentials};
+use hmsync_engine::adapters::{Credentials, mailerlite_signing_secret_name, save_credentials};
 use hmsync_engine::{ConnectionState, ContactRef, Lifecycle, Origin, ScanKind, SyncMessage};
 use hmsync_runtime::http::HttpApp;
 use hmsync_runtime::{AdminTokenError, AwsPorts, Settings, admin_token, aws_ports, contact_sync, scheduled_scan};
@@ -204,10 +204,10 @@ async fn a_signed_webhook_is_checked_with_secrets_manager_and_queued_on_sqs() {
     let secret = "ml-webhook-secret-on-moto";
     let credentials = Credentials { mailerlite_webhook_secret: Some(secret.into()), ..Credentials::default() };
     save_credentials(&*engine.secrets, "conn-1", &credentials).await.expect("credentials");
-    // The credentials live under the prefix the template's IAM policies name.
+    // The signing secrets live under the prefix the template's IAM policies name, in their own secret.
     let stored = aws_sdk_secretsmanager::Client::new(&aws.config)
         .get_secret_value()
-        .secret_id(format!("{}{}", aws.settings.secret_prefix, credentials_secret_name("conn-1")))
+        .secret_id(format!("{}{}", aws.settings.secret_prefix, mailerlite_signing_secret_name("conn-1")))
         .send()
         .await
         .expect("the credentials secret under the prefix");

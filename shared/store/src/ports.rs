@@ -267,6 +267,11 @@ pub trait SecretStore: Send + Sync {
     /// Creates or overwrites.
     async fn put_secret(&self, name: &str, value: &str) -> Result<()>;
 
+    /// Overwrites `name` only while it exists; never creates it (so a worker holding stale
+    /// state cannot bring back the secret of a deleted connection). False when it does not
+    /// exist (or is scheduled for deletion).
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool>;
+
     /// Idempotent.
     async fn delete_secret(&self, name: &str) -> Result<()>;
 

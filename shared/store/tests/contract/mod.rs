@@ -97,6 +97,7 @@ macro_rules! secrets_contract {
         $crate::secrets_contract!(@each $fixture;
             secrets_are_put_overwritten_and_deleted,
             cached_secrets_read_the_store_once_per_ttl,
+            a_secret_is_updated_only_while_it_exists,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -1046,6 +1047,19 @@ pub async fn secrets_are_put_overwritten_and_deleted(secrets: Box<dyn SecretStor
     assert_eq!(secrets.get_secret(&name).await.unwrap().as_deref(), Some("pat-na1-third"));
 }
 
+pub async fn a_secret_is_updated_only_while_it_exists(secrets: Box<dyn SecretStore>) {
+    let name = format!("{}/hubspot-tokens", unique("conn"));
+    // Never created by an update: a worker's token refresh cannot bring a deleted secret back.
+    assert!(!secrets.update_secret(&name, "refreshed").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap(), None);
+    secrets.put_secret(&name, "installed").await.unwrap();
+    assert!(secrets.update_secret(&name, "refreshed").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap().as_deref(), Some("refreshed"));
+    secrets.delete_secret(&name).await.unwrap();
+    assert!(!secrets.update_secret(&name, "refreshed again").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap(), None);
+}
+
 /// Counts reads that reach the wrapped store.
 struct CountingSecrets {
     inner: Box<dyn SecretStore>,
@@ -1061,6 +1075,10 @@ impl SecretStore for CountingSecrets {
 
     async fn put_secret(&self, name: &str, value: &str) -> hmsync_store::Result<()> {
         self.inner.put_secret(name, value).await
+    }
+
+    async fn update_secret(&self, name: &str, value: &str) -> hmsync_store::Result<bool> {
+        self.inner.update_secret(name, value).await
     }
 
     async fn delete_secret(&self, name: &str) -> hmsync_store::Result<()> {
