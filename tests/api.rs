@@ -51,6 +51,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/connections/{id}/activity"),
     ("GET", "/connections/{id}/dead-letters"),
     ("POST", "/connections/{id}/config/check"),
+    ("GET", "/connections/{id}/doctor"),
 ];
 
 /// The public routes.
@@ -301,10 +302,13 @@ async fn unknown_connections_are_404_on_every_route() {
         assert_eq!(a.status, 404, "{method} {path}: {}", a.text);
         assert!(a.json()["error"].as_str().unwrap().contains("nope"), "{}", a.text);
     }
-    // The MailerLite webhook of an unknown connection is refused too (its route stays public).
+    // The MailerLite webhook of an unknown connection is refused too (its route stays public),
+    // with the 401 an unsigned delivery gets anywhere: the answer does not tell that `nope` is
+    // unknown (tests/security: the signature is checked before the connection is looked up).
     let a =
         c.raw(Method::POST, "/webhooks/mailerlite/nope", Auth::None, Some(("application/json", b"{}".to_vec()))).await;
-    assert_eq!(a.status, 404, "{}", a.text);
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert!(!a.text.contains("nope"), "{}", a.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1057,13 +1061,21 @@ async fn a_hubspot_webhook_without_a_usable_signature_is_401_before_anything_els
     assert_eq!(signed(json!({"portalId": portal})).await.status, 400);
     assert_eq!(signed(unrouted).await.status, 401);
     assert_eq!(signed(routed).await.status, 401);
-    // Over 1 MiB: 413 with the JSON error body, on both receivers.
-    let big = vec![b'['; hmsync_api::MAX_BODY_BYTES + 1];
-    for url in ["/webhooks/hubspot".to_string(), format!("/webhooks/mailerlite/{id}")] {
-        let a = c.raw(Method::POST, &url, Auth::None, Some(("application/json", big.clone()))).await;
+    // Over each receiver's limit: 413 with the JSON error body (HubSpot 1 MiB; MailerLite 6 MiB,
+    // Lambda's synchronous payload limit, since a batch's size is not documented).
+    let limits = [
+        ("/webhooks/hubspot".to_string(), hmsync_engine::webhook::MAX_BODY_BYTES),
+        (format!("/webhooks/mailerlite/{id}"), hmsync_engine::webhook::MAILERLITE_MAX_BODY_BYTES),
+    ];
+    for (url, limit) in limits {
+        let a = c.raw(Method::POST, &url, Auth::None, Some(("application/json", vec![b'['; limit + 1]))).await;
         assert_eq!(a.status, 413, "{url}: {}", a.text);
         assert!(a.json()["error"].as_str().unwrap().contains("larger than"), "{url}: {}", a.text);
     }
+    let over_one_mib = vec![b'['; hmsync_api::MAX_BODY_BYTES + 1];
+    let ml = format!("/webhooks/mailerlite/{id}");
+    let a = c.raw(Method::POST, &ml, Auth::None, Some(("application/json", over_one_mib))).await;
+    assert_eq!(a.status, 401, "a MailerLite body over 1 MiB is read (and refused here for its missing signature)");
     // Nothing was queued.
     assert!(h.queue.receive(10, std::time::Duration::from_millis(100)).await.unwrap().is_empty());
 }

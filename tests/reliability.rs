@@ -59,7 +59,7 @@ async fn assert_converged(h: &Harness, people: usize) {
         assert_eq!(s.field_text("name").as_deref(), c.prop("firstname"), "{email}");
         assert_eq!(s.field_text("city").as_deref(), c.prop("city"), "{email}");
     }
-    let (engine, _) = h.restarted(EngineSettings::default());
+    let (engine, _) = h.restarted(hmsync_e2e::engine_settings());
     let mut after = None;
     loop {
         let page = engine.store.list_links("c1", after.as_deref(), 100).await.unwrap();
@@ -102,7 +102,7 @@ async fn a_crash_at_any_failpoint_of_the_initial_sync_converges_after_a_restart(
         h.start_activation(&id).await;
         run_until_crash(&h, name).await;
         // A new process on the same store and queue picks the work up again.
-        let (engine, worker) = h.restarted(EngineSettings::default());
+        let (engine, worker) = h.restarted(hmsync_e2e::engine_settings());
         h.settle_with(&worker).await;
         assert_converged(&h, 45).await;
         let status = engine.status(&id).await.unwrap();
@@ -121,7 +121,7 @@ async fn a_crash_after_a_merge_rekeyed_the_links_converges_after_a_restart() {
     let survivor = h.hubspot.user_merge_contacts(a, b, 7).unwrap();
     h.hubspot.dispatcher().wait_idle().await;
     run_until_crash(&h, AFTER_MERGE_REKEYED).await;
-    let (engine, worker) = h.restarted(EngineSettings::default());
+    let (engine, worker) = h.restarted(hmsync_e2e::engine_settings());
     h.settle_with(&worker).await;
     let link = engine.store.link_by_hubspot_id("c1", &survivor.to_string()).await.unwrap().expect("survivor linked");
     assert_eq!(link.email, person(16).email);
@@ -150,7 +150,7 @@ async fn a_crash_after_a_group_removal_before_the_scope_flag_is_stored_converges
     h.failpoints.arm(AFTER_MAILERLITE_WRITES);
     h.engine.sync_now(&id).await.unwrap();
     run_until_crash(&h, AFTER_MAILERLITE_WRITES).await;
-    let (engine, worker) = h.restarted(EngineSettings::default());
+    let (engine, worker) = h.restarted(hmsync_e2e::engine_settings());
     h.settle_with(&worker).await;
     let s = h.mailerlite.subscriber(&person(2).email).unwrap();
     assert!(!s.groups.unwrap_or_default().iter().any(|g| g.id == group), "left the target group");
@@ -161,7 +161,7 @@ async fn a_crash_after_a_group_removal_before_the_scope_flag_is_stored_converges
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_always_fails_reaches_the_dead_letters() {
+async fn a_message_that_cannot_succeed_goes_to_the_dead_letters_at_once_with_its_error() {
     let h = seeded().await;
     let id = h.connect("c1", config()).await;
     h.activate(&id).await;
@@ -173,18 +173,35 @@ async fn a_message_that_always_fails_reaches_the_dead_letters() {
         }])
         .await
         .unwrap();
-    h.settle().await;
-    let dead = h.queue.dead_letters(10).await.unwrap();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].group_id, id);
-    assert!(dead[0].receive_count >= 5);
-    // The connection keeps syncing meanwhile.
+    // A change queued behind it in the same connection's group.
     let mut props = serde_json::Map::new();
     props.insert("city".into(), json!("Quito"));
     let contact = h.hubspot.contact_by_email(&person(3).email).unwrap()["id"].as_str().unwrap().parse().unwrap();
     h.hubspot.user_edit_contact(contact, &props, 7).unwrap();
     h.settle().await;
+
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].group_id, id);
+    assert_eq!(dead[0].receive_count, 1, "set aside on its first receive, not after using up the receive limit");
+    let error = dead[0].last_error.as_deref().expect("its last error");
+    assert!(error.contains("not a sync message"), "{error}");
+    // The change behind it went through.
     assert_eq!(h.mailerlite.subscriber(&person(3).email).unwrap().fields.get("city"), Some(&json!("Quito")));
+
+    // The status counts it; the connection's dead letters list it with its error (the body stays
+    // in the queue).
+    let get = |path: String| {
+        let request = reqwest::Client::new().get(format!("{}{path}", h.api_url)).bearer_auth(&h.admin_token);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(get(format!("/connections/{id}/status")).await["dead_letters"], 1);
+    let letters = get(format!("/connections/{id}/dead-letters")).await;
+    let listed = &letters["dead_letters"][0];
+    assert_eq!(listed["message_id"], json!(dead[0].message_id));
+    assert_eq!(listed["kind"], "unreadable");
+    assert_eq!(listed["last_error"], json!(error));
+    assert!(listed.get("body").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +210,7 @@ async fn an_exhausted_daily_limit_makes_the_connection_wait_and_resume_by_itself
     let id = h.connect("c1", config()).await;
     h.activate(&id).await;
     let (engine, worker) =
-        h.restarted(EngineSettings { daily_limit_probe: Duration::from_millis(300), ..EngineSettings::default() });
+        h.restarted(EngineSettings { daily_limit_probe: Duration::from_millis(300), ..hmsync_e2e::engine_settings() });
     h.hubspot.set_daily_limit_exhausted(true);
     let edit = UserEdit { fields: [("city".to_string(), json!("Accra"))].into_iter().collect(), ..Default::default() };
     h.mailerlite.user_edit(&person(20).email, &edit).unwrap();
@@ -382,13 +399,16 @@ async fn fuzz_harness() -> &'static Harness {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_over_one_megabyte_is_refused_before_parsing() {
+async fn a_body_over_the_receivers_limit_is_refused_before_parsing() {
     let h = Harness::start(Options::default()).await;
     let id = h.connect("c1", config()).await;
-    let big = vec![b'['; 1024 * 1024 + 1];
     let client = reqwest::Client::new();
-    for url in [format!("{}/webhooks/hubspot", h.api_url), format!("{}/webhooks/mailerlite/{id}", h.api_url)] {
-        let r = client.post(&url).body(big.clone()).send().await.unwrap();
+    let limits = [
+        (format!("{}/webhooks/hubspot", h.api_url), 1024 * 1024),
+        (format!("{}/webhooks/mailerlite/{id}", h.api_url), 6 * 1024 * 1024),
+    ];
+    for (url, limit) in limits {
+        let r = client.post(&url).body(vec![b'['; limit + 1]).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 413, "{url}");
     }
 }

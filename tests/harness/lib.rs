@@ -89,7 +89,7 @@ pub fn engine(
         secrets,
         apis,
         clock: Arc::new(SystemClock),
-        settings: EngineSettings::default(),
+        settings: engine_settings(),
         failpoints,
     })
 }
@@ -97,10 +97,21 @@ pub fn engine(
 pub fn worker_settings() -> WorkerSettings {
     WorkerSettings {
         visibility: Duration::from_secs(30),
+        budget: Duration::from_secs(24),
         batch: 100,
         idle_poll: Duration::from_millis(20),
-        retry_delay: Duration::from_millis(50),
-        max_retry_delay: Duration::from_millis(400),
+    }
+}
+
+/// Failed messages come back within tenths of a second.
+pub fn engine_settings() -> EngineSettings {
+    EngineSettings {
+        delivery: hmsync_engine::DeliveryPolicy {
+            first_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_millis(400),
+            ..hmsync_engine::DeliveryPolicy::default()
+        },
+        ..EngineSettings::default()
     }
 }
 

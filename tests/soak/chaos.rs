@@ -1,5 +1,5 @@
 //! The hostile environment: API faults on both simulators, duplicated, reordered and dropped
-//! webhooks, and a worker that is killed at random moments (mid-message included) and replaced,
+//! webhooks (MailerLite's also with unknown and broken items), and a worker that is killed at random moments (mid-message included) and replaced,
 //! as a crashed Lambda or process would be.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use hmsync_e2e::Harness;
 use hmsync_engine::Engine;
 use hmsync_engine::worker::{Worker, WorkerSettings};
 use hmsync_sandbox::common::{DeliveryOptions, FaultSpec};
+use hmsync_sandbox::mailerlite::WebhookFaults;
 use hmsync_store::{DeadLetter, QueueMessage, ReceivedMessage, SyncQueue, WorkQueue};
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -50,8 +51,14 @@ pub fn faults_off(h: &Harness) {
     h.mailerlite.instrumentation().faults.set(Vec::new(), 0);
 }
 
-/// Duplicates, reordering and loss on both dispatchers (their retry schedules are kept).
+/// Duplicates, reordering and loss on both dispatchers (their retry schedules are kept), and
+/// MailerLite items of undocumented event types and broken items next to the real ones.
 pub fn hostile_webhooks_on(h: &Harness, seed: u64) {
+    h.mailerlite.set_webhook_faults(WebhookFaults {
+        unknown_event_rate: 0.05,
+        malformed_item_rate: 0.02,
+        seed: seed.wrapping_add(203),
+    });
     for (d, salt) in [(h.hubspot.dispatcher(), 201u64), (h.mailerlite.dispatcher(), 202)] {
         d.set_options(DeliveryOptions {
             duplicate_rate: 0.15,
@@ -64,6 +71,7 @@ pub fn hostile_webhooks_on(h: &Harness, seed: u64) {
 }
 
 pub fn hostile_webhooks_off(h: &Harness) {
+    h.mailerlite.set_webhook_faults(WebhookFaults::default());
     for d in [h.hubspot.dispatcher(), h.mailerlite.dispatcher()] {
         d.set_options(DeliveryOptions { duplicate_rate: 0.0, drop_rate: 0.0, reorder_max_delay_ms: 0, ..d.options() });
     }
@@ -149,6 +157,10 @@ impl WorkQueue for CountingQueue {
         self.inner.release(receipt).await
     }
 
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> hmsync_store::Result<()> {
+        self.inner.dead_letter(message, error).await
+    }
+
     async fn dead_letters(&self, limit: usize) -> hmsync_store::Result<Vec<DeadLetter>> {
         self.inner.dead_letters(limit).await
     }
@@ -159,14 +171,15 @@ impl WorkQueue for CountingQueue {
 }
 
 /// The soak's workers: a short visibility timeout, so a message a killed worker held comes back
-/// within seconds instead of stalling the connection's queue group.
+/// within seconds instead of stalling the connection's queue group. One worker runs at a time,
+/// so a message may take longer than that (a merge through 200 ms of injected latency per
+/// request does) without being received twice.
 pub fn worker_settings() -> WorkerSettings {
     WorkerSettings {
         visibility: Duration::from_secs(2),
+        budget: Duration::from_secs(60),
         batch: 10,
         idle_poll: Duration::from_millis(20),
-        retry_delay: Duration::from_millis(100),
-        max_retry_delay: Duration::from_secs(2),
     }
 }
 

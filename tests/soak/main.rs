@@ -463,7 +463,10 @@ async fn soak(args: Args) -> Result<Report, String> {
         queue: counting.figures(),
         dead_letters: dead
             .iter()
-            .map(|d| format!("{} (received {}×): {:.160}", d.message_id, d.receive_count, d.body))
+            .map(|d| {
+                let error = d.last_error.as_deref().unwrap_or("none recorded");
+                format!("{} (received {}×, last error: {error:.200}): {:.160}", d.message_id, d.receive_count, d.body)
+            })
             .collect(),
         api_requests,
         engine_traffic,

@@ -1,10 +1,11 @@
 //! contact-sync: the SQS FIFO consumer, the only function that syncs contacts through the
-//! HubSpot and MailerLite APIs. Answers with partial batch failures (the event source mapping
-//! has `ReportBatchItemFailures`), so only failed messages, and the later ones of their
-//! connection, come back.
+//! HubSpot and MailerLite APIs. Each message is handled within a budget taken from the
+//! invocation's remaining time; the answer reports failed messages (`ReportBatchItemFailures`),
+//! which come back after the delay the engine chose, and messages that cannot succeed are moved
+//! to the dead-letter queue with their error and reported done.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use hmsync_runtime::contact_sync::{self, DEADLINE_RESERVE};
+use hmsync_runtime::contact_sync;
 use hmsync_runtime::{Settings, aws_ports, init_tracing, sdk_config};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -16,8 +17,8 @@ async fn main() -> Result<(), Error> {
     let ports = aws_ports(&settings, &sdk_config().await);
     let ports = &ports;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let stop = contact_sync::stop_starting_at(event.context.deadline(), DEADLINE_RESERVE);
-        let response = contact_sync::handle_until(&ports.engine, &*ports.queue, event.payload, Some(stop)).await;
+        let deadline = contact_sync::deadline_instant(event.context.deadline());
+        let response = contact_sync::handle(&ports.engine, &*ports.queue, event.payload, Some(deadline)).await;
         Ok::<SqsBatchResponse, Error>(response)
     }))
     .await

@@ -490,6 +490,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         hubspot_oauth: hmsync_api::HubSpotOAuth { app_url: sandbox.hubspot_url(), api_url: sandbox.hubspot_url() },
         scan_interval: Duration::from_secs_f64((2.0 * 3600.0 / args.time_scale).max(60.0)),
         worker: WorkerSettings::default(),
+        delivery: hmsync_engine::DeliveryPolicy::default(),
     })
     .await
     {

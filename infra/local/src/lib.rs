@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod demo;
+pub mod doctor;
 pub mod runtime;
 pub mod serve;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use hmsync_engine::adapters::{ApiSettings, CredentialApis};
 use hmsync_engine::failpoint::Failpoints;
 use hmsync_engine::worker::{Worker, WorkerSettings};
-use hmsync_engine::{Engine, EngineSettings, SystemClock, WebhookTarget};
+use hmsync_engine::{DeliveryPolicy, Engine, EngineSettings, SystemClock, WebhookTarget};
 use hmsync_store::{FileSecrets, SecretStore, SqliteQueue, SqliteStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +38,8 @@ pub struct RuntimeOptions {
     /// How often every active connection is scanned.
     pub scan_interval: Duration,
     pub worker: WorkerSettings,
+    /// When failed messages come back and when they are given up.
+    pub delivery: DeliveryPolicy,
 }
 
 /// A running local deployment.
@@ -95,7 +97,11 @@ impl Runtime {
             secrets: secrets.clone(),
             apis: Arc::new(CredentialApis::new(secrets.clone(), options.apis.clone())),
             clock: Arc::new(SystemClock),
-            settings: EngineSettings { scan_interval: options.scan_interval, ..EngineSettings::default() },
+            settings: EngineSettings {
+                scan_interval: options.scan_interval,
+                delivery: options.delivery.clone(),
+                ..EngineSettings::default()
+            },
             failpoints: Failpoints::default(),
         });
         let shutdown = CancellationToken::new();

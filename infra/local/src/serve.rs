@@ -55,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         hubspot_oauth: oauth_hosts(&args.hubspot_api_url),
         scan_interval: Duration::from_secs(args.scan_minutes.max(1) * 60),
         worker: WorkerSettings::default(),
+        delivery: hmsync_engine::DeliveryPolicy::default(),
     })
     .await?;
     let mailerlite = match rt.webhook_target.url("<connection id>") {

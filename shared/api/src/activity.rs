@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new().routes(routes!(activity)).routes(routes!(dead_letters))
 }
 
-/// A message that failed too often and was set aside.
+/// A message that could not succeed, or failed too often, and was set aside.
 #[derive(Serialize, ToSchema)]
 pub struct DeadLetterView {
     pub message_id: String,
@@ -38,6 +38,11 @@ pub struct DeadLetterView {
     pub contacts: Option<usize>,
     /// How often it was delivered before it was set aside.
     pub receive_count: u32,
+    /// Why its last attempt failed (hmsync set it aside: it cannot succeed, or it failed on its
+    /// last allowed delivery). Absent when the queue moved it after its receive limit without an
+    /// answer from hmsync (the worker stopped while handling it: a crash or a timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A connection's dead letters among the oldest of the queue.
@@ -133,7 +138,13 @@ async fn dead_letters(State(api): State<Api>, Path(id): Path<String>) -> Result<
         .filter(|d| d.group_id == id)
         .map(|d| {
             let (kind, contacts) = kind_of(&d.body);
-            DeadLetterView { message_id: d.message_id, kind, contacts, receive_count: d.receive_count }
+            DeadLetterView {
+                message_id: d.message_id,
+                kind,
+                contacts,
+                receive_count: d.receive_count,
+                last_error: d.last_error,
+            }
         })
         .collect();
     Ok(Json(DeadLetters { dead_letters }))

@@ -11,6 +11,7 @@ mod auth;
 mod body;
 mod connections;
 mod credentials;
+mod doctor;
 mod error;
 mod oauth;
 mod openapi;
@@ -137,7 +138,8 @@ fn config_api(api: Option<Api>) -> OpenApiRouter<Api> {
         .merge(operations::routes())
         .merge(privacy::routes())
         .merge(setup::routes())
-        .merge(activity::routes());
+        .merge(activity::routes())
+        .merge(doctor::routes());
     let protected = match api {
         Some(api) => protected.route_layer(axum::middleware::from_fn_with_state(api, auth::require_admin)),
         None => protected,

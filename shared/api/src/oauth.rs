@@ -22,23 +22,7 @@ use crate::connections::connection;
 use crate::error::{ErrorBody, HttpError};
 use crate::status_page::escape;
 
-/// The scopes the sync needs (<https://developers.hubspot.com/docs/api/scopes>): contacts
-/// read/write, companies read (company fields), contact property read/write (the engagement
-/// properties), company properties read, lists read (list rules), and `oauth`.
-pub const REQUIRED_SCOPES: [&str; 8] = [
-    "crm.objects.contacts.read",
-    "crm.objects.contacts.write",
-    "crm.objects.companies.read",
-    "crm.schemas.contacts.read",
-    "crm.schemas.contacts.write",
-    "crm.schemas.companies.read",
-    "crm.lists.read",
-    "oauth",
-];
-
-/// Asked for, not required: turning a MailerLite unsubscribe into a HubSpot opt-out. HubSpot
-/// drops an optional scope silently when the portal lacks the tool.
-pub const OPTIONAL_SCOPES: [&str; 1] = ["communication_preferences.read_write"];
+pub use hmsync_engine::scopes::{OPTIONAL_SCOPES, REQUIRED_SCOPES};
 
 /// How long a started install may take.
 pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -147,7 +131,7 @@ async fn start(
         (status = 200, description = "Installed: the tokens are stored", content_type = "text/html", body = String),
         (status = 400, description = "Missing, bad, expired or used state; declined install; missing code", content_type = "text/html", body = String),
         (status = 404, description = "The connection was deleted meanwhile", content_type = "text/html", body = String),
-        (status = 409, description = "The connection's OAuth client changed meanwhile", content_type = "text/html", body = String),
+        (status = 409, description = "The connection's OAuth client changed meanwhile, or the install was in another portal than the one the connection is pinned to (both named; nothing stored)", content_type = "text/html", body = String),
         (status = 502, description = "HubSpot refused the code", content_type = "text/html", body = String),
     )
 )]
@@ -239,10 +223,15 @@ async fn install(api: &Api, state: &OAuthState, code: &str) -> Result<Vec<String
         tracing::warn!(connection = %id, error = %e, "HubSpot refused the OAuth code");
         (StatusCode::BAD_GATEWAY, vec![format!("HubSpot refused the authorization code: {e}"), again.clone()])
     })?;
-    api.engine
+    if let Err(refusal) = api
+        .engine
         .store_oauth_tokens(id, &client_id, &client_secret, &tokens)
         .await
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| internal(e.to_string()))?
+    {
+        tracing::info!(connection = %id, hub_id = ?tokens.hub_id, "HubSpot OAuth install in another portal refused");
+        return Err((StatusCode::CONFLICT, vec![format!("{refusal}."), again]));
+    }
     tracing::info!(connection = %id, hub_id = ?tokens.hub_id, "HubSpot OAuth install finished");
     let mut lines = vec![format!(
         "hmsync can now reach HubSpot{} for the connection \u{201c}{}\u{201d}.",

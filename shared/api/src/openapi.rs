@@ -33,7 +33,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
         (name = "fields", description = "Both apps' field schemas, suggested mappings, option values and the mapping check"),
         (name = "setup", description = "What the setup screens read from the apps: accounts, HubSpot lists, MailerLite groups and segments"),
         (name = "lifecycle", description = "Activate, pause, resume, sync now, approve"),
-        (name = "health", description = "Status, errors, retries, contact history, dead letters"),
+        (name = "health", description = "Status, errors, retries, contact history, dead letters, and the doctor (a read-only check against the apps)"),
         (name = "privacy", description = "Erase a person, export what hmsync holds about them, lift an erasure"),
         (name = "webhooks", description = "Signed deliveries from HubSpot and MailerLite (public)"),
         (name = "meta", description = "Liveness, this document and the status page (public)"),
@@ -113,7 +113,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(protected, 33);
+        assert_eq!(protected, 34);
     }
 
     /// Every `pattern` of the document, with where it is.

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hmsync_engine::webhook::{Accepted, HubSpotDelivery, MAX_BODY_BYTES, WebhookError};
+use hmsync_engine::webhook::{Accepted, HubSpotDelivery, MAILERLITE_MAX_BODY_BYTES, MAX_BODY_BYTES, WebhookError};
 use serde_json::json;
 
 use crate::AppState;
@@ -16,9 +16,11 @@ use crate::AppState;
 /// The webhook routes (public: the signature is the authentication).
 pub fn webhook_routes(state: AppState) -> Router {
     Router::new()
-        .route("/webhooks/hubspot", post(hubspot))
-        .route("/webhooks/mailerlite/{connection_id}", post(mailerlite))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route("/webhooks/hubspot", post(hubspot).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .route(
+            "/webhooks/mailerlite/{connection_id}",
+            post(mailerlite).layer(DefaultBodyLimit::max(MAILERLITE_MAX_BODY_BYTES)),
+        )
         .with_state(state)
 }
 
@@ -30,6 +32,8 @@ pub(crate) struct WebhookAccepted {
     events: usize,
     /// Events dropped as echoes of hmsync's own writes.
     echoes: usize,
+    /// MailerLite items that could not be read: left out, counted, the rest accepted.
+    skipped: usize,
     /// Queue messages sent.
     messages: usize,
 }
@@ -93,12 +97,12 @@ impl utoipa::ToSchema for HubSpotEvents {
     }
 }
 
-/// The refusal of a body that could not be read: 413 over [`MAX_BODY_BYTES`] (as JSON, like
+/// The refusal of a body that could not be read: 413 over the receiver's limit (as JSON, like
 /// every refusal).
-fn unreadable(rejection: BytesRejection) -> Response {
+fn unreadable(rejection: BytesRejection, limit: usize) -> Response {
     let status = rejection.status();
     let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("the body is larger than {MAX_BODY_BYTES} bytes")
+        format!("the body is larger than {limit} bytes")
     } else {
         format!("the body could not be read: {rejection}")
     };
@@ -110,7 +114,13 @@ fn answer(result: Result<Accepted, WebhookError>) -> Response {
     match result {
         Ok(a) => (
             StatusCode::OK,
-            axum::Json(WebhookAccepted { accepted: true, events: a.events, echoes: a.echoes, messages: a.messages }),
+            axum::Json(WebhookAccepted {
+                accepted: true,
+                events: a.events,
+                echoes: a.echoes,
+                skipped: a.skipped,
+                messages: a.messages,
+            }),
         )
             .into_response(),
         Err(e) => {
@@ -149,7 +159,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     request_body(content = HubSpotEvents, description = "HubSpot's event array", content_type = "application/json"),
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
-        (status = 400, description = "Not an event array, or no events", body = crate::ErrorBody),
+        (status = 400, description = "Not an event array, no events, more than 100 events or events of more than 10 portals (refused before any lookup)", body = crate::ErrorBody),
         (status = 401, description = "No or empty signature, stale timestamp, or a delivery no connection verifies (including a portal without a connection)", body = crate::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
         (status = 503, description = "Not queued; HubSpot retries", body = crate::ErrorBody),
@@ -163,7 +173,7 @@ pub(crate) async fn hubspot(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return unreadable(rejection),
+        Err(rejection) => return unreadable(rejection, MAX_BODY_BYTES),
     };
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhooks/hubspot");
     let full = format!("{}{}", state.public_base_url.trim_end_matches('/'), path_and_query);
@@ -178,7 +188,9 @@ pub(crate) async fn hubspot(
 }
 
 /// A MailerLite webhook delivery (one event, or `{"events": [...]}` when batched), signed with
-/// the connection's webhook secret. Public: the signature authenticates.
+/// the connection's webhook secret. Public: the signature authenticates. Items that cannot be
+/// read are skipped and counted, and the rest is accepted (200): refusing a whole delivery
+/// would make MailerLite resend it and finally disable the webhook.
 #[utoipa::path(
     post,
     path = "/webhooks/mailerlite/{connection_id}",
@@ -190,10 +202,10 @@ pub(crate) async fn hubspot(
     request_body(content = serde_json::Value, description = "MailerLite's event or batch", content_type = "application/json"),
     responses(
         (status = 200, description = "Queued", body = WebhookAccepted),
-        (status = 400, description = "Signed, but not a MailerLite webhook body", body = crate::ErrorBody),
-        (status = 401, description = "No, empty or wrong signature, or no webhook secret stored", body = crate::ErrorBody),
-        (status = 404, description = "No such connection", body = crate::ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = crate::ErrorBody),
+        (status = 400, description = "Signed, but not a JSON object", body = crate::ErrorBody),
+        (status = 401, description = "No, empty or wrong signature; the same answer for an unknown connection or one without a webhook secret (checked before the connection is looked up)", body = crate::ErrorBody),
+        (status = 404, description = "Signed, but the connection was deleted since", body = crate::ErrorBody),
+        (status = 413, description = "Body over 6 MiB (a synchronous Lambda invocation's payload limit)", body = crate::ErrorBody),
         (status = 503, description = "Not queued; MailerLite retries", body = crate::ErrorBody),
     )
 )]
@@ -205,7 +217,7 @@ pub(crate) async fn mailerlite(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return unreadable(rejection),
+        Err(rejection) => return unreadable(rejection, MAILERLITE_MAX_BODY_BYTES),
     };
     answer(state.engine.mailerlite_webhook(&connection_id, &body, header(&headers, "signature")).await)
 }

@@ -78,6 +78,9 @@ pub struct HubSpotAccount {
     pub domain: Option<String>,
     /// The scopes granted; `null` when HubSpot does not describe the token.
     pub scopes: Option<Vec<String>>,
+    /// The app the token belongs to, when HubSpot tells it.
+    #[serde(default)]
+    pub app_id: Option<u64>,
 }
 
 /// The MailerLite account behind an API key.
@@ -290,6 +293,8 @@ pub trait HubSpotApi: Send + Sync {
     async fn account(&self) -> ApiResult<HubSpotAccount>;
     /// Every contact list (the setup screens' rule picker).
     async fn lists(&self) -> ApiResult<Vec<HubSpotListInfo>>;
+    /// What HubSpot's rate-limit headers said on the last answer that carried them. No I/O.
+    fn rate_limits(&self) -> Option<hmsync_http::RateLimitReading>;
 }
 
 /// The MailerLite operations the sync uses.
@@ -330,6 +335,8 @@ pub trait MailerLiteApi: Send + Sync {
     async fn groups(&self) -> ApiResult<Vec<MailerLiteGroupInfo>>;
     async fn create_group(&self, name: &str) -> ApiResult<MailerLiteGroupInfo>;
     async fn segments(&self) -> ApiResult<Vec<MailerLiteSegmentInfo>>;
+    /// What MailerLite's rate-limit headers said on the last answer that carried them. No I/O.
+    fn rate_limits(&self) -> Option<hmsync_http::RateLimitReading>;
 }
 
 /// A MailerLite webhook as listed. `Debug` never prints the secret.

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::{HubSpotAuth, load_credentials};
 use crate::api::{
-    HubSpotAccount, HubSpotListInfo, MailerLiteAccount, MailerLiteGroupInfo, MailerLiteSegmentInfo, MlSource,
+    ApiResult, HubSpotAccount, HubSpotListInfo, MailerLiteAccount, MailerLiteApi, MailerLiteGroupInfo,
+    MailerLiteSegmentInfo, MlRecord, MlSource,
 };
 use crate::engine::{Engine, EngineError};
 
@@ -114,17 +115,26 @@ impl Engine {
         let mut values = Vec::new();
         if from_mailerlite {
             let ml = self.apis.mailerlite(&conn).await?;
-            let mut cursor: Option<String> = None;
-            while values.len() < OPTION_SAMPLE {
-                let page = ml.list(&MlSource::All, cursor.as_deref()).await.map_err(EngineError::Api)?;
-                values.extend(page.records.into_iter().map(|r| r.fields.get(&field.key).cloned().unwrap_or_default()));
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-            values.truncate(OPTION_SAMPLE);
+            let sample = first_subscribers(&*ml).await.map_err(EngineError::Api)?;
+            values.extend(sample.into_iter().map(|r| r.fields.get(&field.key).cloned().unwrap_or_default()));
         }
         Ok(option_mapping(property, field, from_mailerlite, &values)?)
     }
+}
+
+/// The first [`OPTION_SAMPLE`] subscribers of the account (every status), whose values show
+/// which MailerLite values match no HubSpot option.
+pub(crate) async fn first_subscribers(ml: &dyn MailerLiteApi) -> ApiResult<Vec<MlRecord>> {
+    let mut records = Vec::new();
+    let mut cursor: Option<String> = None;
+    while records.len() < OPTION_SAMPLE {
+        let page = ml.list(&MlSource::All, cursor.as_deref()).await?;
+        records.extend(page.records);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    records.truncate(OPTION_SAMPLE);
+    Ok(records)
 }

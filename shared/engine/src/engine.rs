@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hmsync_store::{Connection, QueueMessage, SecretStore, Store, StoreError, SyncQueue};
 
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi};
+use crate::delivery::DeliveryPolicy;
 use crate::failpoint::Failpoints;
 use crate::message::SyncMessage;
 use crate::state::ConnectionState;
@@ -33,7 +34,8 @@ impl Clock for SystemClock {
 pub trait ApiFactory: Send + Sync {
     async fn hubspot(&self, connection: &Connection) -> Result<Arc<dyn HubSpotApi>, EngineError>;
     async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError>;
-    /// Forgets cached clients of a connection (after its credentials changed).
+    /// Forgets cached clients of a connection, and its cached credentials (after its credentials
+    /// changed, here or in another process).
     fn forget(&self, connection_id: &str);
     /// The secrets that sign the connection's webhooks (the only secrets the engine handles,
     /// and only to check signatures).
@@ -69,6 +71,8 @@ pub struct EngineSettings {
     /// After HubSpot's daily limit is used up, work is tried again this often (HubSpot resets
     /// the limit at midnight in the account's time zone, which the API does not tell).
     pub daily_limit_probe: Duration,
+    /// When failed queue messages come back and when they are given up.
+    pub delivery: DeliveryPolicy,
 }
 
 impl Default for EngineSettings {
@@ -83,6 +87,7 @@ impl Default for EngineSettings {
             hourly_ttl: Duration::from_secs(35 * 24 * 3600),
             scan_interval: Duration::from_secs(2 * 3600),
             daily_limit_probe: Duration::from_secs(15 * 60),
+            delivery: DeliveryPolicy::default(),
         }
     }
 }
@@ -189,26 +194,32 @@ impl Engine {
         }
     }
 
-    /// Handles a raw queue body; a body that is not a message is a permanent failure.
-    pub async fn handle_body(&self, body: &str) -> Result<Report, EngineError> {
-        let message = SyncMessage::from_body(body).map_err(|e| {
-            EngineError::Permanent(format!("not a sync message ({e}); it goes to the dead-letter queue"))
-        })?;
-        self.handle(&message).await
+    /// Sends messages the engine made itself (scan starts and pages) to the queue: one group
+    /// per connection, dedup ids from their content (the same scan page sent twice is one).
+    pub async fn enqueue(&self, messages: &[SyncMessage]) -> Result<(), EngineError> {
+        self.send(messages, |m| m.content_dedup_id()).await
     }
 
-    /// Sends messages to the queue (one group per connection; dedup ids from content unless given).
-    pub async fn enqueue(&self, messages: &[SyncMessage]) -> Result<(), EngineError> {
+    /// Sends the messages one webhook delivery became. Their dedup ids come from the delivery
+    /// (`delivery_key`: its event ids, or its raw bytes), not from the messages alone: a
+    /// redelivery of the same events is deduplicated, but two real edits of one record that read
+    /// the same as messages (two `company.propertyChange` of one company within the queue's
+    /// 5-minute dedup window) stay two messages, and neither edit is lost.
+    pub async fn enqueue_delivery(&self, messages: &[SyncMessage], delivery_key: &str) -> Result<(), EngineError> {
+        self.send(messages, |m| crate::message::delivery_dedup_id(delivery_key, m)).await
+    }
+
+    async fn send(
+        &self,
+        messages: &[SyncMessage],
+        dedup_id: impl Fn(&SyncMessage) -> String,
+    ) -> Result<(), EngineError> {
         if messages.is_empty() {
             return Ok(());
         }
         let batch: Vec<QueueMessage> = messages
             .iter()
-            .map(|m| QueueMessage {
-                group_id: m.connection_id().to_string(),
-                dedup_id: m.content_dedup_id(),
-                body: m.to_body(),
-            })
+            .map(|m| QueueMessage { group_id: m.connection_id().to_string(), dedup_id: dedup_id(m), body: m.to_body() })
             .collect();
         self.queue.send_batch(&batch).await?;
         Ok(())
@@ -250,15 +261,83 @@ impl Engine {
         id: &str,
         mut change: impl FnMut(&mut ConnectionState) -> T,
     ) -> Result<(ConnectionState, T), EngineError> {
-        for _ in 0..10 {
+        let mut races = ConflictRetry::new(format!("the state of connection {id}"));
+        loop {
             let (mut state, version) = self.state(id).await?;
             let out = change(&mut state);
             match self.save_state(id, &state, version).await {
                 Ok(_) => return Ok((state, out)),
-                Err(EngineError::Store(StoreError::VersionConflict { .. })) => continue,
-                Err(e) => return Err(e),
+                Err(e) => races.after(e)?,
             }
         }
-        Err(EngineError::Retry { message: format!("the state of connection {id} is contended"), after: None })
+    }
+}
+
+/// How many lost races a read-change-write survives before the contention is reported.
+const CONFLICT_ATTEMPTS: usize = 10;
+
+/// The one retry rule of every read-change-write in the engine: a write that lost a race
+/// (another writer stored first) starts again from the read; after [`CONFLICT_ATTEMPTS`] lost
+/// races the contention is reported as a retryable error naming what was contended, so a change
+/// is never dropped in silence. (A loop with this guard rather than a closure runner: the
+/// futures of async closures that borrow the engine are not `Send` for axum's handlers.)
+pub(crate) struct ConflictRetry {
+    what: String,
+    lost: usize,
+}
+
+impl ConflictRetry {
+    pub(crate) fn new(what: String) -> Self {
+        ConflictRetry { what, lost: 0 }
+    }
+
+    /// Ok when the failed write should be tried again from the read; the error to return
+    /// otherwise (any other error unchanged, or the contention once the races are used up).
+    pub(crate) fn after(&mut self, error: EngineError) -> Result<(), EngineError> {
+        if !matches!(error, EngineError::Store(StoreError::VersionConflict { .. })) {
+            return Err(error);
+        }
+        self.lost += 1;
+        if self.lost < CONFLICT_ATTEMPTS {
+            return Ok(());
+        }
+        Err(EngineError::Retry {
+            message: format!(
+                "{} was changed by {CONFLICT_ATTEMPTS} other writers in a row; nothing was saved",
+                self.what
+            ),
+            after: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conflict() -> EngineError {
+        EngineError::Store(StoreError::VersionConflict { entity: "connection c".into(), current: Some(2) })
+    }
+
+    #[test]
+    fn a_lost_race_starts_again_from_the_read() {
+        let mut races = ConflictRetry::new("connection c".into());
+        for _ in 1..CONFLICT_ATTEMPTS {
+            assert!(races.after(conflict()).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_write_that_keeps_losing_fails_loudly() {
+        let mut races = ConflictRetry::new("connection c".into());
+        let err = (0..CONFLICT_ATTEMPTS).find_map(|_| races.after(conflict()).err()).unwrap();
+        assert!(err.retry_after().is_some(), "contention is worth another try later");
+        assert!(err.to_string().contains("connection c was changed by 10 other writers"), "{err}");
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let mut races = ConflictRetry::new("connection c".into());
+        assert!(matches!(races.after(EngineError::Permanent("gone".into())), Err(EngineError::Permanent(_))));
     }
 }

@@ -6,6 +6,8 @@
 pub mod adapters;
 pub mod api;
 pub mod catalog;
+pub mod delivery;
+pub mod doctor;
 pub mod engagement;
 pub mod engine;
 pub mod failpoint;
@@ -15,6 +17,7 @@ pub mod message;
 pub mod ml_webhooks;
 pub mod privacy;
 pub mod scan;
+pub mod scopes;
 pub mod state;
 pub mod sync;
 pub mod views;
@@ -22,6 +25,7 @@ pub mod webhook;
 pub mod worker;
 
 pub use api::{ApiError, HubSpotApi, MailerLiteApi};
+pub use delivery::{DeliveryPolicy, Disposition};
 pub use engine::{ApiFactory, Clock, Engine, EngineError, EngineSettings, Report, SystemClock};
 pub use lifecycle::{LifecycleError, Tick};
 pub use message::{ContactRef, Origin, ScanKind, ScanPart, SyncMessage, coalesce};

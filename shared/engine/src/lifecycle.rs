@@ -8,7 +8,7 @@ use hmsync_core::{
 use hmsync_store::{Connection, LinkKey};
 
 use crate::api::{ApiError, HsRecord};
-use crate::engine::{Engine, EngineError, Report};
+use crate::engine::{ConflictRetry, Engine, EngineError, Report};
 use crate::failpoint;
 use crate::message::{ContactRef, Origin, ScanKind, SyncMessage};
 use crate::ml_webhooks::WebhookTarget;
@@ -70,23 +70,63 @@ impl Engine {
             mailerlite: ml.fields().await?,
         };
         let portal_id = hs.portal_id().await?;
-        let mut conn = conn;
-        for _ in 0..5 {
-            let mut next = conn.clone();
+        if let Err(refusal) = self.check_portal(conn_id, portal_id).await? {
+            return Err(LifecycleError::NotAllowed(refusal));
+        }
+        // The schemas are stored on the newest version of the connection: a config saved while
+        // the apps were read is kept, and a lost race starts again from a fresh read.
+        let mut races = ConflictRetry::new(format!("connection {conn_id}"));
+        let mut next = conn;
+        let conn = loop {
             next.schemas = Some(schemas.clone());
             match self.store.update_connection(&next).await {
-                Ok(saved) => {
-                    conn = saved;
-                    break;
+                Ok(saved) => break saved,
+                Err(e) => {
+                    races.after(e.into())?;
+                    next = self.connection(conn_id).await?;
                 }
-                Err(hmsync_store::StoreError::VersionConflict { .. }) => conn = self.connection(conn_id).await?,
-                Err(e) => return Err(e.into()),
             }
-        }
-        self.store.add_route(portal_id, conn_id).await?;
-        self.update_state(conn_id, |s| s.portal_id = Some(portal_id)).await?;
+        };
+        self.pin_portal(conn_id, portal_id).await?;
         let problems = validate_config(&conn.config, conn.schemas.as_ref());
         Ok((conn, problems))
+    }
+
+    /// Whether credentials of HubSpot portal `portal` may serve the connection: a connection is
+    /// pinned to the portal of its first HubSpot credentials, so a token or an install for
+    /// another portal (an agency picking the wrong client's portal) is refused, naming both,
+    /// instead of creating subscribers' contacts in another client's CRM.
+    pub async fn check_portal(&self, conn_id: &str, portal: u64) -> Result<Result<(), String>, EngineError> {
+        let (state, _) = self.state(conn_id).await?;
+        Ok(match state.portal_id {
+            Some(pinned) if pinned != portal => Err(format!(
+                "these HubSpot credentials are for portal {portal}, but connection {conn_id} syncs portal {pinned} \
+                 (the portal of its first HubSpot credentials); nothing was saved. Use credentials of portal \
+                 {pinned}, or create another connection for portal {portal}"
+            )),
+            _ => Ok(()),
+        })
+    }
+
+    /// Pins the connection to `portal` (if it is not pinned yet) and routes the portal's
+    /// webhooks to it. Fails, changing nothing, if it is pinned to another portal.
+    pub async fn pin_portal(&self, conn_id: &str, portal: u64) -> Result<(), LifecycleError> {
+        let (_, refusal) = self
+            .update_state(conn_id, |s| match s.portal_id {
+                Some(pinned) if pinned != portal => Some(pinned),
+                _ => {
+                    s.portal_id = Some(portal);
+                    None
+                }
+            })
+            .await?;
+        if let Some(pinned) = refusal {
+            return Err(LifecycleError::NotAllowed(format!(
+                "connection {conn_id} syncs HubSpot portal {pinned}, not portal {portal}"
+            )));
+        }
+        self.store.add_route(portal, conn_id).await?;
+        Ok(())
     }
 
     /// Activates a connection: validates it against fresh schemas, registers its MailerLite
@@ -312,7 +352,14 @@ impl Engine {
     }
 
     async fn recover(&self, message: &SyncMessage) -> Result<Report, EngineError> {
-        match self.handle(message).await {
+        let mut outcome = self.handle(message).await;
+        if matches!(outcome, Err(EngineError::Api(ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }))) {
+            // Credentials saved since this process read them (the config API runs in another
+            // function, and credentials are cached) get one try before the connection pauses.
+            self.apis.forget(message.connection_id());
+            outcome = self.handle(message).await;
+        }
+        match outcome {
             Err(EngineError::Api(ApiError::Unauthorized { side, message: msg, action }))
             | Err(EngineError::Api(ApiError::Forbidden { side, message: msg, action })) => {
                 let now = self.now_ms();

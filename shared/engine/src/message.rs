@@ -162,6 +162,20 @@ impl SyncMessage {
         }
     }
 
+    /// The message's `type` as it travels (`contacts`, `scan_page`, …), for logs and the status
+    /// page's list of dead letters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncMessage::Contacts { .. } => "contacts",
+            SyncMessage::ScanStart { .. } => "scan_start",
+            SyncMessage::ScanPage { .. } => "scan_page",
+            SyncMessage::HubSpotMerge { .. } => "hub_spot_merge",
+            SyncMessage::CompanyChanged { .. } => "company_changed",
+            SyncMessage::Engagement { .. } => "engagement",
+            SyncMessage::PrivacyDeletion { .. } => "privacy_deletion",
+        }
+    }
+
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).expect("messages serialize")
     }
@@ -175,6 +189,17 @@ impl SyncMessage {
     pub fn content_dedup_id(&self) -> String {
         hex::encode(Sha256::digest(self.to_body().as_bytes()))
     }
+}
+
+/// The dedup id of a message that a webhook delivery became: the delivery's key and the
+/// message together, so the same delivery sent again maps to the same ids and another delivery
+/// never does, whatever its messages say.
+pub fn delivery_dedup_id(delivery_key: &str, message: &SyncMessage) -> String {
+    let mut digest = Sha256::new();
+    digest.update(delivery_key.as_bytes());
+    digest.update([0]);
+    digest.update(message.to_body().as_bytes());
+    hex::encode(digest.finalize())
 }
 
 /// Runs of messages a consumer handles together: consecutive `Contacts` (of one origin) and

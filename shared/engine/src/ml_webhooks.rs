@@ -16,7 +16,7 @@
 use hmsync_store::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::{load_credentials, save_credentials};
+use crate::adapters::{MailerLiteSigning, mailerlite_signing_secret_name, update_part};
 use crate::api::{ApiError, MailerLiteApi, MlWebhook, MlWebhookSpec};
 use crate::engine::{Engine, EngineError};
 use crate::state::{Lifecycle, counters};
@@ -51,28 +51,28 @@ pub enum HookRole {
 }
 
 impl HookRole {
-    const ALL: [HookRole; 2] = [HookRole::SubscriberChanges, HookRole::OpensClicksDeletions];
+    pub(crate) const ALL: [HookRole; 2] = [HookRole::SubscriberChanges, HookRole::OpensClicksDeletions];
 
-    fn events(self) -> &'static [&'static str] {
+    pub(crate) fn events(self) -> &'static [&'static str] {
         match self {
             HookRole::SubscriberChanges => &INSTANT_EVENTS,
             HookRole::OpensClicksDeletions => &BATCHED_EVENTS,
         }
     }
 
-    fn batchable(self) -> bool {
+    pub(crate) fn batchable(self) -> bool {
         self == HookRole::OpensClicksDeletions
     }
 
     /// The webhook's name in MailerLite: says what it is and whose, and finds it again.
-    fn name(self, conn_id: &str) -> String {
+    pub(crate) fn name(self, conn_id: &str) -> String {
         match self {
             HookRole::SubscriberChanges => format!("hmsync {conn_id}: subscriber changes"),
             HookRole::OpensClicksDeletions => format!("hmsync {conn_id}: opens, clicks, deletions (batched)"),
         }
     }
 
-    fn spec(self, conn_id: &str, url: &str) -> MlWebhookSpec {
+    pub(crate) fn spec(self, conn_id: &str, url: &str) -> MlWebhookSpec {
         MlWebhookSpec {
             name: self.name(conn_id),
             url: url.to_string(),
@@ -83,7 +83,7 @@ impl HookRole {
 
     /// Which role a webhook at our URL plays: by its name, else (a webhook made by hand or by
     /// an earlier version, which had one batched webhook for everything) by `batchable`.
-    fn of(hook: &MlWebhook, conn_id: &str) -> HookRole {
+    pub(crate) fn of(hook: &MlWebhook, conn_id: &str) -> HookRole {
         HookRole::ALL.into_iter().find(|r| hook.name == r.name(conn_id)).unwrap_or(if hook.batchable {
             HookRole::OpensClicksDeletions
         } else {
@@ -130,7 +130,7 @@ impl WebhookTarget {
 }
 
 /// Whether the URL's host is loopback, private, link-local or a local name.
-fn is_local(url: &str) -> bool {
+pub(crate) fn is_local(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return false };
     match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
@@ -352,7 +352,7 @@ async fn ensure(ml: &dyn MailerLiteApi, conn_id: &str, url: &str) -> Result<Ensu
     Ok(Ensured { hooks, changes })
 }
 
-fn needs_fix(h: &MlWebhook, spec: &MlWebhookSpec) -> bool {
+pub(crate) fn needs_fix(h: &MlWebhook, spec: &MlWebhookSpec) -> bool {
     let mut have: Vec<&str> = h.events.iter().map(String::as_str).collect();
     let mut want: Vec<&str> = spec.events.iter().map(String::as_str).collect();
     have.sort_unstable();
@@ -490,15 +490,19 @@ impl Engine {
     ) -> Result<(), EngineError> {
         match outcome {
             Ok(ensured) => {
-                let mut credentials = load_credentials(&*self.secrets, conn_id).await?;
-                let instant = ensured.secret(HookRole::SubscriberChanges);
-                let batched = ensured.secret(HookRole::OpensClicksDeletions);
-                if credentials.mailerlite_webhook_secret != instant
-                    || credentials.mailerlite_batched_webhook_secret != batched
-                {
-                    credentials.mailerlite_webhook_secret = instant;
-                    credentials.mailerlite_batched_webhook_secret = batched;
-                    save_credentials(&*self.secrets, conn_id, &credentials).await?;
+                // Only the webhooks' own part is written, and only while it exists: a scan of a
+                // connection deleted meanwhile does not bring its secrets back.
+                let name = mailerlite_signing_secret_name(conn_id);
+                let signing = MailerLiteSigning {
+                    mailerlite_webhook_secret: ensured.secret(HookRole::SubscriberChanges),
+                    mailerlite_batched_webhook_secret: ensured.secret(HookRole::OpensClicksDeletions),
+                };
+                let stored: Option<MailerLiteSigning> =
+                    crate::adapters::read_part(&*self.secrets, conn_id, &name, true).await?;
+                if stored.as_ref() != Some(&signing) && !update_part(&*self.secrets, &name, &signing).await? {
+                    return Err(EngineError::Permanent(format!(
+                        "the MailerLite webhooks of connection {conn_id} were registered but their secrets could not be kept: the connection has no stored credentials (deleted?); save its credentials again"
+                    )));
                 }
                 if !ensured.changes.is_empty() {
                     tracing::info!(connection = conn_id, changes = ?ensured.changes, "MailerLite webhooks registered or repaired");

@@ -147,6 +147,9 @@ pub mod counters {
     pub const EXCLUDED_NO_EMAIL: &str = "excluded_no_email";
     pub const ECHOES_SKIPPED: &str = "echoes_skipped";
     pub const WEBHOOK_EVENTS: &str = "webhook_events";
+    /// MailerLite webhook items that could not be read (skipped; the rest of the delivery was
+    /// accepted).
+    pub const WEBHOOK_ITEMS_SKIPPED: &str = "webhook_items_skipped";
     pub const ENGAGEMENT_EVENTS: &str = "engagement_events";
     /// When the receiver last accepted a signed delivery of each app (milliseconds; set, not added).
     pub const HUBSPOT_DELIVERY_AT: &str = "hubspot_webhook_received_at_ms";

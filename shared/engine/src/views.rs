@@ -9,7 +9,9 @@ use hmsync_store::{ContactError, HistoryEntry, LinkKey};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{
-    ApiSettings, Credentials, HubSpotAdapter, HubSpotAuth, MailerLiteAdapter, load_credentials, save_credentials,
+    ApiKeys, ApiSettings, Credentials, HubSpotAdapter, HubSpotAuth, HubSpotSigning, MailerLiteAdapter,
+    MailerLiteSigning, credentials_secret_name, hubspot_signing_secret_name, hubspot_tokens_secret_name,
+    install_tokens, load_credentials, mailerlite_signing_secret_name, put_part,
 };
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi, MlSource};
 use crate::engine::{Engine, EngineError};
@@ -412,6 +414,7 @@ impl Engine {
         let conn = self.connection(conn_id).await?;
         let mut problems = Vec::new();
         let mut new_mailerlite: Option<MailerLiteAdapter> = None;
+        let mut new_portal: Option<u64> = None;
         if let Some(auth) = &update.hubspot {
             let usable = match auth {
                 HubSpotAuth::Token { access_token } => Some(hmsync_hubspot::Auth::StaticToken(access_token.clone())),
@@ -430,12 +433,16 @@ impl Engine {
             if let Some(auth) = usable {
                 let factory = crate::adapters::CredentialApis::new(self.secrets.clone(), apis.clone());
                 let client = HubSpotAdapter::new(hmsync_hubspot::HubSpotClient::new(auth, factory.hubspot_config()));
-                if let Err(e) = client.portal_id().await {
-                    let field = match auth_kind(&update) {
-                        "token" => "hubspot.access_token",
-                        _ => "hubspot.refresh_token",
-                    };
-                    problems.push(CredentialProblem { field: field.into(), message: e.to_string() });
+                let field = match auth_kind(&update) {
+                    "token" => "hubspot.access_token",
+                    _ => "hubspot.refresh_token",
+                };
+                match client.portal_id().await {
+                    Ok(portal) => match self.check_portal(conn_id, portal).await? {
+                        Ok(()) => new_portal = Some(portal),
+                        Err(message) => problems.push(CredentialProblem { field: field.into(), message }),
+                    },
+                    Err(e) => problems.push(CredentialProblem { field: field.into(), message: e.to_string() }),
                 }
             }
         }
@@ -458,13 +465,17 @@ impl Engine {
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        let mut stored = load_credentials(&*self.secrets, conn_id).await?;
+        // Every part is read past the cache and written only when this request changes it, so
+        // tokens a worker refreshed and webhook secrets a scan repaired meanwhile stay as they are.
+        let fresh = crate::adapters::load_fresh(&*self.secrets, conn_id).await?;
+        let mut stored = fresh.credentials.clone();
         let key_changed = update.mailerlite_api_key.is_some() && update.mailerlite_api_key != stored.mailerlite_api_key;
         let (state, _) = self.state(conn_id).await?;
         if let Some(new_ml) = new_mailerlite.filter(|_| key_changed && state.lifecycle != Lifecycle::Draft) {
             // Still with the old key stored: the old account's webhooks are deleted with it.
             self.move_mailerlite_webhooks(&conn, &new_ml, target, &mut stored).await?;
         }
+        let keys_changed = update.hubspot.is_some() || update.mailerlite_api_key.is_some();
         if update.hubspot.is_some() {
             stored.hubspot = update.hubspot;
         }
@@ -480,35 +491,63 @@ impl Engine {
         if update.mailerlite_webhook_secret.is_some() {
             stored.mailerlite_webhook_secret = update.mailerlite_webhook_secret;
         }
-        save_credentials(&*self.secrets, conn_id, &stored).await?;
-        self.credentials_changed(conn_id).await.map_err(|e| match e {
-            crate::LifecycleError::Engine(e) => e,
-            other => EngineError::Permanent(other.to_string()),
-        })?;
+        let secrets = &*self.secrets;
+        if keys_changed || !fresh.has_keys {
+            put_part(secrets, &credentials_secret_name(conn_id), &ApiKeys::of(&stored)).await?;
+            if let Some(tokens) = install_tokens(stored.hubspot.as_ref()) {
+                put_part(secrets, &hubspot_tokens_secret_name(conn_id), &tokens).await?;
+            }
+        }
+        let hubspot_signing = HubSpotSigning::of(&stored);
+        if !fresh.has_hubspot_signing || hubspot_signing != HubSpotSigning::of(&fresh.credentials) {
+            put_part(secrets, &hubspot_signing_secret_name(conn_id), &hubspot_signing).await?;
+        }
+        let mailerlite_signing = MailerLiteSigning::of(&stored);
+        if !fresh.has_mailerlite_signing || mailerlite_signing != MailerLiteSigning::of(&fresh.credentials) {
+            put_part(secrets, &mailerlite_signing_secret_name(conn_id), &mailerlite_signing).await?;
+        }
+        if let Some(portal) = new_portal {
+            self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
+        }
+        self.credentials_changed(conn_id).await.map_err(lifecycle_to_engine)?;
         Ok(Ok(CredentialsStatus::of(&stored)))
     }
 
     /// Stores HubSpot OAuth tokens obtained by the install flow (keeps the client id/secret).
+    /// An install in another portal than the one the connection is pinned to is refused
+    /// (`Ok(Err(why))`, naming both portals) and nothing is stored.
     pub async fn store_oauth_tokens(
         &self,
         conn_id: &str,
         client_id: &str,
         client_secret: &str,
         tokens: &hmsync_hubspot::TokenSet,
-    ) -> Result<(), EngineError> {
-        let mut stored = load_credentials(&*self.secrets, conn_id).await?;
-        stored.hubspot = Some(HubSpotAuth::OAuth {
+    ) -> Result<Result<(), String>, EngineError> {
+        if let Some(portal) = tokens.hub_id
+            && let Err(refusal) = self.check_portal(conn_id, portal).await?
+        {
+            return Ok(Err(refusal));
+        }
+        // The install's tokens go with the client into the API keys' part (the config API is
+        // its only writer) and start the refreshed tokens' part over.
+        let fresh = crate::adapters::load_fresh(&*self.secrets, conn_id).await?;
+        let mut keys = ApiKeys::of(&fresh.credentials);
+        keys.hubspot = Some(HubSpotAuth::OAuth {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             refresh_token: tokens.refresh_token.clone(),
             access_token: Some(tokens.access_token.clone()),
             expires_at_ms: Some(tokens.expires_at_ms),
         });
-        save_credentials(&*self.secrets, conn_id, &stored).await?;
-        self.credentials_changed(conn_id).await.map_err(|e| match e {
-            crate::LifecycleError::Engine(e) => e,
-            other => EngineError::Permanent(other.to_string()),
-        })
+        put_part(&*self.secrets, &credentials_secret_name(conn_id), &keys).await?;
+        if let Some(tokens) = install_tokens(keys.hubspot.as_ref()) {
+            put_part(&*self.secrets, &hubspot_tokens_secret_name(conn_id), &tokens).await?;
+        }
+        if let Some(portal) = tokens.hub_id {
+            self.pin_portal(conn_id, portal).await.map_err(lifecycle_to_engine)?;
+        }
+        self.credentials_changed(conn_id).await.map_err(lifecycle_to_engine)?;
+        Ok(Ok(()))
     }
 
     /// The stored credentials (for the OAuth flow, which needs the client id and secret).
@@ -523,7 +562,9 @@ impl Engine {
             self.remove_mailerlite_webhooks(&conn).await?;
         }
         let existed = self.store.delete_connection(conn_id).await?;
-        self.secrets.delete_secret(&crate::adapters::credentials_secret_name(conn_id)).await?;
+        for name in crate::adapters::connection_secret_names(conn_id) {
+            self.secrets.delete_secret(&name).await?;
+        }
         self.apis.forget(conn_id);
         Ok(existed)
     }
@@ -580,5 +621,12 @@ fn initial_progress(state: &ConnectionState, counters: &BTreeMap<String, i64>, n
         finished_at_ms: finished,
         rate_per_second: rate,
         eta_seconds: eta,
+    }
+}
+
+fn lifecycle_to_engine(e: crate::LifecycleError) -> EngineError {
+    match e {
+        crate::LifecycleError::Engine(e) => e,
+        other => EngineError::Permanent(other.to_string()),
     }
 }

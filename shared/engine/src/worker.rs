@@ -2,13 +2,14 @@
 //! part and `contact-sync` reports partial batch failures). Messages of one connection are
 //! handled in order, one run at a time: of what the worker receives for a connection, it keeps
 //! the first message — with the `Contacts` and `Engagement` messages right behind it, merged
-//! ([`crate::message::coalesce`]: a MailerLite webhook that is not batched brings one event per
+//! ([`Engine::run_length`]: a MailerLite webhook that is not batched brings one event per
 //! delivery) — and gives the rest back at once ([`WorkQueue::release`]), so that no
 //! message waits in its hands untried and counts a delivery it was not attempted in — neither
 //! when the one before it fails, nor when the worker is killed while handling it (the
-//! connection's queue group waits for its messages in flight, so order is kept). Failed
-//! messages come back after a delay; a message that keeps failing ends in the dead-letter
-//! queue, where the status page shows it.
+//! connection's queue group waits for its messages in flight, so order is kept). The run is
+//! handled by [`Engine::handle_delivery`], the path contact-sync uses too: failed messages come
+//! back after the delay it decides, and messages that cannot succeed go to the dead letters at
+//! once with their error, where the status page shows them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,36 +17,32 @@ use std::time::Duration;
 use hmsync_store::{ReceivedMessage, WorkQueue};
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::Disposition;
 use crate::engine::{Engine, EngineError};
-use crate::message::{SyncMessage, coalesce};
 
-/// The messages to handle in order (or why they cannot be) and the received messages they
-/// stand for.
-type Run = (Result<Vec<SyncMessage>, EngineError>, Vec<ReceivedMessage>);
-
-/// How the worker polls and backs off.
+/// How the worker polls. When failed messages come back is the engine's
+/// [`crate::DeliveryPolicy`].
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// How long a received message stays invisible (longer than handling it may take).
+    /// How long a received message stays invisible (longer than `budget`, so that another
+    /// worker does not receive a message still being handled).
     pub visibility: Duration,
+    /// The time budget of each run: one that takes longer is stopped and comes back.
+    pub budget: Duration,
     /// Messages per receive. The first run of each connection is handled and the rest given
     /// back, so this bounds how many queued changes of a connection are handled together.
     pub batch: usize,
     /// Wait between polls of an empty queue.
     pub idle_poll: Duration,
-    /// First retry delay of a failed message (doubles per receive, capped by `max_retry_delay`).
-    pub retry_delay: Duration,
-    pub max_retry_delay: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             visibility: Duration::from_secs(300),
+            budget: Duration::from_secs(240),
             batch: 100,
             idle_poll: Duration::from_millis(200),
-            retry_delay: Duration::from_secs(2),
-            max_retry_delay: Duration::from_secs(300),
         }
     }
 }
@@ -56,6 +53,17 @@ pub struct Round {
     pub received: usize,
     pub done: usize,
     pub retried: usize,
+    /// Messages set aside as dead letters.
+    pub dead_lettered: usize,
+}
+
+impl Round {
+    fn add(&mut self, other: Round) {
+        self.received += other.received;
+        self.done += other.done;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+    }
 }
 
 pub struct Worker {
@@ -69,15 +77,6 @@ impl Worker {
         Self { engine, queue, settings }
     }
 
-    fn delay(&self, receive_count: u32, wanted: Option<Duration>) -> Duration {
-        let backoff = self
-            .settings
-            .retry_delay
-            .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
-            .min(self.settings.max_retry_delay);
-        wanted.unwrap_or(backoff)
-    }
-
     /// Receives and handles what is visible now: one run per connection.
     pub async fn run_once(&self) -> Result<Round, EngineError> {
         let messages = self.queue.receive(self.settings.batch, self.settings.visibility).await?;
@@ -88,88 +87,53 @@ impl Worker {
                 None => groups.push(vec![m]),
             }
         }
-        let mut runs: Vec<Run> = Vec::with_capacity(groups.len());
-        for group in groups {
-            let (run, rest) = self.first_run(group);
+        let mut runs = Vec::with_capacity(groups.len());
+        for mut group in groups {
+            let bodies: Vec<&str> = group.iter().map(|m| m.body.as_str()).collect();
+            let rest = group.split_off(self.engine.run_length(&bodies));
             for m in rest {
                 self.queue.release(&m.receipt).await?;
             }
-            runs.push(run);
+            runs.push(group);
         }
-        let mut round = Round { received: runs.iter().map(|(_, held)| held.len()).sum(), ..Round::default() };
-        let results = futures::future::join_all(runs.into_iter().map(|(msg, held)| self.handle(msg, held))).await;
+        let mut round = Round { received: runs.iter().map(Vec::len).sum(), ..Round::default() };
+        let results = futures::future::join_all(runs.into_iter().map(|run| self.handle(run))).await;
         for r in results {
-            let (done, retried) = r?;
-            round.done += done;
-            round.retried += retried;
+            round.add(r?);
         }
         Ok(round)
     }
 
-    /// The connection's first message, merged with the ones right behind it that can be handled
-    /// with it (and the received messages it holds); and the messages that come after, to give
-    /// back untried.
-    fn first_run(&self, mut group: Vec<ReceivedMessage>) -> (Run, Vec<ReceivedMessage>) {
-        let mut parsed = Vec::new();
-        for m in &group {
-            match SyncMessage::from_body(&m.body) {
-                Ok(msg) => parsed.push(msg),
-                Err(e) if parsed.is_empty() => {
-                    let rest = group.split_off(1);
-                    return ((Err(EngineError::Permanent(format!("not a sync message: {e}"))), group), rest);
-                }
-                Err(_) => break,
-            }
-        }
-        let (merged, range) =
-            coalesce(&parsed, self.engine.settings.refs_per_message).into_iter().next().expect("a group has a message");
-        let rest = group.split_off(range.end);
-        ((Ok(merged), group), rest)
-    }
-
     /// Handles a run of one connection's messages as one.
-    async fn handle(
-        &self,
-        message: Result<Vec<SyncMessage>, EngineError>,
-        held: Vec<ReceivedMessage>,
-    ) -> Result<(usize, usize), EngineError> {
-        let outcome = match message {
-            Ok(messages) => {
-                let mut outcome = Ok(());
-                for msg in &messages {
-                    if let Err(e) = self.engine.handle_with_recovery(msg).await {
-                        outcome = Err(e);
-                        break;
-                    }
-                }
-                outcome
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(_) => {
+    async fn handle(&self, held: Vec<ReceivedMessage>) -> Result<Round, EngineError> {
+        let bodies: Vec<&str> = held.iter().map(|m| m.body.as_str()).collect();
+        let receive_count = held.iter().map(|m| m.receive_count).max().unwrap_or(1);
+        let group = held.first().map(|m| m.group_id.clone()).unwrap_or_default();
+        match self.engine.handle_delivery(&bodies, receive_count, self.settings.budget).await {
+            Disposition::Done(_) => {
                 for m in &held {
                     self.queue.ack(&m.receipt).await?;
                 }
-                Ok((held.len(), 0))
+                Ok(Round { done: held.len(), ..Round::default() })
             }
-            Err(e) => {
-                let receive_count = held.iter().map(|m| m.receive_count).max().unwrap_or(1);
-                let delay = match e.retry_after() {
-                    Some(wanted) => self.delay(receive_count, wanted),
-                    // Permanent: come back at once, so it reaches the dead letters quickly.
-                    None => Duration::ZERO,
-                };
-                tracing::warn!(group = %held[0].group_id, messages = held.len(), receive_count, error = %e, ?delay, "message failed; it comes back later");
+            Disposition::Retry { after, error } => {
+                tracing::warn!(%group, messages = held.len(), receive_count, %error, ?after, "message failed; it comes back later");
                 for m in &held {
-                    self.queue.retry_later(&m.receipt, delay).await?;
+                    self.queue.retry_later(&m.receipt, after).await?;
                 }
-                Ok((0, held.len()))
+                Ok(Round { retried: held.len(), ..Round::default() })
+            }
+            Disposition::DeadLetter { error } => {
+                tracing::error!(%group, messages = held.len(), receive_count, %error, "message set aside as a dead letter");
+                for m in &held {
+                    self.queue.dead_letter(m, &error).await?;
+                }
+                Ok(Round { dead_lettered: held.len(), ..Round::default() })
             }
         }
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` is cancelled.
     pub async fn run(&self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let idle = match self.run_once().await {
@@ -195,9 +159,7 @@ impl Worker {
         let mut idle_since = tokio::time::Instant::now();
         loop {
             let r = self.run_once().await?;
-            total.received += r.received;
-            total.done += r.done;
-            total.retried += r.retried;
+            total.add(r);
             if r.received > 0 {
                 idle_since = tokio::time::Instant::now();
             } else if idle_since.elapsed() >= quiet {

@@ -91,8 +91,8 @@ impl Pacer {
         Self { buckets: Mutex::new(buckets), sent: AtomicU64::new(0) }
     }
 
-    /// How many requests [`Pacer::acquire`] let through so far (retries included: each is a
-    /// request the account's limit counts).
+    /// How many requests [`Pacer::acquire`] and [`Pacer::acquire_within`] let through so far
+    /// (retries included: each is a request the account's limit counts).
     pub fn requests_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -100,6 +100,16 @@ impl Pacer {
     /// Waits until a request counted against `names` fits every bucket, then records it and
     /// returns the time it was recorded at (for [`Pacer::settle`]). Unknown bucket names are ignored.
     pub async fn acquire(&self, names: &[&str]) -> Instant {
+        match self.acquire_within(names, Duration::MAX).await {
+            Ok(sent) => sent,
+            Err(_) => unreachable!("no wait is longer than Duration::MAX"),
+        }
+    }
+
+    /// Like [`Pacer::acquire`], but waits at most `limit`: when the buckets need a longer wait
+    /// (a pause after a long `Retry-After`), nothing is recorded and that wait is returned, so
+    /// the caller can give the work back instead of sleeping through it.
+    pub async fn acquire_within(&self, names: &[&str], limit: Duration) -> Result<Instant, Duration> {
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().expect("pacer lock");
@@ -112,12 +122,28 @@ impl Pacer {
                             b.sent.push_back(now);
                         }
                     }
-                    return now;
+                    return Ok(now);
                 }
                 wait
             };
+            if wait > limit {
+                return Err(wait);
+            }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How long a request counted against `names` is held back by a [`Pacer::pause`] (not by the
+    /// buckets' own windows): the part of a wait the server asked for.
+    pub fn paused_for(&self, names: &[&str]) -> Duration {
+        let buckets = self.buckets.lock().expect("pacer lock");
+        let now = Instant::now();
+        names
+            .iter()
+            .filter_map(|n| buckets.get(*n)?.paused_until)
+            .map(|until| until.saturating_duration_since(now))
+            .max()
+            .unwrap_or_default()
     }
 
     /// Moves the record of a request acquired at `sent` to now, once its answer arrived. The
@@ -210,6 +236,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquire_counts_what_it_lets_through_and_nothing_it_hands_back() {
+        let pacer = Pacer::new([Bucket::new("burst", 1, Duration::from_secs(10))]);
+        pacer.acquire_within(&["burst"], Duration::ZERO).await.unwrap();
+        assert!(pacer.acquire_within(&["burst"], Duration::ZERO).await.is_err());
+        pacer.acquire_within(&["burst"], Duration::from_secs(20)).await.unwrap();
+        pacer.acquire(&[]).await;
+        assert_eq!(
+            pacer.requests_sent(),
+            3,
+            "two bounded acquires and one unbounded; the refused one is not a request"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn never_lets_more_than_limit_into_any_window() {
         let pacer = Pacer::new([Bucket::new("burst", 3, Duration::from_secs(10))]);
         let start = Instant::now();
@@ -269,6 +309,26 @@ mod tests {
         pacer.observe_remaining("burst", 0);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(pacer.current_wait(&["burst"]), Duration::from_secs(9), "nothing frees before a full window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquire_hands_back_a_wait_longer_than_its_limit() {
+        let pacer = Pacer::new([Bucket::new("burst", 2, Duration::from_secs(10))]);
+        pacer.pause("burst", Duration::from_secs(60));
+        let start = Instant::now();
+        assert_eq!(pacer.paused_for(&["burst", "search"]), Duration::from_secs(60));
+        assert_eq!(pacer.acquire_within(&["burst"], Duration::from_secs(20)).await, Err(Duration::from_secs(60)));
+        assert_eq!(Instant::now(), start, "no time spent");
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        assert!(pacer.acquire_within(&["burst"], Duration::from_secs(20)).await.is_ok(), "15 s fit the limit");
+        assert_eq!(Instant::now() - start, Duration::from_secs(60));
+        pacer.acquire_within(&["burst"], Duration::ZERO).await.unwrap();
+        assert_eq!(
+            pacer.acquire_within(&["burst"], Duration::ZERO).await,
+            Err(Duration::from_secs(10)),
+            "a full bucket is a wait too"
+        );
+        assert_eq!(pacer.paused_for(&["burst"]), Duration::ZERO, "but not a pause");
     }
 
     #[tokio::test(start_paused = true)]

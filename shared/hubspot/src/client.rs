@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmsync_http::{Bucket, Pacer, RetryPolicy, now_ms, parse_retry_after};
+use hmsync_http::budget::{self, Wait};
+use hmsync_http::{Bucket, LastReading, Pacer, RateLimitReading, RetryPolicy, now_ms, parse_retry_after};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,10 @@ pub struct HubSpotConfig {
     /// 429 answers retried (after waiting) before giving up with `RateLimited`.
     pub max_rate_limit_retries: u32,
     pub request_timeout: Duration,
+    /// The longest wait (a `Retry-After`, a paused bucket, a backoff) slept through in-process;
+    /// a longer one, or one past the work's time budget, ends the call with an error that
+    /// carries the wait (see `hmsync_http::budget`).
+    pub max_wait: Duration,
     /// Refresh an OAuth access token this long before it expires (at most half its lifetime).
     pub refresh_margin: Duration,
 }
@@ -61,6 +66,7 @@ impl Default for HubSpotConfig {
             retry: RetryPolicy::default(),
             max_rate_limit_retries: 10,
             request_timeout: Duration::from_secs(30),
+            max_wait: budget::MAX_IN_PROCESS_WAIT,
             refresh_margin: Duration::from_secs(300),
         }
     }
@@ -155,6 +161,8 @@ pub(crate) struct Inner {
     portal_id: std::sync::OnceLock<u64>,
     /// The portal's search pace, shared with every client of the process ([`search_pace`]).
     search: tokio::sync::OnceCell<Arc<SearchPace>>,
+    /// The rate-limit headers of the last answer that had them.
+    rate_limits: LastReading,
 }
 
 /// The HubSpot API client. Cheap to clone; clones share the pacer and the tokens.
@@ -353,6 +361,7 @@ impl HubSpotClient {
                 auth: Mutex::new(auth),
                 portal_id: std::sync::OnceLock::new(),
                 search: tokio::sync::OnceCell::new(),
+                rate_limits: LastReading::default(),
             }),
         }
     }
@@ -364,6 +373,12 @@ impl HubSpotClient {
     /// The pacer of the burst limit (for reports and the benchmark's bound).
     pub fn pacer(&self) -> &Pacer {
         &self.inner.pacer
+    }
+
+    /// What HubSpot's rate-limit headers said on the last answer that carried them (search
+    /// answers carry none; the daily pair comes only with static tokens).
+    pub fn rate_limit_reading(&self) -> Option<RateLimitReading> {
+        self.inner.rate_limits.get()
     }
 
     /// The portal behind the credentials, if a call has told it yet.
@@ -525,17 +540,53 @@ impl HubSpotClient {
                 // A refresh that failed for a transient reason is retried like any request.
                 Err(e) if e.is_transient() && config.retry.should_retry(attempt + 1) => {
                     attempt += 1;
-                    tokio::time::sleep(config.retry.delay(attempt)).await;
+                    match budget::plan(config.retry.delay(attempt), config.max_wait) {
+                        Wait::Sleep(d) => tokio::time::sleep(d).await,
+                        Wait::GiveUp(_) => return Err(e),
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let sent = match &search {
-                Some(pace) => pace.acquire().await,
-                None => self.inner.pacer.acquire(buckets).await,
+            // A pause the server asked for (a 429's Retry-After) longer than this call may
+            // sleep, or pacing past the time budget: the work comes back when there is room.
+            let policy = if call.limit == Limit::Search { "SECONDLY" } else { "TEN_SECONDLY_ROLLING" };
+            let paused = match &search {
+                Some(pace) => pace.paused_for(),
+                None => self.inner.pacer.paused_for(buckets),
+            };
+            if paused > budget::wait_allowance(config.max_wait) {
+                return Err(HubSpotError::RateLimited { policy: policy.to_string(), retry_after: Some(paused) });
+            }
+            let allowance = budget::wait_allowance(Duration::MAX);
+            let acquired = match &search {
+                Some(pace) => {
+                    let acquired = pace.acquire_within(allowance).await;
+                    if acquired.is_ok() {
+                        // Searches are paced per portal, but each one still counts as this
+                        // client's request (the status page's requests per hour); no bucket is
+                        // named.
+                        self.inner.pacer.acquire(&[]).await;
+                    }
+                    acquired
+                }
+                None => self.inner.pacer.acquire_within(buckets, allowance).await,
+            };
+            let sent = match acquired {
+                Ok(sent) => sent,
+                Err(wait) => {
+                    return Err(HubSpotError::RateLimited { policy: policy.to_string(), retry_after: Some(wait) });
+                }
             };
             attempt += 1;
-            let mut req = self.inner.http.request(call.method.clone(), &url).bearer_auth(&token).query(&call.query);
+            let timeout = budget::request_timeout(config.request_timeout, MIN_REQUEST_TIMEOUT);
+            let mut req = self
+                .inner
+                .http
+                .request(call.method.clone(), &url)
+                .bearer_auth(&token)
+                .query(&call.query)
+                .timeout(timeout);
             if let Some(b) = call.body {
                 req = req.json(b);
             }
@@ -543,11 +594,14 @@ impl HubSpotClient {
                 Ok(r) => r,
                 Err(e) => {
                     // Timeouts and connection failures: bounded retries, then a transient error.
-                    if config.retry.should_retry(attempt) {
-                        tokio::time::sleep(config.retry.delay(attempt)).await;
+                    let err = HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path));
+                    if config.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(config.retry.delay(attempt), config.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(HubSpotError::Transport(format!("{} {}: {e}", call.method, call.path)));
+                    return Err(err);
                 }
             };
             match &search {
@@ -560,14 +614,14 @@ impl HubSpotClient {
             let text = match resp.text().await {
                 Ok(t) => t,
                 Err(e) => {
-                    if config.retry.should_retry(attempt) {
-                        tokio::time::sleep(config.retry.delay(attempt)).await;
+                    let err = HubSpotError::Transport(format!("{} {}: reading the body: {e}", call.method, call.path));
+                    if config.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(config.retry.delay(attempt), config.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(HubSpotError::Transport(format!(
-                        "{} {}: reading the body: {e}",
-                        call.method, call.path
-                    )));
+                    return Err(err);
                 }
             };
             if (200..300).contains(&status) {
@@ -598,6 +652,8 @@ impl HubSpotClient {
                     };
                     let wait = retry_after.unwrap_or(wait);
                     tracing::debug!(policy, ?wait, path = call.path, "HubSpot rate limit; waiting");
+                    // Every call holds back; the next round hands the wait to the caller if it is
+                    // longer than this call may sleep.
                     match &search {
                         // Another integration of the portal searches too: this portal's
                         // searches go slower from now on.
@@ -618,7 +674,11 @@ impl HubSpotClient {
                     if let Some(ra) = retry_after {
                         wait = wait.max(ra);
                     }
-                    tokio::time::sleep(wait).await;
+                    match budget::plan(wait, config.max_wait) {
+                        Wait::Sleep(d) => tokio::time::sleep(d).await,
+                        // E.g. a 477 "Migration in Progress" with a Retry-After of hours.
+                        Wait::GiveUp(d) => return Err(err.with_retry_after(d)),
+                    }
                     continue;
                 }
                 _ => return Err(err),
@@ -626,6 +686,10 @@ impl HubSpotClient {
         }
     }
 }
+
+/// The shortest timeout a request gets, even when the time budget is nearly spent (the
+/// budget's own end stops the work then).
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl HubSpotClient {
     /// Adopts what HubSpot's rate-limit headers say about this app's burst limit: its size
@@ -648,6 +712,14 @@ impl HubSpotClient {
         if let Some(remaining) = number("x-hubspot-ratelimit-remaining") {
             self.inner.pacer.observe_remaining(BURST, remaining.min(u64::from(u32::MAX)) as u32);
         }
+        self.inner.rate_limits.record(RateLimitReading {
+            limit: number("x-hubspot-ratelimit-max"),
+            remaining: number("x-hubspot-ratelimit-remaining"),
+            window: number("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis),
+            daily_limit: number("x-hubspot-ratelimit-daily"),
+            daily_remaining: number("x-hubspot-ratelimit-daily-remaining"),
+            at_ms: now_ms(),
+        });
     }
 }
 

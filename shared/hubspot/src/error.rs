@@ -109,6 +109,22 @@ impl HubSpotError {
         matches!(self, Self::RateLimited { .. } | Self::DailyLimit | Self::Transient { .. } | Self::Transport(_))
     }
 
+    /// When HubSpot asked to try again (a `Retry-After`, or a wait the client would not sleep).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The same error, asking to try again after `wait`.
+    pub(crate) fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::RateLimited { retry_after, .. } | Self::Transient { retry_after, .. } = &mut self {
+            *retry_after = Some(wait);
+        }
+        self
+    }
+
     /// Errors that will fail every further request of the same client too (so a batch stops).
     pub(crate) fn stops_everything(&self) -> bool {
         matches!(

@@ -52,6 +52,17 @@ impl SearchPace {
         self.pacer.acquire(&[SEARCH]).await
     }
 
+    /// Like [`SearchPace::acquire`], but hands back a wait longer than `limit` instead of
+    /// sleeping through it (see [`Pacer::acquire_within`]).
+    pub async fn acquire_within(&self, limit: Duration) -> Result<Instant, Duration> {
+        self.pacer.acquire_within(&[SEARCH], limit).await
+    }
+
+    /// How long searches are held back by a refusal's wait.
+    pub fn paused_for(&self) -> Duration {
+        self.pacer.paused_for(&[SEARCH])
+    }
+
     /// Counts the search from its answer, and comes back one step after a calm spell.
     pub fn settle(&self, sent: Instant) {
         self.pacer.settle(&[SEARCH], sent);

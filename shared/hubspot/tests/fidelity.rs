@@ -169,6 +169,11 @@ async fn the_clients_of_one_portal_share_one_search_pace() {
     }
     assert_eq!(s.stats().status_count(429), 0, "two clients together never exceed the portal's 5 per second");
     assert_eq!(s.endpoint_requests("GET /account-info/v3/details"), 2, "each client reads its portal id once");
+    assert_eq!(
+        a.pacer().requests_sent() + b.pacer().requests_sent(),
+        s.stats().total_requests,
+        "each search counts once as its client's request (the status page's requests per hour)"
+    );
 }
 
 #[tokio::test]

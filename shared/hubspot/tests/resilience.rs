@@ -149,3 +149,65 @@ async fn an_unreachable_server_is_a_transport_error() {
     let err = c.account_details().await.unwrap_err();
     assert!(matches!(err, HubSpotError::Transport(_)), "{err:?}");
 }
+
+fn scripted_client(url: &str, retry: RetryPolicy) -> HubSpotClient {
+    HubSpotClient::new(
+        Auth::StaticToken("pat-test".into()),
+        hmsync_hubspot::HubSpotConfig { base_url: url.to_string(), retry, ..Default::default() },
+    )
+}
+
+/// Guards against a client that sleeps through a wait it should hand back (the test would hang).
+async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), f).await.expect("the call came back without sleeping")
+}
+
+#[tokio::test]
+async fn a_477_with_a_retry_after_of_hours_ends_the_call_with_that_delay_instead_of_sleeping() {
+    use common::{Answer, scripted};
+    let server = scripted(vec![Answer::Reply(
+        477,
+        vec![("retry-after", "86400".into())],
+        serde_json::json!({"status": "error", "message": "Migration in Progress", "category": "MIGRATION_IN_PROGRESS"}),
+    )])
+    .await;
+    let c = scripted_client(&server.url, RetryPolicy::fast(5));
+    let err = soon(c.get_contact("1", &["email"])).await.unwrap_err();
+    assert!(matches!(err, HubSpotError::Transient { status: 477, .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(86400)));
+    assert!(err.is_transient());
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried in-process");
+}
+
+#[tokio::test]
+async fn a_429_with_a_long_retry_after_is_handed_back_and_holds_back_the_next_call_without_a_request() {
+    use common::{Answer, scripted};
+    let server = scripted(vec![
+        Answer::Reply(
+            429,
+            vec![("retry-after", "60".into())],
+            serde_json::json!({"status": "error", "message": "You have reached your ten_secondly_rolling limit.", "policyName": "TEN_SECONDLY_ROLLING"}),
+        ),
+        Answer::Reply(200, vec![], serde_json::json!({"id": "1", "properties": {}})),
+    ])
+    .await;
+    let c = scripted_client(&server.url, RetryPolicy::fast(5));
+    let err = soon(c.get_contact("1", &["email"])).await.unwrap_err();
+    let HubSpotError::RateLimited { retry_after: Some(wait), .. } = err else { panic!("{err:?}") };
+    assert!(wait > std::time::Duration::from_secs(50) && wait <= std::time::Duration::from_secs(60), "{wait:?}");
+    let again = soon(c.get_contact("1", &["email"])).await.unwrap_err();
+    assert!(matches!(again, HubSpotError::RateLimited { retry_after: Some(_), .. }), "{again:?}");
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 1, "the paused client sends nothing");
+}
+
+#[tokio::test]
+async fn within_a_time_budget_a_hanging_request_is_cut_at_the_budget_and_not_retried() {
+    use common::{Answer, scripted};
+    let server = scripted(vec![Answer::Hang]).await;
+    // 30 s timeouts × 5 attempts would take 150 s; the budget leaves 2 s.
+    let c = scripted_client(&server.url, RetryPolicy::default());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let err = soon(hmsync_http::budget::within(deadline, c.get_contact("1", &["email"]))).await.unwrap_err();
+    assert!(matches!(err, HubSpotError::Transport(_)), "{err:?}");
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

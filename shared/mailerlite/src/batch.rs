@@ -15,10 +15,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Client, Target, decode, error_from, segment};
+use crate::client::{Client, Target, decode, error_from, reactivation_refusal, segment};
 use crate::error::Error;
 use crate::models::{Data, Group, Subscriber};
-use crate::requests::{SubscriberUpdate, SubscriberUpsert};
+use crate::requests::{SubscriberUpdate, SubscriberUpsert, activates};
 
 /// Requests per batch.
 pub const BATCH_LIMIT: usize = 50;
@@ -104,7 +104,14 @@ impl BatchRequest {
     fn outcome(&self, code: u16, body: &Value) -> Result<BatchOutcome, Error> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         if !(200..300).contains(&code) {
-            return Err(error_from(code, &bytes, &self.target()));
+            let err = error_from(code, &bytes, &self.target());
+            return Err(match self {
+                BatchRequest::Upsert(u) if activates(u.status) => reactivation_refusal(err, &u.email),
+                BatchRequest::Update { subscriber_id, update } if activates(update.status) => {
+                    reactivation_refusal(err, subscriber_id)
+                }
+                _ => err,
+            });
         }
         match self {
             BatchRequest::Upsert(_) | BatchRequest::Update { .. } | BatchRequest::Get { .. } => {

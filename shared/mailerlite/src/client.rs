@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hmsync_http::{Bucket, Pacer, RetryPolicy, parse_retry_after};
+use hmsync_http::budget::{self, Wait};
+use hmsync_http::{Bucket, LastReading, Pacer, RateLimitReading, RetryPolicy, now_ms, parse_retry_after};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -20,6 +21,9 @@ pub const DEFAULT_BASE_URL: &str = "https://connect.mailerlite.com/api";
 /// The API version this client was written against, sent as `X-Version` so later API changes
 /// do not alter behaviour underneath it (<https://developers.mailerlite.com/docs/>).
 pub const API_VERSION: &str = "2026-11-01";
+
+/// Sent with every request: every official SDK names itself, and the API sits behind Cloudflare.
+pub const USER_AGENT: &str = concat!("hmsync/", env!("CARGO_PKG_VERSION"), " (MailerLite client)");
 
 /// Rate-limit bucket names in the [`Pacer`].
 pub const REQUESTS_BUCKET: &str = "requests";
@@ -52,6 +56,10 @@ pub struct Config {
     pub max_rate_limit_retries: u32,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The longest wait (a 429's `Retry-After`, a backoff) slept through in-process; a longer
+    /// one, or one past the work's time budget, ends the call with an error that carries the
+    /// wait (see `hmsync_http::budget`).
+    pub max_wait: Duration,
 }
 
 impl Config {
@@ -65,6 +73,7 @@ impl Config {
             retry: RetryPolicy::default(),
             max_rate_limit_retries: 10,
             timeout: Duration::from_secs(30),
+            max_wait: budget::MAX_IN_PROCESS_WAIT,
         }
     }
 
@@ -89,6 +98,11 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     pub(crate) config: Config,
     pacer: Pacer,
+    /// MailerLite refused [`crate::SEGMENT_PAGE`] as a segment page size once: ask for the
+    /// default size from then on.
+    pub(crate) segment_limit_refused: std::sync::atomic::AtomicBool,
+    /// The rate-limit headers of the last answer that had them.
+    rate_limits: LastReading,
 }
 
 /// What a call is about, for error messages (`subscriber ada@example.com`).
@@ -130,6 +144,7 @@ pub(crate) fn segment(s: &str) -> String {
 impl Client {
     pub fn new(config: Config) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .timeout(config.timeout)
             .build()
             .map_err(|e| Error::Transport(format!("building the HTTP client: {e}")))?;
@@ -138,7 +153,15 @@ impl Client {
             Bucket::new(REQUESTS_BUCKET, config.requests_per_minute.max(1), window),
             Bucket::new(IMPORTS_BUCKET, config.imports_per_minute.max(1), window),
         ]);
-        Ok(Client { inner: Arc::new(Inner { http, config, pacer }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                pacer,
+                segment_limit_refused: Default::default(),
+                rate_limits: LastReading::default(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -148,6 +171,12 @@ impl Client {
     /// The account's pacer (for planning and reports).
     pub fn pacer(&self) -> &Pacer {
         &self.inner.pacer
+    }
+
+    /// What MailerLite's `X-RateLimit-Limit` and `X-RateLimit-Remaining` said on the last answer
+    /// that carried them (per minute).
+    pub fn rate_limit_reading(&self) -> Option<RateLimitReading> {
+        self.inner.rate_limits.get()
     }
 
     /// Sends one request: paced, with `Retry-After` honoured and transient failures retried.
@@ -184,11 +213,24 @@ impl Client {
         let mut limited = 0u32;
         loop {
             attempt += 1;
-            let sent = self.inner.pacer.acquire(buckets).await;
+            // A pause a 429 asked for that is longer than this call may sleep, or pacing past the
+            // time budget: the work comes back when there is room.
+            let paused = self.inner.pacer.paused_for(buckets);
+            let sent = if paused > budget::wait_allowance(cfg.max_wait) {
+                Err(paused)
+            } else {
+                self.inner.pacer.acquire_within(buckets, budget::wait_allowance(Duration::MAX)).await
+            };
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(retry_after) if import => return Err(Error::ImportRateLimited { retry_after }),
+                Err(retry_after) => return Err(Error::RateLimited { retry_after }),
+            };
             let mut rb = self
                 .inner
                 .http
                 .request(method.clone(), &url)
+                .timeout(budget::request_timeout(cfg.timeout, MIN_REQUEST_TIMEOUT))
                 .bearer_auth(&cfg.token)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -207,8 +249,11 @@ impl Client {
                     } else {
                         Error::Transport(e.to_string())
                     };
-                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
                     return Err(err);
@@ -217,16 +262,27 @@ impl Client {
             self.inner.pacer.settle(buckets, sent);
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            if let Some(remaining) =
-                headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-            {
-                self.inner.pacer.observe_remaining(REQUESTS_BUCKET, remaining);
+            let number =
+                |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            let remaining = number("x-ratelimit-remaining");
+            if let Some(remaining) = remaining {
+                self.inner.pacer.observe_remaining(REQUESTS_BUCKET, remaining.min(u64::from(u32::MAX)) as u32);
             }
+            self.inner.rate_limits.record(RateLimitReading {
+                limit: number("x-ratelimit-limit"),
+                remaining,
+                window: Some(Duration::from_secs(60)),
+                at_ms: now_ms(),
+                ..RateLimitReading::default()
+            });
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
                     return Err(Error::Transport(format!("reading the response: {e}")));
@@ -238,6 +294,8 @@ impl Client {
                     let wait = retry_after(&headers).unwrap_or_else(|| cfg.retry.delay(limited + 1));
                     let import_limit = String::from_utf8_lossy(&body).contains("import creation");
                     let bucket = if import_limit { IMPORTS_BUCKET } else { REQUESTS_BUCKET };
+                    // Every call of this account holds back; the next round hands the wait to the
+                    // caller if it is longer than this call may sleep.
                     self.inner.pacer.pause(bucket, wait);
                     limited += 1;
                     // A 429 is not a failed attempt: it only says "later".
@@ -252,11 +310,15 @@ impl Client {
                     tracing::debug!(?wait, bucket, "MailerLite 429, waiting");
                 }
                 408 | 500..=599 => {
-                    if resend == Resend::Transient && cfg.retry.should_retry(attempt) {
-                        tokio::time::sleep(cfg.retry.delay(attempt)).await;
+                    let err = Error::Transient { status: Some(status), message: message_of(&body) };
+                    if resend == Resend::Transient
+                        && cfg.retry.should_retry(attempt)
+                        && let Wait::Sleep(d) = budget::plan(cfg.retry.delay(attempt), cfg.max_wait)
+                    {
+                        tokio::time::sleep(d).await;
                         continue;
                     }
-                    return Err(Error::Transient { status: Some(status), message: message_of(&body) });
+                    return Err(err);
                 }
                 _ => return Err(error_from(status, &body, target)),
             }
@@ -273,6 +335,10 @@ impl Client {
         decode(&reply.body, path)
     }
 }
+
+/// The shortest timeout a request gets, even when the time budget is nearly spent (the
+/// budget's own end stops the work then).
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `X-Sandbox-Retry-After-Ms` when present, else `Retry-After`.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -309,17 +375,24 @@ pub(crate) fn error_from(status: u16, body: &[u8], target: &Target) -> Error {
                 .and_then(|v| v.get("errors").cloned())
                 .and_then(|e| serde_json::from_value(e).ok())
                 .unwrap_or_default();
-            let refused = message.contains("cannot be imported")
-                || errors.values().flatten().any(|m| m.contains("cannot be imported"));
-            if refused {
-                Error::ReactivationRefused { subscriber: target.id.clone(), message }
-            } else {
-                Error::Validation { message, errors }
-            }
+            Error::Validation { message, errors }
         }
         429 => Error::RateLimited { retry_after: Duration::from_secs(1) },
         408 | 500..=599 => Error::Transient { status: Some(status), message },
         _ => Error::Api { status, message },
+    }
+}
+
+/// The refusal of a write that asked for `active` or `unconfirmed`: a 422 that names no field
+/// but `status` (the only known refusal is a bare message, mailerlite-nodejs issue #37) is
+/// MailerLite declining to reactivate the subscriber. Recognised by status code and field, not
+/// by the message's wording. Anything else passes through.
+pub(crate) fn reactivation_refusal(error: Error, subscriber: &str) -> Error {
+    match error {
+        Error::Validation { message, errors } if errors.keys().all(|k| k == "status") => {
+            Error::ReactivationRefused { subscriber: subscriber.to_string(), message }
+        }
+        other => other,
     }
 }
 
@@ -334,9 +407,16 @@ mod tests {
             error_from(422, br#"{"message":"x (and 1 more error)","errors":{"email":["bad"],"fields.n":["nan"]}}"#, &t);
         assert_eq!(e.field_errors("fields.n"), ["nan"]);
         assert!(e.to_string().contains("email: bad"));
-        let r = error_from(422, br#"{"message":"This subscriber is unsubscribed and cannot be imported"}"#, &t);
+        let bare = error_from(422, br#"{"message":"Whatever the wording"}"#, &t);
+        assert!(matches!(reactivation_refusal(bare, "a@b.co"), Error::ReactivationRefused { .. }));
+        let on_status = error_from(422, br#"{"message":"x","errors":{"status":["no"]}}"#, &t);
+        let r = reactivation_refusal(on_status, "a@b.co");
         assert!(matches!(r, Error::ReactivationRefused { .. }));
         assert!(!r.is_transient());
+        let on_email = error_from(422, br#"{"message":"x","errors":{"email":["taken"]}}"#, &t);
+        assert!(matches!(reactivation_refusal(on_email, "a@b.co"), Error::Validation { .. }));
+        let wording_alone = error_from(422, br#"{"message":"cannot be imported","errors":{"email":["x"]}}"#, &t);
+        assert!(matches!(wording_alone, Error::Validation { .. }), "the wording decides nothing");
         assert_eq!(error_from(401, br#"{"message":"Unauthenticated."}"#, &t), Error::Unauthorized);
         assert!(matches!(error_from(422, br#""Campaign settings missing""#, &t), Error::Validation { .. }));
         assert!(error_from(503, b"", &t).is_transient());

@@ -7,10 +7,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Client, Resend, Target, decode, segment};
+use crate::client::{Client, Resend, Target, decode, reactivation_refusal, segment};
 use crate::error::Error;
 use crate::models::*;
-use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate};
+use crate::requests::{ImportRow, NewWebhook, SubscriberUpdate, SubscriberUpsert, WebhookUpdate, activates};
 
 /// Which statuses a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +23,15 @@ pub enum Statuses {
 
 /// Page size used when streaming subscribers (the largest the API is known to accept).
 pub const SUBSCRIBERS_PAGE: u32 = 100;
-/// Page size when streaming group or segment members.
+/// Page size when streaming group members (the documented maximum is 1000).
 pub const MEMBERS_PAGE: u32 = 500;
+/// Page size asked of segment member lists. No maximum is documented; when MailerLite refuses
+/// it (a 422 on `limit`), the client asks for the documented default (50, no `limit`) instead,
+/// for the rest of its life.
+pub const SEGMENT_PAGE: u32 = 500;
+/// Entries per activity-log page (the documented default, sent explicitly so that a full page
+/// says "maybe more" without page metadata).
+pub const ACTIVITY_PAGE: u32 = 100;
 
 /// The result of an upsert.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +117,18 @@ struct ImportStarted {
     import_progress_url: String,
 }
 
+/// The cursor of the page after `page`, read with `sent`: present as long as MailerLite gives
+/// one, even after a short or empty page (segment pages can be both and still continue), and
+/// absent when it repeats the cursor just sent (a page that does not move would loop).
+pub fn next_cursor<T>(page: &CursorPage<T>, sent: Option<&str>) -> Option<String> {
+    page.meta.next_cursor.clone().filter(|c| !c.is_empty() && Some(c.as_str()) != sent)
+}
+
+#[derive(Deserialize)]
+struct LogPage {
+    data: Vec<LogEntry>,
+}
+
 impl Client {
     /// Streams subscriber pages from a cursor endpoint, one item at a time; an error ends the
     /// stream after being yielded.
@@ -133,7 +152,7 @@ impl Client {
                 }
                 match client.get_json::<CursorPage<Subscriber>>(&path, &query, &target).await {
                     Ok(page) => {
-                        let next = page.meta.next_cursor.clone().filter(|_| !page.data.is_empty());
+                        let next = next_cursor(&page, cursor.as_deref());
                         let items: Vec<Result<Subscriber, Error>> = page.data.into_iter().map(Ok).collect();
                         Some((items, next.map(Some)))
                     }
@@ -200,7 +219,10 @@ impl Client {
     pub async fn upsert_subscriber(&self, upsert: &SubscriberUpsert) -> Result<Upserted, Error> {
         let body = serde_json::to_value(upsert).unwrap_or(Value::Null);
         let target = Target::new("subscriber", upsert.email.clone());
-        let reply = self.call(Method::POST, "/subscribers", &[], Some(&body), false, &target).await?;
+        let reply = self
+            .call(Method::POST, "/subscribers", &[], Some(&body), false, &target)
+            .await
+            .map_err(|e| if activates(upsert.status) { reactivation_refusal(e, &upsert.email) } else { e })?;
         let d: Data<Subscriber> = decode(&reply.body, "POST /subscribers")?;
         Ok(Upserted { subscriber: d.data, created: reply.status == 201 })
     }
@@ -210,7 +232,10 @@ impl Client {
     pub async fn update_subscriber(&self, id: &str, update: &SubscriberUpdate) -> Result<Subscriber, Error> {
         let body = update.to_json();
         let path = format!("/subscribers/{}", segment(id));
-        let reply = self.call(Method::PUT, &path, &[], Some(&body), false, &Target::new("subscriber", id)).await?;
+        let reply = self
+            .call(Method::PUT, &path, &[], Some(&body), false, &Target::new("subscriber", id))
+            .await
+            .map_err(|e| if activates(update.status) { reactivation_refusal(e, id) } else { e })?;
         Ok(decode::<Data<Subscriber>>(&reply.body, "PUT /subscribers/{id}")?.data)
     }
 
@@ -231,14 +256,16 @@ impl Client {
         Ok(decode::<ForgetReply>(&reply.body, "POST /subscribers/{id}/forget")?.data)
     }
 
-    /// One page of a subscriber's activity log, optionally of one `log_name`.
-    pub async fn activity_log(&self, id: &str, log_name: Option<&str>, page: u32) -> Result<Page<LogEntry>, Error> {
-        let mut query = vec![q("page", page.max(1))];
+    /// One page of a subscriber's activity log (from 1, [`ACTIVITY_PAGE`] entries), optionally
+    /// of one `log_name`. The docs show `data` only and no order: a page shorter than
+    /// [`ACTIVITY_PAGE`] is the last, and callers sort by `created_at` themselves.
+    pub async fn activity_log(&self, id: &str, log_name: Option<&str>, page: u32) -> Result<Vec<LogEntry>, Error> {
+        let mut query = vec![q("page", page.max(1)), q("limit", ACTIVITY_PAGE)];
         if let Some(n) = log_name {
             query.push(q("filter[log_name]", n));
         }
         let path = format!("/subscribers/{}/activity-log", segment(id));
-        self.get_json(&path, &query, &Target::new("subscriber", id)).await
+        Ok(self.get_json::<LogPage>(&path, &query, &Target::new("subscriber", id)).await?.data)
     }
 
     // --- groups -------------------------------------------------------------------------------
@@ -363,14 +390,16 @@ impl Client {
         self.get_json(&path, &query, &Target::new("group", group_id)).await
     }
 
-    /// `POST /subscribers/{sid}/groups/{gid}`: returns the group.
+    /// `POST /subscribers/{sid}/groups/{gid}`: returns the group. A subscriber or group that
+    /// does not exist is a 422 with `errors.id` ("The selected id is invalid."), not a 404.
     pub async fn assign_to_group(&self, subscriber_id: &str, group_id: &str) -> Result<Group, Error> {
         let path = format!("/subscribers/{}/groups/{}", segment(subscriber_id), segment(group_id));
         let reply = self.call(Method::POST, &path, &[], None, false, &Target::new("subscriber", subscriber_id)).await?;
         Ok(decode::<Data<Group>>(&reply.body, "POST /subscribers/{id}/groups/{id}")?.data)
     }
 
-    /// `Ok(false)` when the subscriber or group does not exist.
+    /// `Ok(false)` when there was nothing to remove: the subscriber or group does not exist, or
+    /// (assumed: the docs name no case for their 404) the subscriber is not a member.
     pub async fn unassign_from_group(&self, subscriber_id: &str, group_id: &str) -> Result<bool, Error> {
         let path = format!("/subscribers/{}/groups/{}", segment(subscriber_id), segment(group_id));
         match self.call(Method::DELETE, &path, &[], None, false, &Target::new("subscriber", subscriber_id)).await {
@@ -455,27 +484,55 @@ impl Client {
         segment_id: &str,
         status: Status,
     ) -> impl Stream<Item = Result<Subscriber, Error>> + Send + use<> {
-        let path = format!("/segments/{}/subscribers", segment(segment_id));
-        self.cursor_stream(
-            path,
-            vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)],
-            Target::new("segment", segment_id),
-        )
+        let client = self.clone();
+        let segment_id = segment_id.to_string();
+        stream::unfold(Some(None::<String>), move |state| {
+            let (client, segment_id) = (client.clone(), segment_id.clone());
+            async move {
+                let cursor = state?;
+                match client.segment_members_page(&segment_id, status, cursor.as_deref()).await {
+                    Ok(page) => {
+                        let next = next_cursor(&page, cursor.as_deref());
+                        Some((page.data.into_iter().map(Ok).collect::<Vec<_>>(), next.map(Some)))
+                    }
+                    Err(e) => Some((vec![Err(e)], None)),
+                }
+            }
+        })
+        .flat_map(stream::iter)
     }
 
-    /// One page of a segment's members of one status (segment items carry their groups).
+    /// One page of a segment's members of one status (segment items carry their groups). A
+    /// page may be short or empty and still have a next cursor: follow [`next_cursor`].
     pub async fn segment_members_page(
         &self,
         segment_id: &str,
         status: Status,
         cursor: Option<&str>,
     ) -> Result<CursorPage<Subscriber>, Error> {
+        use std::sync::atomic::Ordering;
         let path = format!("/segments/{}/subscribers", segment(segment_id));
-        let mut query = vec![q("limit", MEMBERS_PAGE), q("filter[status]", status)];
-        if let Some(c) = cursor {
-            query.push(q("cursor", c));
+        let target = Target::new("segment", segment_id);
+        let query = |limit: bool| {
+            let mut query = vec![q("filter[status]", status)];
+            if limit {
+                query.push(q("limit", SEGMENT_PAGE));
+            }
+            if let Some(c) = cursor {
+                query.push(q("cursor", c));
+            }
+            query
+        };
+        if !self.inner.segment_limit_refused.load(Ordering::Relaxed) {
+            match self.get_json(&path, &query(true), &target).await {
+                Err(e) if !e.field_errors("limit").is_empty() => {
+                    tracing::info!(limit = SEGMENT_PAGE, "MailerLite refused the segment page size; using its default");
+                    self.inner.segment_limit_refused.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
         }
-        self.get_json(&path, &query, &Target::new("segment", segment_id)).await
+        self.get_json(&path, &query(false), &target).await
     }
 
     // --- fields -------------------------------------------------------------------------------

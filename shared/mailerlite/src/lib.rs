@@ -22,10 +22,14 @@ mod requests;
 mod webhooks;
 
 pub use batch::{BATCH_LIMIT, BatchOptions, BatchOutcome, BatchRequest, chunk_is_upsert_only, plan_chunks};
+pub use client::USER_AGENT;
 pub use client::{
     API_VERSION, Client, Config, DEFAULT_BASE_URL, IMPORTS_BUCKET, REQUESTS_BUCKET, RETRY_AFTER_MS_HEADER,
 };
-pub use endpoints::{ActivityQuery, ActivityType, MEMBERS_PAGE, ReportLimit, SUBSCRIBERS_PAGE, Statuses, Upserted};
+pub use endpoints::{
+    ACTIVITY_PAGE, ActivityQuery, ActivityType, MEMBERS_PAGE, ReportLimit, SEGMENT_PAGE, SUBSCRIBERS_PAGE, Statuses,
+    Upserted, next_cursor,
+};
 pub use error::Error;
 pub use models::{
     ActivityRow, Campaign, CampaignStats, CursorMeta, CursorPage, Field, FieldType, Group, Import, ImportSample,

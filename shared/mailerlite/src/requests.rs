@@ -29,9 +29,6 @@ pub struct SubscriberUpsert {
     pub unsubscribed_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
-    /// Best effort: "resubscribe previously unsubscribed subscribers" (documented, may be refused).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resubscribe: Option<bool>,
 }
 
 impl SubscriberUpsert {
@@ -59,6 +56,12 @@ impl SubscriberUpsert {
         self.groups.push(group_id.into());
         self
     }
+}
+
+/// Whether a write asks for a status MailerLite refuses to give an unsubscribed, bounced or
+/// junk subscriber (so that a 422 answering it can be read as that refusal).
+pub(crate) fn activates(status: Option<Status>) -> bool {
+    matches!(status, Some(Status::Active | Status::Unconfirmed))
 }
 
 fn rest_time<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {

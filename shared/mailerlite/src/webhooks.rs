@@ -6,6 +6,12 @@
 //! (flat, `event`); (e) the batched envelope `{"events":[…],"total":n}` whose items may use
 //! either form. Timestamps in either format, `account_id` as a number or a string, unknown keys
 //! ignored, unknown events kept as [`WebhookEvent::Other`].
+//!
+//! One item that does not decode never costs the others: it is left out and its event type
+//! listed in [`WebhookDelivery::skipped`] (a receiver that refused the whole delivery would get
+//! it again and again, and MailerLite disables a webhook after 3 days of errors). Webhook
+//! subscribers are normalised to the REST form: the documented batched example names the ZIP
+//! field `zip` (REST: `z_i_p`) and sends `""` for empty fields (REST: `null`).
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
@@ -117,7 +123,8 @@ pub enum WebhookEvent {
         subscriber: Box<Subscriber>,
         automation: AutomationRef,
     },
-    /// An event this client does not model, kept whole.
+    /// An event this client does not model, kept whole (`kind` is `"(none)"` when the item's
+    /// type is not a plausible event name).
     Other {
         kind: String,
         payload: Value,
@@ -168,6 +175,9 @@ pub struct WebhookDelivery {
     /// Whether it came in the batched `{"events":[…]}` envelope.
     pub batched: bool,
     pub events: Vec<WebhookEvent>,
+    /// The event type of each item that did not decode (left out of `events`); `"(none)"` when
+    /// the item names none. Only the type is kept: the content may hold personal data.
+    pub skipped: Vec<String>,
 }
 
 fn account_of(v: &Value) -> Option<u64> {
@@ -182,17 +192,47 @@ fn decode_err(e: serde_json::Error, what: &str) -> Error {
     Error::Decode { context: format!("webhook {what}"), message: e.to_string() }
 }
 
+/// The REST form of a webhook subscriber's fields (see the module doc).
+fn normalize_fields(fields: &mut std::collections::BTreeMap<String, Value>) {
+    if !fields.contains_key("z_i_p")
+        && let Some(zip) = fields.remove("zip")
+    {
+        fields.insert("z_i_p".into(), zip);
+    }
+    for v in fields.values_mut() {
+        if v.as_str() == Some("") {
+            *v = Value::Null;
+        }
+    }
+}
+
 fn sub(v: &Value, kind: &str) -> Result<Box<Subscriber>, Error> {
-    serde_json::from_value::<Subscriber>(v.clone()).map(Box::new).map_err(|e| decode_err(e, kind))
+    let mut s = serde_json::from_value::<Subscriber>(v.clone()).map_err(|e| decode_err(e, kind))?;
+    normalize_fields(&mut s.fields);
+    Ok(Box::new(s))
+}
+
+/// The event type an item names, for the list of skipped items: short, and only the characters
+/// event names use.
+fn kind_label(v: &Value) -> String {
+    let kind = v.get("event").or_else(|| v.get("type")).and_then(Value::as_str).unwrap_or_default();
+    let readable = !kind.is_empty()
+        && kind.len() <= 64
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+    if readable { kind.to_string() } else { "(none)".to_string() }
 }
 
 /// Parses one event in either form (flat with `event`, nested with `type`).
 fn parse_event(v: &Value) -> Result<WebhookEvent, Error> {
+    if !v.is_object() {
+        return Err(Error::Decode { context: "webhook item".into(), message: "not an object".into() });
+    }
     let kind = v.get("event").or_else(|| v.get("type")).and_then(Value::as_str).unwrap_or_default().to_string();
     // The nested form carries the subscriber under `subscriber`; the flat form is the subscriber.
     let subscriber_value = v.get("subscriber").filter(|s| s.is_object()).unwrap_or(v);
-    let campaign = || -> Result<CampaignRef, Error> {
-        let c = v.get("campaign").unwrap_or(v);
+    // `campaign.sent` is the campaign itself (flat); the other campaign events nest it.
+    let campaign = |flat: bool| -> Result<CampaignRef, Error> {
+        let c = if flat { v.get("campaign").unwrap_or(v) } else { v.get("campaign").unwrap_or(&Value::Null) };
         serde_json::from_value(c.clone()).map_err(|e| decode_err(e, &kind))
     };
     if let Some(k) = SubscriberEventKind::parse(&kind) {
@@ -209,7 +249,7 @@ fn parse_event(v: &Value) -> Result<WebhookEvent, Error> {
             WebhookEvent::RemovedFromGroup { subscriber: sub(subscriber_value, &kind)?, group: group()? }
         }
         "campaign.open" => {
-            WebhookEvent::CampaignOpen { subscriber: sub(subscriber_value, &kind)?, campaign: campaign()? }
+            WebhookEvent::CampaignOpen { subscriber: sub(subscriber_value, &kind)?, campaign: campaign(false)? }
         }
         "campaign.click" => {
             let url = v
@@ -217,27 +257,44 @@ fn parse_event(v: &Value) -> Result<WebhookEvent, Error> {
                 .or_else(|| v.get("link").and_then(|l| l.get("url")))
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            WebhookEvent::CampaignClick { subscriber: sub(subscriber_value, &kind)?, campaign: campaign()?, url }
+            WebhookEvent::CampaignClick { subscriber: sub(subscriber_value, &kind)?, campaign: campaign(false)?, url }
         }
-        "campaign.sent" => WebhookEvent::CampaignSent { campaign: campaign()? },
+        "campaign.sent" => WebhookEvent::CampaignSent { campaign: campaign(true)? },
         "subscriber.automation_triggered" | "subscriber.automation_completed" => {
             let automation = serde_json::from_value(v.get("automation").cloned().unwrap_or(Value::Null))
                 .map_err(|e| decode_err(e, &kind))?;
             WebhookEvent::Automation { kind: kind.clone(), subscriber: sub(subscriber_value, &kind)?, automation }
         }
-        _ => WebhookEvent::Other { kind, payload: v.clone() },
+        // Named by a sanitised label: the name reaches logs.
+        _ => WebhookEvent::Other { kind: kind_label(v), payload: v.clone() },
     })
 }
 
-/// Parses a delivery body (single event or batched envelope). Verify the signature first.
+/// Parses a delivery body (single event or batched envelope). Verify the signature first. Only
+/// a body that is not a JSON object is an error; items that do not decode are listed in
+/// [`WebhookDelivery::skipped`].
 pub fn parse_webhook(raw_body: &[u8]) -> Result<WebhookDelivery, Error> {
     let v: Value = serde_json::from_slice(raw_body).map_err(|e| decode_err(e, "body"))?;
-    if let Some(items) = v.get("events").and_then(Value::as_array) {
-        let events = items.iter().map(parse_event).collect::<Result<Vec<_>, _>>()?;
-        let account_id = account_of(&v).or_else(|| items.iter().find_map(account_of));
-        return Ok(WebhookDelivery { account_id, batched: true, events });
+    if !v.is_object() {
+        return Err(Error::Decode { context: "webhook body".into(), message: "not a JSON object".into() });
     }
-    Ok(WebhookDelivery { account_id: account_of(&v), batched: false, events: vec![parse_event(&v)?] })
+    let (items, batched): (Vec<&Value>, bool) = match v.get("events").and_then(Value::as_array) {
+        Some(items) => (items.iter().collect(), true),
+        None => (vec![&v], false),
+    };
+    let mut delivery = WebhookDelivery {
+        account_id: account_of(&v).or_else(|| items.iter().find_map(|i| account_of(i))),
+        batched,
+        events: Vec::with_capacity(items.len()),
+        skipped: Vec::new(),
+    };
+    for item in items {
+        match parse_event(item) {
+            Ok(e) => delivery.events.push(e),
+            Err(_) => delivery.skipped.push(kind_label(item)),
+        }
+    }
+    Ok(delivery)
 }
 
 #[cfg(test)]
@@ -296,6 +353,39 @@ mod tests {
             matches!(&d.events[0], WebhookEvent::CampaignOpen { campaign, .. } if campaign.total_recipients == 100)
         );
         assert_eq!(d.events[1].name(), "subscriber.brand_new_event");
+    }
+
+    #[test]
+    fn items_that_do_not_decode_are_skipped_and_named_by_type_only() {
+        let body = r#"{"events":[
+            {"type":"campaign.click","subscriber":{"id":"1","email":"a@b.co","status":"active"}},
+            {"type":"subscriber.updated","subscriber":{"id":null,"email":"a@b.co","status":"active"}},
+            "not an item",
+            {"type":"subscriber.updated","subscriber":{"id":"2","email":"b@b.co","status":"active"}},
+            {"type":"Secret <b>tag</b>","subscriber":"x"}
+        ],"total":5}"#;
+        let d = parse_webhook(body.as_bytes()).unwrap();
+        assert_eq!(d.events.len(), 2);
+        assert_eq!(d.events[1].name(), "(none)", "an unknown type is kept, under a label safe to log");
+        assert_eq!(d.skipped, ["campaign.click", "subscriber.updated", "(none)"]);
+        assert!(parse_webhook(b"[1,2]").is_err(), "not an object");
+        assert!(parse_webhook(b"{").is_err());
+        let flat = parse_webhook(br#"{"event":"subscriber.created","id":"1","status":42}"#).unwrap();
+        assert_eq!((flat.events.len(), flat.skipped.as_slice()), (0, ["subscriber.created".to_string()].as_slice()));
+    }
+
+    #[test]
+    fn webhook_fields_take_the_rest_form() {
+        let d = parse_webhook(BATCHED.as_bytes()).unwrap();
+        let s = d.events[0].subscriber().unwrap();
+        assert_eq!(s.fields.get("z_i_p"), Some(&Value::Null), "`zip` is `z_i_p`, and \"\" is null");
+        assert!(!s.fields.contains_key("zip"));
+        assert_eq!(s.fields.get("name"), Some(&Value::Null));
+        let both = r#"{"event":"subscriber.updated","id":"1","email":"a@b.co","status":"active",
+                       "fields":{"z_i_p":"0150","zip":"custom"}}"#;
+        let d = parse_webhook(both.as_bytes()).unwrap();
+        let s = d.events[0].subscriber().unwrap();
+        assert_eq!((s.field_text("z_i_p").as_deref(), s.field_text("zip").as_deref()), (Some("0150"), Some("custom")));
     }
 
     #[test]

@@ -182,6 +182,74 @@ async fn segment_members_are_active_only() {
 }
 
 #[tokio::test]
+async fn segment_reads_continue_through_short_and_empty_pages_while_a_cursor_is_given() {
+    let (sim, c) = setup(MailerLiteConfig::default()).await;
+    let g = sim.create_group("Few");
+    sim.seed(&SeedSpec { count: 600, ..Default::default() }).unwrap();
+    sim.seed(&SeedSpec { count: 2, start_index: 600, group_ids: vec![g.clone()], ..Default::default() }).unwrap();
+    sim.seed(&SeedSpec { count: 600, start_index: 602, ..Default::default() }).unwrap();
+    let seg = sim.create_segment("In Few", SegmentRule::InGroup { group_id: g });
+    // 1202 subscribers read 500 at a time: a page with the 2 members, two without.
+    let first = c.segment_members_page(&seg, Status::Active, None).await.unwrap();
+    assert!(first.data.is_empty() && first.meta.next_cursor.is_some(), "an empty page that continues");
+    sim.reset_stats();
+    let members: Vec<Subscriber> = c.segment_members(&seg, Status::Active).try_collect().await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(sim.stats().requests("GET /api/segments/{id}/subscribers"), 3, "1202 / 500 pages");
+}
+
+#[tokio::test]
+async fn a_refused_segment_page_size_falls_back_to_the_default_once() {
+    let (sim, c) = setup(MailerLiteConfig { segment_max_limit: 100, ..Default::default() }).await;
+    let g = sim.create_group("G");
+    sim.seed(&SeedSpec { count: 120, group_ids: vec![g.clone()], ..Default::default() }).unwrap();
+    let seg = sim.create_segment("All of G", SegmentRule::InGroup { group_id: g });
+    let members: Vec<Subscriber> = c.segment_members(&seg, Status::Active).try_collect().await.unwrap();
+    assert_eq!(members.len(), 120);
+    let stats = sim.stats();
+    // One refusal (422 on `limit`), then the default 50 per page: 3 pages.
+    assert_eq!(stats.requests("GET /api/segments/{id}/subscribers"), 4);
+    assert_eq!(stats.status_count(422), 1);
+    sim.reset_stats();
+    let again: Vec<Subscriber> = c.segment_members(&seg, Status::Active).try_collect().await.unwrap();
+    assert_eq!(again.len(), 120);
+    assert_eq!(sim.stats().requests("GET /api/segments/{id}/subscribers"), 3, "the refusal is remembered");
+}
+
+#[tokio::test]
+async fn assigning_a_missing_subscriber_is_a_422_on_id_and_removing_a_non_member_nothing_to_do() {
+    let (_sim, c) = setup(MailerLiteConfig::default()).await;
+    let g = c.create_group("G").await.unwrap();
+    let err = c.assign_to_group("123456789", &g.id).await.unwrap_err();
+    assert_eq!(err.field_errors("id"), ["The selected id is invalid."]);
+    let s = c.upsert_subscriber(&SubscriberUpsert::new("a@example.com")).await.unwrap().subscriber;
+    assert!(!c.unassign_from_group(&s.id, &g.id).await.unwrap(), "not a member: nothing removed");
+    let results = c
+        .batch(
+            &[
+                BatchRequest::AssignToGroup { subscriber_id: "123456789".into(), group_id: g.id.clone() },
+                BatchRequest::UnassignFromGroup { subscriber_id: s.id.clone(), group_id: g.id.clone() },
+            ],
+            BatchOptions::default(),
+        )
+        .await;
+    assert_eq!(results[0].as_ref().unwrap_err().field_errors("id"), ["The selected id is invalid."]);
+    assert!(matches!(results[1], Err(Error::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn every_request_names_hmsync_as_its_user_agent() {
+    let (sim, c) = setup(MailerLiteConfig::default()).await;
+    c.groups().await.unwrap();
+    c.count_subscribers(Statuses::All).await.unwrap();
+    c.batch(&[BatchRequest::Get { id_or_email: "x@example.com".into() }], BatchOptions::default()).await;
+    let stats = sim.stats();
+    assert_eq!(stats.buckets["requests"], 3);
+    assert_eq!(stats.buckets.get(hmsync_sandbox::mailerlite::WITHOUT_USER_AGENT), None);
+    assert!(USER_AGENT.starts_with("hmsync/"));
+}
+
+#[tokio::test]
 async fn streams_and_pages_cover_every_subscriber_once() {
     let (sim, c) = setup(MailerLiteConfig::default()).await;
     sim.seed(&SeedSpec { count: 250, unsubscribed_rate: 0.2, ..Default::default() }).unwrap();
@@ -284,10 +352,12 @@ async fn upsert_only_batches_use_the_import_bucket_unless_padded() {
 
 #[tokio::test]
 async fn an_import_429_pauses_the_import_bucket_and_succeeds() {
-    let sim = sandbox(MailerLiteConfig { time_scale: 600.0, imports_per_minute: 2, ..Default::default() }).await;
+    // At 60× the import window is one second: the four batches are sent well inside it even on a
+    // loaded machine (at 600× a slow machine spread them over several windows and met no 429).
+    let sim = sandbox(MailerLiteConfig { time_scale: 60.0, imports_per_minute: 2, ..Default::default() }).await;
     // A client that believes the import limit is higher than it is.
     let mut config = Config::new("ml-sandbox-token").with_base_url(sim.base_url());
-    config.time_scale = 600.0;
+    config.time_scale = 60.0;
     config.imports_per_minute = 50;
     config.retry = hmsync_http::RetryPolicy::fast(3);
     let c = Client::new(config).unwrap();
@@ -324,7 +394,8 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
 
 #[tokio::test]
 async fn webhooks_are_signed_and_parse_into_typed_events() {
-    let (sim, c) = setup(MailerLiteConfig::default()).await;
+    // Batches every 100 ms instead of every minute.
+    let (sim, c) = setup(MailerLiteConfig { webhook_batch_interval_ms: 100, ..Default::default() }).await;
     let (url, got) = receiver().await;
     let refused = c
         .create_webhook(&NewWebhook { url: url.clone(), events: vec!["campaign.open".into()], ..Default::default() })
@@ -513,9 +584,9 @@ async fn campaign_simulation_counts_activity_and_reports() {
     assert!(opened.data.iter().all(|r| r.opens_count == 1 && r.subscriber.is_some()));
     let clicker = &summary.clicked[0];
     let log = c.activity_log(clicker, Some("link_click"), 1).await.unwrap();
-    assert_eq!(log.data.len(), 1);
-    assert!(log.data[0].property("url").unwrap().starts_with("https://example.com/"));
-    assert_eq!(log.data[0].property("campaign_id"), Some(summary.campaign_id.as_str()));
+    assert_eq!(log.len(), 1);
+    assert!(log[0].property("url").unwrap().starts_with("https://example.com/"));
+    assert_eq!(log[0].property("campaign_id"), Some(summary.campaign_id.as_str()));
     let s = c.get_subscriber(clicker).await.unwrap().unwrap();
     assert_eq!((s.sent, s.opens_count, s.clicks_count), (1, 1, 1));
     assert_eq!(s.open_rate, Percent(100.0));
@@ -532,4 +603,72 @@ async fn a_revoked_key_is_unauthorized_with_advice() {
     assert_eq!(err, Error::Unauthorized);
     assert!(err.to_string().contains("Generate a new key"));
     assert!(!err.is_transient());
+}
+
+/// Guards against a client that sleeps through a wait it should hand back (the test would hang).
+async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f).await.expect("the call came back without sleeping")
+}
+
+#[tokio::test]
+async fn a_429_longer_than_the_in_process_cap_is_handed_back_and_holds_back_the_account() {
+    // Another integration has used the account's minute: MailerLite answers 429 with the rest
+    // of the window, longer than a client sleeps in-process (20 s).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(0usize));
+    let seen = requests.clone();
+    let app = Router::new().fallback(move || {
+        *seen.lock().unwrap() += 1;
+        async {
+            let mut r = axum::response::IntoResponse::into_response((
+                http::StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"message": "Too Many Attempts."})),
+            ));
+            r.headers_mut().insert("retry-after", "55".parse().unwrap());
+            r
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let c = Client::new(Config::new("token").with_base_url(url)).unwrap();
+    let err = soon(c.count_subscribers(Statuses::All)).await.unwrap_err();
+    let Error::RateLimited { retry_after } = err else { panic!("{err:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(50), "the server's wait: {retry_after:?}");
+    let again = soon(c.count_subscribers(Statuses::All)).await.unwrap_err();
+    let Error::RateLimited { retry_after } = again else { panic!("{again:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(20), "{retry_after:?}");
+    assert_eq!(*requests.lock().unwrap(), 1, "the held-back call sent nothing");
+}
+
+#[tokio::test]
+async fn pacing_that_would_outlast_the_time_budget_hands_the_wait_back() {
+    // Real time, one request a minute: after the first, the account has nothing left
+    // (X-RateLimit-Remaining: 0) for about a minute, more than the 10 s budget.
+    let sim = sandbox(MailerLiteConfig { limit_per_minute: 1, ..Default::default() }).await;
+    let c = Client::new(Config::new(sim.config().token).with_base_url(sim.base_url())).unwrap();
+    c.count_subscribers(Statuses::All).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = soon(hmsync_http::budget::within(deadline, c.count_subscribers(Statuses::All))).await.unwrap_err();
+    let Error::RateLimited { retry_after } = err else { panic!("{err:?}") };
+    assert!(retry_after > std::time::Duration::from_secs(10), "{retry_after:?}");
+    assert_eq!(sim.stats().status_count(429), 0, "nothing was sent to be refused");
+}
+
+#[tokio::test]
+async fn within_a_time_budget_a_hanging_server_is_cut_at_the_budget_and_not_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(0usize));
+    let seen = requests.clone();
+    let app = Router::new().fallback(move || {
+        *seen.lock().unwrap() += 1;
+        std::future::pending::<&'static str>()
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // 30 s timeouts × 5 attempts would take 150 s; the budget leaves 2 s.
+    let c = Client::new(Config::new("token").with_base_url(url)).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let err = soon(hmsync_http::budget::within(deadline, c.count_subscribers(Statuses::All))).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(*requests.lock().unwrap(), 1);
 }

@@ -48,10 +48,19 @@ pub fn aws_ports(settings: &Settings, config: &SdkConfig) -> AwsPorts {
         secrets,
         apis,
         clock: Arc::new(SystemClock),
-        settings: EngineSettings::default(),
+        settings: engine_settings(settings),
         failpoints: Failpoints::default(),
     });
     AwsPorts { engine, queue }
+}
+
+/// The engine's tunables: the defaults, with what the environment overrides.
+fn engine_settings(settings: &Settings) -> EngineSettings {
+    let mut engine = EngineSettings::default();
+    if let Some(probe) = settings.daily_limit_probe {
+        engine.daily_limit_probe = probe;
+    }
+    engine
 }
 
 /// The real APIs, or the overrides of the settings.
@@ -69,7 +78,12 @@ pub fn api_settings(settings: &Settings) -> ApiSettings {
 /// The HTTP functions' state: the webhook functions get no admin token (the protected routes
 /// stay shut), the config API its token and the queue whose dead letters the status page shows.
 pub fn http_state(ports: &AwsPorts, settings: &Settings, admin_token: Option<String>) -> AppState {
-    let state = AppState::new(ports.engine.clone(), String::new(), api_settings(settings));
+    let mut state = AppState::new(ports.engine.clone(), String::new(), api_settings(settings));
+    // A HubSpot stand-in (the sandbox) serves the OAuth install pages and token endpoint too, as
+    // `hmsync serve --hubspot-api-url` assumes.
+    if let Some(url) = &settings.hubspot_api_url {
+        state.hubspot_oauth = hmsync_api::HubSpotOAuth { app_url: url.clone(), api_url: url.clone() };
+    }
     match admin_token {
         Some(token) => state.with_admin(token, Some(ports.queue.clone() as Arc<dyn WorkQueue>)),
         None => state,

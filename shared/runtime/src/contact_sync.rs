@@ -1,36 +1,63 @@
-//! contact-sync: the SQS FIFO consumer. One batch may hold messages of several connections
-//! (message groups). Each group is handled in order, one message at a time, and the groups run
-//! side by side. After the first failed message of a group, that message and every later
-//! message of the same group are reported failed without being tried, so the group comes back
-//! in its original order; the other groups carry on. Nothing is ever dropped: a message is
-//! either handled or reported failed (SQS moves it to the dead-letter queue after the queue's
-//! receive limit, and the status page shows it there).
+//! contact-sync: the SQS FIFO consumer. Each message is handled by
+//! [`Engine::handle_delivery`] (the path the local worker uses too) within a time budget taken
+//! from what is left of the invocation, and its [`Disposition`] is carried out here:
+//!
+//! - **done**: not reported, so the event source mapping deletes it;
+//! - **retry after d**: reported failed and made visible again after `d` (`ChangeMessageVisibility`),
+//!   the `Retry-After` the API gave or the engine's backoff of seconds — never the queue's
+//!   31-minute visibility timeout;
+//! - **dead letter**: moved to the dead-letter queue by our own hand with its last error as a
+//!   message attribute (`WorkQueue::dead_letter`) and reported as done, so it neither burns
+//!   its remaining receives nor holds back its connection's later messages.
+//!
+//! **Batches.** The template's event source mapping has `BatchSize: 1`. SQS counts a receive for
+//! every message of a batch, and a FIFO group's messages behind a failed one must come back
+//! unhandled to keep their order, so with larger batches a failing message would charge every
+//! message behind it in its group a receive it was never tried in (up to the queue's
+//! `maxReceiveCount`, and then into the dead-letter queue for nothing). SQS cannot take a
+//! receive back (`ChangeMessageVisibility` only makes a message visible again), and re-sending
+//! the untried messages would put them behind newer ones of their connection. One message per
+//! invocation costs an invocation per message (each handles up to 200 contacts or a scan page,
+//! so the overhead is small next to the API calls) and keeps every receive a real attempt; the
+//! connections still run side by side, one invocation per message group.
+//!
+//! The handler still takes any batch, as a larger `BatchSize` would send it: groups run side
+//! by side, each in order; after a message of a group fails, the rest of that group is
+//! reported failed untried and comes back with it (those untried receives count: the cost
+//! described above). A message whose budget would be too short to start is treated the same.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use hmsync_engine::{Engine, EngineError, SyncMessage};
-use hmsync_store::{StoreError, WorkQueue};
+use hmsync_engine::{Disposition, Engine};
+use hmsync_store::{ReceivedMessage, StoreError, WorkQueue};
 
-/// Time kept free at the end of an invocation (at most a third of the time the invocation has):
-/// no message is started later than this before the deadline. A batch that runs out of time is
-/// retried whole, so the messages done so far would be redone and the rest could never finish;
-/// stopping early reports them failed instead.
-pub const DEADLINE_RESERVE: Duration = Duration::from_secs(90);
+/// Time kept free at the end of an invocation for carrying out the last disposition (a
+/// visibility change, a dead-letter move) and answering: no message's budget reaches into it.
+pub const FINISH_RESERVE: Duration = Duration::from_secs(10);
 
-/// Makes a received message visible again after `delay` (SQS `ChangeMessageVisibility`), so a
-/// failed message comes back when the API said to try again rather than after the queue's
-/// (long) visibility timeout.
+/// A message is not started with less than this much budget left (it comes back at once).
+pub const MIN_MESSAGE_BUDGET: Duration = Duration::from_secs(5);
+
+/// What contact-sync does to received messages besides letting the event source mapping delete
+/// the done ones.
 #[async_trait]
-pub trait Redelivery: Send + Sync {
+pub trait BatchQueue: Send + Sync {
+    /// Makes a received message visible again after `delay` (SQS `ChangeMessageVisibility`).
     async fn redeliver_after(&self, receipt: &str, delay: Duration) -> Result<(), StoreError>;
+    /// Moves a received message to the dead-letter queue with its last error.
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<(), StoreError>;
 }
 
 #[async_trait]
-impl<T: WorkQueue + ?Sized> Redelivery for T {
+impl<T: WorkQueue + ?Sized> BatchQueue for T {
     async fn redeliver_after(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
         self.retry_later(receipt, delay).await
+    }
+
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<(), StoreError> {
+        WorkQueue::dead_letter(self, message, error).await
     }
 }
 
@@ -38,11 +65,7 @@ impl<T: WorkQueue + ?Sized> Redelivery for T {
 struct Record {
     /// Position in the batch (failures are reported in batch order).
     index: usize,
-    message_id: String,
-    receipt: Option<String>,
-    group: String,
-    body: String,
-    receive_count: u32,
+    message: ReceivedMessage,
 }
 
 impl Record {
@@ -51,7 +74,7 @@ impl Record {
         // FIFO records carry their group; without it, fall back on the body's connection (the
         // group hmsync sends with, readable even when the rest of the body is not a message),
         // and failing that, treat the record as a group of its own.
-        let group = m
+        let group_id = m
             .attributes
             .get("MessageGroupId")
             .cloned()
@@ -62,40 +85,48 @@ impl Record {
             .unwrap_or_else(|| format!("record-{index}"));
         Record {
             index,
-            // An empty identifier makes Lambda retry the whole batch: the safe side when SQS
-            // sent a record without an id.
-            message_id: m.message_id.unwrap_or_default(),
-            receipt: m.receipt_handle,
-            group,
-            body,
-            receive_count: m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+            message: ReceivedMessage {
+                // An empty identifier makes Lambda retry the whole batch: the safe side when SQS
+                // sent a record without an id.
+                message_id: m.message_id.unwrap_or_default(),
+                receipt: m.receipt_handle.unwrap_or_default(),
+                group_id,
+                body,
+                receive_count: m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+            },
         }
     }
 }
 
-/// Handles a batch to the end; see [`handle_until`].
-pub async fn handle(engine: &Engine, redelivery: &dyn Redelivery, event: SqsEvent) -> SqsBatchResponse {
-    handle_until(engine, redelivery, event, None).await
+/// The instant of an invocation's deadline (Lambda gives it as wall-clock time).
+pub fn deadline_instant(deadline: SystemTime) -> Instant {
+    Instant::now() + deadline.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
-/// Handles a batch and answers which messages failed (in batch order). No message is started
-/// after `stop_starting_at`; those left are reported failed and made visible again at once.
-pub async fn handle_until(
+/// The budget of a message started now: what is left before `deadline` minus [`FINISH_RESERVE`].
+pub fn message_budget(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).saturating_sub(FINISH_RESERVE)
+}
+
+/// Handles a batch and answers which messages failed (in batch order). `deadline` is the
+/// invocation's; `None` gives every message the budget of a fresh 300 s invocation (tests).
+pub async fn handle(
     engine: &Engine,
-    redelivery: &dyn Redelivery,
+    queue: &dyn BatchQueue,
     event: SqsEvent,
-    stop_starting_at: Option<Instant>,
+    deadline: Option<Instant>,
 ) -> SqsBatchResponse {
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
     let mut groups: Vec<(String, Vec<Record>)> = Vec::new();
     for (index, message) in event.records.into_iter().enumerate() {
         let record = Record::new(index, message);
-        match groups.iter_mut().find(|(g, _)| *g == record.group) {
+        match groups.iter_mut().find(|(g, _)| *g == record.message.group_id) {
             Some((_, records)) => records.push(record),
-            None => groups.push((record.group.clone(), vec![record])),
+            None => groups.push((record.message.group_id.clone(), vec![record])),
         }
     }
     let outcomes = futures::future::join_all(
-        groups.into_iter().map(|(_, records)| handle_group(engine, redelivery, records, stop_starting_at)),
+        groups.into_iter().map(|(_, records)| handle_group(engine, queue, records, deadline)),
     )
     .await;
     let mut failed: Vec<(usize, String)> = outcomes.into_iter().flatten().collect();
@@ -107,47 +138,36 @@ pub async fn handle_until(
     response
 }
 
-/// When the messages of a failed group come back.
-#[derive(Debug, Clone, Copy)]
-enum Comeback {
-    /// After this delay (the error's `Retry-After`, or at once).
-    After(Duration),
-    /// After the queue's visibility timeout.
-    VisibilityTimeout,
-}
-
 /// Handles one group's records in order; returns the failed ones as (batch index, message id).
 async fn handle_group(
     engine: &Engine,
-    redelivery: &dyn Redelivery,
+    queue: &dyn BatchQueue,
     records: Vec<Record>,
-    stop_starting_at: Option<Instant>,
+    deadline: Instant,
 ) -> Vec<(usize, String)> {
     let mut failed = Vec::new();
-    let mut blocked: Option<Comeback> = None;
-    for record in records {
-        if blocked.is_none() && stop_starting_at.is_some_and(|t| Instant::now() >= t) {
+    // Set once a message of the group comes back: the rest follow it, untried, at the same time.
+    let mut blocked: Option<Duration> = None;
+    for Record { index, message: m } in records {
+        let budget = message_budget(deadline);
+        if blocked.is_none() && budget < MIN_MESSAGE_BUDGET {
             tracing::warn!(
-                message_id = %record.message_id,
-                group = %record.group,
-                "the invocation is about to time out; this message and the rest of its group come back at once"
+                message_id = %m.message_id,
+                group = %m.group_id,
+                "too little of the invocation is left to start this message; it and the rest of its group come back at once"
             );
-            blocked = Some(Comeback::After(Duration::ZERO));
+            blocked = Some(Duration::ZERO);
         }
-        if let Some(comeback) = blocked {
+        if let Some(after) = blocked {
             // Not tried: it must not overtake the failed message of its group.
-            redeliver(redelivery, &record, comeback).await;
-            failed.push((record.index, record.message_id));
+            redeliver(queue, &m, after).await;
+            failed.push((index, m.message_id));
             continue;
         }
-        let outcome = match SyncMessage::from_body(&record.body) {
-            Ok(message) => engine.handle_with_recovery(&message).await,
-            Err(e) => Err(EngineError::Permanent(format!("the message body is not a sync message ({e})"))),
-        };
-        match outcome {
-            Ok(report) => tracing::info!(
-                message_id = %record.message_id,
-                group = %record.group,
+        match engine.handle_delivery(&[m.body.as_str()], m.receive_count, budget).await {
+            Disposition::Done(report) => tracing::info!(
+                message_id = %m.message_id,
+                group = %m.group_id,
                 contacts = report.contacts,
                 written = report.written,
                 errors = report.errors,
@@ -155,37 +175,42 @@ async fn handle_group(
                 enqueued = report.enqueued,
                 "message handled"
             ),
-            Err(error) => {
-                let comeback = match error.retry_after() {
-                    Some(Some(delay)) => Comeback::After(delay),
-                    Some(None) => Comeback::VisibilityTimeout,
-                    // Permanent: every further receive fails the same way, so let the receives
-                    // run out quickly (the message then lands in the dead-letter queue) rather
-                    // than hold the connection's later messages for several visibility timeouts.
-                    None => Comeback::After(Duration::ZERO),
-                };
-                if matches!(error, EngineError::Permanent(_)) {
-                    tracing::error!(
-                        message_id = %record.message_id,
-                        group = %record.group,
-                        receive_count = record.receive_count,
-                        error = %error,
-                        "message cannot succeed; after the queue's receive limit it moves to the dead-letter queue"
-                    );
-                } else {
-                    tracing::warn!(
-                        message_id = %record.message_id,
-                        group = %record.group,
-                        receive_count = record.receive_count,
-                        error = %error,
-                        ?comeback,
-                        "message failed; it and the rest of its group come back later"
-                    );
-                }
-                redeliver(redelivery, &record, comeback).await;
-                blocked = Some(comeback);
-                failed.push((record.index, record.message_id));
+            Disposition::Retry { after, error } => {
+                tracing::warn!(
+                    message_id = %m.message_id,
+                    group = %m.group_id,
+                    receive_count = m.receive_count,
+                    %error,
+                    ?after,
+                    "message failed; it and the rest of its group come back later"
+                );
+                redeliver(queue, &m, after).await;
+                blocked = Some(after);
+                failed.push((index, m.message_id));
             }
+            Disposition::DeadLetter { error } => match queue.dead_letter(&m, &error).await {
+                Ok(()) => tracing::error!(
+                    message_id = %m.message_id,
+                    group = %m.group_id,
+                    receive_count = m.receive_count,
+                    %error,
+                    "message moved to the dead-letter queue; the status page lists it"
+                ),
+                Err(e) => {
+                    // It comes back and is set aside again on a later receive (or by the
+                    // queue's redrive policy after its last one).
+                    tracing::error!(
+                        message_id = %m.message_id,
+                        group = %m.group_id,
+                        %error,
+                        move_error = %e,
+                        "message cannot succeed but could not be moved to the dead-letter queue; it comes back"
+                    );
+                    redeliver(queue, &m, Duration::ZERO).await;
+                    blocked = Some(Duration::ZERO);
+                    failed.push((index, m.message_id));
+                }
+            },
         }
     }
     failed
@@ -193,23 +218,16 @@ async fn handle_group(
 
 /// Best effort: if the visibility cannot be changed, the message still comes back after the
 /// queue's visibility timeout.
-async fn redeliver(redelivery: &dyn Redelivery, record: &Record, comeback: Comeback) {
-    let (Comeback::After(delay), Some(receipt)) = (comeback, record.receipt.as_deref()) else {
+async fn redeliver(queue: &dyn BatchQueue, m: &ReceivedMessage, delay: Duration) {
+    if m.receipt.is_empty() {
         return;
-    };
-    if let Err(e) = redelivery.redeliver_after(receipt, delay).await {
+    }
+    if let Err(e) = queue.redeliver_after(&m.receipt, delay).await {
         tracing::warn!(
-            message_id = %record.message_id,
+            message_id = %m.message_id,
             error = %e,
             ?delay,
             "could not change the message's visibility; it comes back after the visibility timeout"
         );
     }
-}
-
-/// The instant after which no message is started: `reserve` before the invocation's deadline,
-/// but never more than a third of the time left, so a function with a short timeout still works.
-pub fn stop_starting_at(deadline: SystemTime, reserve: Duration) -> Instant {
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now() + left.saturating_sub(reserve.min(left / 3))
 }

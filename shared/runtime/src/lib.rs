@@ -21,7 +21,7 @@ pub use settings::{Settings, SettingsError};
 /// The names of the environment variables [`Settings`] reads.
 pub mod env {
     pub use crate::settings::{
-        ADMIN_TOKEN_SECRET, DEFAULT_SECRET_PREFIX, DLQ_URL, HUBSPOT_API_URL, MAILERLITE_API_URL, PUBLIC_BASE_URL,
-        QUEUE_URL, SECRET_PREFIX, TABLE,
+        ADMIN_TOKEN_SECRET, DAILY_LIMIT_PROBE_SECONDS, DEFAULT_SECRET_PREFIX, DLQ_URL, HUBSPOT_API_URL,
+        MAILERLITE_API_URL, PUBLIC_BASE_URL, QUEUE_URL, SECRET_PREFIX, TABLE,
     };
 }

@@ -17,6 +17,9 @@ pub const ADMIN_TOKEN_SECRET: &str = "HMSYNC_ADMIN_TOKEN_SECRET";
 /// Overrides of the API base URLs (a sandbox, a proxy).
 pub const HUBSPOT_API_URL: &str = "HUBSPOT_API_URL";
 pub const MAILERLITE_API_URL: &str = "MAILERLITE_API_URL";
+/// How often work is tried again after HubSpot's daily limit was used up, in seconds (optional;
+/// the engine's default otherwise).
+pub const DAILY_LIMIT_PROBE_SECONDS: &str = "HMSYNC_DAILY_LIMIT_PROBE_SECONDS";
 
 /// The default of [`SECRET_PREFIX`].
 pub const DEFAULT_SECRET_PREFIX: &str = "hmsync/";
@@ -45,6 +48,7 @@ pub struct Settings {
     pub admin_token_secret: Option<String>,
     pub hubspot_api_url: Option<String>,
     pub mailerlite_api_url: Option<String>,
+    pub daily_limit_probe: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -75,7 +79,21 @@ impl Settings {
                 reason: "the sync queue must be a FIFO queue (its URL ends in .fifo)",
             });
         }
+        let daily_limit_probe = match get(DAILY_LIMIT_PROBE_SECONDS) {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if secs > 0 => Some(std::time::Duration::from_secs(secs)),
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: DAILY_LIMIT_PROBE_SECONDS,
+                        value: v,
+                        reason: "expected a whole number of seconds above 0",
+                    });
+                }
+            },
+        };
         Ok(Settings {
+            daily_limit_probe,
             table: required(TABLE)?,
             queue_url,
             dlq_url: get(DLQ_URL),

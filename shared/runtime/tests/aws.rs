@@ -13,7 +13,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use hmac::{Hmac, KeyInit, Mac};
 use hmsync_api::AppState;
 use hmsync_engine::adapters::ApiSettings;
-use hmsync_engine::adapters::{Credentials, credentials_secret_name, save_credentials};
+use hmsync_engine::adapters::{Credentials, mailerlite_signing_secret_name, save_credentials};
 use hmsync_engine::{ConnectionState, ContactRef, Lifecycle, Origin, ScanKind, SyncMessage};
 use hmsync_runtime::http::HttpApp;
 use hmsync_runtime::{AdminTokenError, AwsPorts, Settings, admin_token, aws_ports, contact_sync, scheduled_scan};
@@ -102,7 +102,7 @@ fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
 }
 
 #[tokio::test]
-async fn failed_messages_come_back_through_their_sqs_receipts() {
+async fn a_message_that_cannot_succeed_moves_to_the_dead_letter_queue_with_its_error_and_its_group_goes_on() {
     let aws = aws().await;
     let engine = &aws.ports.engine;
     connection(&*engine.store, "conn-draft", &ConnectionState::default()).await;
@@ -129,35 +129,31 @@ async fn failed_messages_come_back_through_their_sqs_receipts() {
         .expect("send");
     let received = receive(&*aws.ports.queue, 4).await;
     assert_eq!(received.len(), 4, "{received:?}");
-    let id_of = |body_part: &str| {
-        received.iter().find(|m| m.body.contains(body_part)).map(|m| m.message_id.clone()).expect(body_part)
-    };
-    let (ok, bad, after_bad, waiting) =
-        (id_of(r#""id":"1""#), id_of("resync_everything"), id_of(r#""id":"2""#), id_of(r#""id":"3""#));
+    let bad = received.iter().find(|m| m.body.contains("resync_everything")).expect("the bad message").clone();
 
-    let response = contact_sync::handle(engine, &*aws.ports.queue, sqs_event(&received)).await;
+    let response = contact_sync::handle(engine, &*aws.ports.queue, sqs_event(&received), None).await;
 
-    let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-    failed.sort();
-    let mut expected = vec![bad.clone(), after_bad.clone()];
-    expected.sort();
-    assert_eq!(failed, expected);
+    // Nothing comes back: the bad message was moved by our own hand (reported done, so it
+    // burns no further receives) and the message behind it was handled.
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
     // A connection waiting for an API limit parks its work (replayed when the limit resets), so
     // the message is done and cannot reach the dead-letter queue by waiting.
     let parked = common::parked(&*engine.store, "conn-waiting").await;
     assert_eq!(parked.len(), 1, "the waiting connection's message is parked");
     assert!(parked[0].to_string().contains(r#""3""#), "{parked:?}");
-    assert!(failed.iter().all(|f| f != &waiting));
 
-    // The event source mapping deletes what succeeded.
-    for handled in received.iter().filter(|m| m.message_id == ok || m.message_id == waiting) {
-        aws.ports.queue.ack(&handled.receipt).await.expect("delete the handled message");
+    // The event source mapping deletes what succeeded; the bad one is gone already.
+    for m in received.iter().filter(|m| m.message_id != bad.message_id) {
+        aws.ports.queue.ack(&m.receipt).await.expect("delete the handled message");
     }
-    // The permanent failure and the message behind it are visible again at once, in order.
-    let again = receive(&*aws.ports.queue, 3).await;
-    let ids: Vec<&str> = again.iter().map(|m| m.message_id.as_str()).collect();
-    assert_eq!(ids, [bad.as_str(), after_bad.as_str()]);
-    assert!(again.iter().all(|m| m.receive_count == 2), "{again:?}");
+    assert!(receive(&*aws.ports.queue, 4).await.is_empty(), "nothing comes back");
+    let dead = aws.ports.queue.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].message_id.as_str(), dead[0].group_id.as_str()), (bad.message_id.as_str(), "conn-draft"));
+    assert_eq!(dead[0].body, bad.body);
+    assert_eq!(dead[0].receive_count, 1);
+    let error = dead[0].last_error.as_deref().expect("its last error");
+    assert!(error.contains("not a sync message"), "{error}");
 }
 
 #[tokio::test]
@@ -208,10 +204,10 @@ async fn a_signed_webhook_is_checked_with_secrets_manager_and_queued_on_sqs() {
     let secret = "ml-webhook-secret-on-moto";
     let credentials = Credentials { mailerlite_webhook_secret: Some(secret.into()), ..Credentials::default() };
     save_credentials(&*engine.secrets, "conn-1", &credentials).await.expect("credentials");
-    // The credentials live under the prefix the template's IAM policies name.
+    // The signing secrets live under the prefix the template's IAM policies name, in their own secret.
     let stored = aws_sdk_secretsmanager::Client::new(&aws.config)
         .get_secret_value()
-        .secret_id(format!("{}{}", aws.settings.secret_prefix, credentials_secret_name("conn-1")))
+        .secret_id(format!("{}{}", aws.settings.secret_prefix, mailerlite_signing_secret_name("conn-1")))
         .send()
         .await
         .expect("the credentials secret under the prefix");

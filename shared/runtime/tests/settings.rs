@@ -27,6 +27,7 @@ fn the_minimal_environment_takes_the_defaults() {
             admin_token_secret: None,
             hubspot_api_url: None,
             mailerlite_api_url: None,
+            daily_limit_probe: None,
         }
     );
 }
@@ -42,8 +43,10 @@ fn every_variable_is_read() {
         ("HMSYNC_ADMIN_TOKEN_SECRET", "hmsync-admin-token/prod"),
         ("HUBSPOT_API_URL", "http://127.0.0.1:8010"),
         ("MAILERLITE_API_URL", "http://127.0.0.1:8020/"),
+        ("HMSYNC_DAILY_LIMIT_PROBE_SECONDS", "60"),
     ]))
     .expect("settings");
+    assert_eq!(s.daily_limit_probe, Some(std::time::Duration::from_secs(60)));
     assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.eu-west-1.amazonaws.com/123456789012/dlq.fifo"));
     assert_eq!(s.secret_prefix, "hmsync/prod/");
     assert_eq!(s.public_base_url.as_deref(), Some("https://sync.example.com"), "the trailing slash is dropped");
@@ -97,4 +100,17 @@ fn unusable_values_are_named() {
     .unwrap_err();
     assert!(matches!(err, SettingsError::Invalid { name: "HUBSPOT_API_URL", .. }), "{err:?}");
     assert!(err.to_string().contains("HUBSPOT_API_URL") && err.to_string().contains("api.hubapi.com"), "{err}");
+}
+
+#[test]
+fn a_daily_limit_probe_that_is_not_a_positive_number_of_seconds_is_named() {
+    for bad in ["0", "-5", "15m", "1.5"] {
+        let err = Settings::from_lookup(lookup(&[
+            ("HMSYNC_TABLE", "t"),
+            ("HMSYNC_QUEUE_URL", QUEUE),
+            ("HMSYNC_DAILY_LIMIT_PROBE_SECONDS", bad),
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::Invalid { name: env::DAILY_LIMIT_PROBE_SECONDS, .. }), "{bad}: {err}");
+    }
 }

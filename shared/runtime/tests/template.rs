@@ -179,7 +179,9 @@ fn the_queue_consumer_reports_partial_batch_failures() {
                 .map(|s| s.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             assert_eq!(types, ["ReportBatchItemFailures"], "{name}.{event}");
-            assert_eq!(at(e, &["Properties", "BatchSize"]).and_then(Value::as_u64), Some(10), "{name}.{event}");
+            // One message per invocation: every receive SQS counts is a real attempt (see
+            // hmsync_runtime::contact_sync).
+            assert_eq!(at(e, &["Properties", "BatchSize"]).and_then(Value::as_u64), Some(1), "{name}.{event}");
         }
     }
     assert_eq!(sqs_events, 1);
@@ -236,6 +238,40 @@ fn the_http_api_routes_each_path_to_its_function() {
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))
     .collect();
     assert_eq!(routes, expected);
+}
+
+/// The two public webhook functions answer anyone on the internet before a signature is
+/// checked: each has reserved (and so capped) concurrency and its route its own throttle, so a
+/// flood is throttled there instead of taking the account's concurrency from the other functions.
+#[test]
+fn the_public_webhook_functions_have_reserved_concurrency_and_route_throttles() {
+    let t = template();
+    let default = at(&t, &["Parameters", "WebhookConcurrency", "Default"]).and_then(Value::as_u64);
+    assert!(default.is_some_and(|d| (1..=100).contains(&d)), "a small reservation by default: {default:?}");
+    let api_rate = at(&t, &["Resources", "HttpApi", "Properties", "DefaultRouteSettings", "ThrottlingRateLimit"])
+        .and_then(Value::as_f64)
+        .expect("the API's default throttle");
+    let mut public = 0;
+    for (name, f) in functions(&t) {
+        let webhook = matches!(binary(f), "hubspot-webhook" | "mailerlite-webhook");
+        let reserved = at(f, &["Properties", "ReservedConcurrentExecutions"]);
+        if !webhook {
+            continue;
+        }
+        public += 1;
+        let reserved = reserved.unwrap_or_else(|| panic!("{name}: no ReservedConcurrentExecutions"));
+        let text = serde_yaml::to_string(reserved).unwrap();
+        assert!(text.contains("WebhookConcurrency"), "{name}: reserved from the parameter: {text}");
+        for (_, e) in events(f) {
+            let rate = at(e, &["Properties", "RouteSettings", "ThrottlingRateLimit"]).and_then(Value::as_f64);
+            let burst = at(e, &["Properties", "RouteSettings", "ThrottlingBurstLimit"]).and_then(Value::as_f64);
+            let (rate, burst) = (rate.expect("a route rate limit"), burst.expect("a route burst limit"));
+            assert!(rate > 0.0 && rate <= api_rate && burst >= rate, "{name}: route throttle {rate}/{burst}");
+        }
+        let skips = serde_yaml::to_string(at(f, &["Metadata", "checkov", "skip"]).unwrap()).unwrap();
+        assert!(!skips.contains("CKV_AWS_115"), "{name}: checkov's concurrency check is met, not skipped");
+    }
+    assert_eq!(public, 2);
 }
 
 #[test]

@@ -22,9 +22,9 @@ pub mod testing;
 pub use dynamo::{DynamoStore, create_table_if_missing};
 pub use error::{Result, StoreError};
 pub use model::{
-    Connection, ContactError, ContactProblem, DeadLetter, Erased, HOUR_MS, HistoryEntry, HourCounters, LinkKey,
-    METER_MARGIN_DAYS, Page, ParkedMessage, Person, QueueMessage, ReceivedMessage, StoredItem, Tombstone, Versioned,
-    meter_expires_at,
+    Connection, ContactError, ContactProblem, DeadLetter, Erased, HOUR_MS, HistoryEntry, HourCounters,
+    LAST_ERROR_MAX_BYTES, LinkKey, METER_MARGIN_DAYS, Page, ParkedMessage, Person, QueueMessage, ReceivedMessage,
+    StoredItem, Tombstone, Versioned, meter_expires_at,
 };
 pub use ports::{
     ConnectionStore, ErrorStore, EventStore, HistoryStore, HourlyStore, LinkStore, MeterStore, ParkedStore,

@@ -306,7 +306,7 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
 }
 
-/// A message that failed too often and was set aside.
+/// A message that failed too often, or can never succeed, and was set aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     pub message_id: String,
@@ -314,6 +314,25 @@ pub struct DeadLetter {
     pub body: String,
     /// How often it was delivered before it was set aside.
     pub receive_count: u32,
+    /// Why its last attempt failed, when the consumer set it aside itself; `None` when the queue
+    /// moved it after its receive limit (the consumer stopped while handling it: a crash or a
+    /// timeout).
+    pub last_error: Option<String>,
+}
+
+/// The longest last error a dead letter keeps (longer ones are cut, on a character boundary).
+pub const LAST_ERROR_MAX_BYTES: usize = 4096;
+
+/// `error` cut to [`LAST_ERROR_MAX_BYTES`].
+pub(crate) fn last_error_text(error: &str) -> &str {
+    if error.len() <= LAST_ERROR_MAX_BYTES {
+        return error;
+    }
+    let mut end = LAST_ERROR_MAX_BYTES;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
 }
 
 /// Ids that become part of a storage key (connection, link, history link) must be non-empty

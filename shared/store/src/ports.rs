@@ -302,6 +302,12 @@ pub trait WorkQueue: SyncQueue {
         Ok(heads)
     }
 
+    /// Gives up on a received message: it moves to the dead letters with `error` as its last
+    /// error (and leaves the queue), so it neither uses up further receives nor holds back the
+    /// later messages of its group. For a message that can never succeed, or that failed on its
+    /// last allowed receive.
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<()>;
+
     /// The oldest dead letters, without removing them.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 
@@ -317,6 +323,15 @@ pub trait SecretStore: Send + Sync {
     /// Creates or overwrites.
     async fn put_secret(&self, name: &str, value: &str) -> Result<()>;
 
+    /// Overwrites `name` only while it exists; never creates it (so a worker holding stale
+    /// state cannot bring back the secret of a deleted connection). False when it does not
+    /// exist (or is scheduled for deletion).
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool>;
+
     /// Idempotent.
     async fn delete_secret(&self, name: &str) -> Result<()>;
+
+    /// Drops what a cache in front of the store holds of `name`, so the next read sees a value
+    /// another process wrote meanwhile. A store without a cache has nothing to drop.
+    fn forget_cached(&self, _name: &str) {}
 }

@@ -113,6 +113,11 @@ impl SecretStore for SecretsManagerSecrets {
         Err(StoreError::Throttled { message: format!("secret {id} kept changing while it was written") })
     }
 
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool> {
+        let id = self.secret_id(name)?;
+        Ok(matches!(self.put_value(&id, value).await?, PutOutcome::Stored))
+    }
+
     async fn delete_secret(&self, name: &str) -> Result<()> {
         let id = self.secret_id(name)?;
         // Credentials of a removed connection should not linger for a recovery window.
@@ -155,6 +160,10 @@ impl SecretStore for MemorySecrets {
     async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
         self.values().insert(name.to_string(), value.to_string());
         Ok(())
+    }
+
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool> {
+        Ok(self.values().get_mut(name).map(|v| *v = value.to_string()).is_some())
     }
 
     async fn delete_secret(&self, name: &str) -> Result<()> {
@@ -248,6 +257,23 @@ impl SecretStore for FileSecrets {
         .await
     }
 
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool> {
+        let _guard = self.write_lock.lock().await;
+        let path = self.path.clone();
+        let (name, value) = (name.to_string(), value.to_string());
+        blocking(move || {
+            let mut values = read_file(&path)?;
+            match values.get_mut(&name) {
+                None => Ok(false),
+                Some(v) => {
+                    *v = value;
+                    write_file(&path, &values).map(|()| true)
+                }
+            }
+        })
+        .await
+    }
+
     async fn delete_secret(&self, name: &str) -> Result<()> {
         let _guard = self.write_lock.lock().await;
         let path = self.path.clone();
@@ -314,6 +340,11 @@ impl<S: fmt::Debug> fmt::Debug for CachedSecrets<S> {
 
 #[async_trait]
 impl<S: SecretStore> SecretStore for CachedSecrets<S> {
+    fn forget_cached(&self, name: &str) {
+        self.invalidate(name);
+        self.inner.forget_cached(name);
+    }
+
     async fn get_secret(&self, name: &str) -> Result<Option<String>> {
         if let Some((at, value)) = self.cache().get(name)
             && at.elapsed() < self.ttl
@@ -331,6 +362,12 @@ impl<S: SecretStore> SecretStore for CachedSecrets<S> {
 
     async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
         let result = self.inner.put_secret(name, value).await;
+        self.invalidate(name);
+        result
+    }
+
+    async fn update_secret(&self, name: &str, value: &str) -> Result<bool> {
+        let result = self.inner.update_secret(name, value).await;
         self.invalidate(name);
         result
     }

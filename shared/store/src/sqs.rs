@@ -9,15 +9,15 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 use hmsync_http::RetryPolicy;
 use sha2::{Digest, Sha256};
 
 use crate::aws_error::map_sdk_error;
 use crate::error::{Result, StoreError};
-use crate::model::{DeadLetter, QueueMessage, ReceivedMessage};
+use crate::model::{DeadLetter, QueueMessage, ReceivedMessage, last_error_text};
 use crate::ports::{SyncQueue, WorkQueue};
 
 /// SQS limits: entries per batch call, bytes per message and per batch (since 2025), the
@@ -27,6 +27,11 @@ pub(crate) const MESSAGE_MAX_BYTES: usize = 1024 * 1024;
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 /// How long peeked dead letters stay hidden before they are released again.
 const PEEK_VISIBILITY_SECS: i32 = 30;
+/// The message attributes a dead letter set aside by the consumer carries: why its last attempt
+/// failed, how often it had been received, and its id in the sync queue (the one its logs name).
+pub const LAST_ERROR_ATTRIBUTE: &str = "hmsync-last-error";
+pub const RECEIVE_COUNT_ATTRIBUTE: &str = "hmsync-receive-count";
+pub const MESSAGE_ID_ATTRIBUTE: &str = "hmsync-message-id";
 
 /// The SQS FIFO queue (and its dead-letter queue, if the status page should see it).
 #[derive(Debug, Clone)]
@@ -145,6 +150,7 @@ impl SqsQueue {
                 .visibility_timeout(visibility_secs)
                 .wait_time_seconds(wait.as_secs() as i32)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
                 .send()
                 .await
                 .map_err(|e| self.err("ReceiveMessage", url, e))?;
@@ -218,6 +224,10 @@ fn is_sqs_body_char(c: char) -> bool {
 fn visibility_secs(d: Duration) -> i32 {
     let d = d.min(MAX_VISIBILITY);
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)) as i32
+}
+
+fn message_attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
+    message.message_attributes.as_ref()?.get(name)?.string_value.as_deref()
 }
 
 fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
@@ -325,6 +335,48 @@ impl WorkQueue for SqsQueue {
         self.retry_later(receipt, Duration::ZERO).await
     }
 
+    /// Sends the message to the dead-letter queue with its last error and receive count as
+    /// message attributes, then deletes it from the sync queue. If the delete fails, the message
+    /// comes back and is set aside again; the dead-letter queue's deduplication (by message id,
+    /// 5 minutes) keeps the copies to one.
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<()> {
+        let Some(dlq) = self.dead_letter_url() else {
+            return Err(StoreError::invalid(
+                "no dead-letter queue is configured (HMSYNC_DLQ_URL); the message is left to the queue's redrive policy",
+            ));
+        };
+        let string = |v: String| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| StoreError::backend(e.to_string()))
+        };
+        let count = MessageAttributeValue::builder()
+            .data_type("Number")
+            .string_value(message.receive_count.to_string())
+            .build()
+            .map_err(|e| StoreError::backend(e.to_string()))?;
+        let error = last_error_text(error);
+        // An empty attribute value is refused; a blank error still says something.
+        let error = if error.trim().is_empty() { "failed without a message" } else { error };
+        let group = if message.group_id.is_empty() { "unknown" } else { message.group_id.as_str() };
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(dlq)
+            .message_body(&message.body)
+            .message_group_id(group)
+            .message_deduplication_id(fifo_dedup_id(&format!("dead:{}", message.message_id)))
+            .message_attributes(LAST_ERROR_ATTRIBUTE, string(error.to_string())?)
+            .message_attributes(RECEIVE_COUNT_ATTRIBUTE, count);
+        if !message.message_id.is_empty() {
+            send = send.message_attributes(MESSAGE_ID_ATTRIBUTE, string(message.message_id.clone())?);
+        }
+        send.send().await.map_err(|e| self.err("SendMessage", dlq, e))?;
+        self.ack(&message.receipt).await
+    }
+
     /// Peeks: receives the dead letters briefly and releases them again at once. Their
     /// `receive_count` is SQS's approximate count, which includes earlier peeks.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
@@ -346,12 +398,21 @@ impl WorkQueue for SqsQueue {
                         .map_err(|e| StoreError::backend(e.to_string()))?,
                 );
             }
+            // Set aside by the consumer: its own count; moved by the redrive policy: SQS's count,
+            // which includes this peek.
+            let count = message_attribute(&m, RECEIVE_COUNT_ATTRIBUTE)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| receive_count(&m).saturating_sub(1));
             letters.push(DeadLetter {
-                receive_count: receive_count(&m).saturating_sub(1),
+                receive_count: count,
+                last_error: message_attribute(&m, LAST_ERROR_ATTRIBUTE).map(str::to_string),
                 group_id: system_attribute(&m, MessageSystemAttributeName::MessageGroupId)
                     .unwrap_or_default()
                     .to_string(),
-                message_id: m.message_id.unwrap_or_default(),
+                message_id: message_attribute(&m, MESSAGE_ID_ATTRIBUTE)
+                    .map(str::to_string)
+                    .or(m.message_id)
+                    .unwrap_or_default(),
                 body: m.body.unwrap_or_default(),
             });
         }

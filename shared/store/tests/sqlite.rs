@@ -276,3 +276,41 @@ async fn the_local_queue_remembers_dedup_ids_for_the_window_even_after_delivery(
     queue.send_batch(&[message("c1", 0)]).await.unwrap();
     assert_eq!(queue.receive(10, Duration::from_secs(60)).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_queue_database_from_before_last_errors_is_upgraded_and_keeps_its_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    {
+        // The dead-letter table as it was created before dead letters kept their last error.
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE queue_dead_letters (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 message_id TEXT NOT NULL,
+                 group_id TEXT NOT NULL,
+                 dedup_id TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 receive_count INTEGER NOT NULL,
+                 dead_at_ms INTEGER NOT NULL
+             );
+             INSERT INTO queue_dead_letters (message_id, group_id, dedup_id, body, receive_count, dead_at_ms)
+             VALUES ('old-1', 'conn', 'd', 'old body', 10, 0);",
+        )
+        .unwrap();
+    }
+    let queue = SqliteQueue::open(&path).unwrap();
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].message_id.as_str(), dead[0].last_error.as_deref()), ("old-1", None));
+
+    queue.send_batch(&[message("conn", 1)]).await.unwrap();
+    let got = queue.receive(1, Duration::from_secs(30)).await.unwrap();
+    queue.dead_letter(&got[0], "cannot succeed").await.unwrap();
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.last_error.as_deref()).collect::<Vec<_>>(), vec![None, Some("cannot succeed")]);
+
+    // Opening it again (the column exists now) changes nothing.
+    drop(queue);
+    assert_eq!(SqliteQueue::open(&path).unwrap().dead_letters(10).await.unwrap().len(), 2);
+}

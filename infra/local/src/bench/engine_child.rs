@@ -142,6 +142,7 @@ async fn start(setup: &EngineSetup, data_dir: &Path) -> anyhow::Result<Runtime> 
         // The bench starts every scan itself (`Request::ScheduledScan`), as the schedule would.
         scan_interval: Duration::from_secs(365 * 24 * 3600),
         worker: WorkerSettings::default(),
+        delivery: hmsync_engine::DeliveryPolicy::default(),
         hubspot_oauth: hmsync_api::HubSpotOAuth {
             app_url: setup.hubspot_url.clone(),
             api_url: setup.hubspot_url.clone(),

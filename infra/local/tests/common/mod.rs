@@ -32,10 +32,13 @@ pub fn options(dir: &Path, sandbox: &Sandbox, time_scale: f64, admin_token: &str
         scan_interval: Duration::from_secs(3600),
         worker: WorkerSettings {
             idle_poll: Duration::from_millis(20),
-            retry_delay: Duration::from_millis(50),
-            max_retry_delay: Duration::from_millis(500),
             visibility: Duration::from_secs(2),
             ..WorkerSettings::default()
+        },
+        delivery: hmsync_engine::DeliveryPolicy {
+            first_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_millis(500),
+            ..hmsync_engine::DeliveryPolicy::default()
         },
     }
 }

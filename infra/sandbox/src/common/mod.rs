@@ -13,7 +13,9 @@ pub use faults::{FaultAction, FaultInjector, FaultSpec};
 pub use journal::{ChangeJournal, ChangedBy, JournalEntry};
 pub use limiter::{Admission, SlidingWindowLimiter, TimeScale};
 pub use stats::{EndpointStats, Stats, StatsSnapshot};
-pub use webhooks::{AttemptObserver, Delivery, DeliveryOptions, Dispatcher, DispatcherStats, RecordedDelivery};
+pub use webhooks::{
+    AttemptObserver, Delivery, DeliveryOptions, Dispatcher, DispatcherStats, RecordedDelivery, Reservation,
+};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -100,6 +100,21 @@ pub struct Dispatcher {
     inner: Arc<Inner>,
 }
 
+/// Holds the dispatcher busy while a delivery is known to be coming but not yet sent (a batch
+/// waiting for its tick): [`Dispatcher::wait_idle`] waits for it as for one in flight. Dropping
+/// it releases the hold.
+pub struct Reservation {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
 /// At most this many recorded attempts are kept (the oldest are forgotten).
 const LOG_CAP: usize = 50_000;
 
@@ -173,6 +188,12 @@ impl Dispatcher {
         self.spawn(delivery, delay);
     }
 
+    /// Marks a delivery as coming (see [`Reservation`]).
+    pub fn reserve(&self) -> Reservation {
+        self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        Reservation { inner: self.inner.clone() }
+    }
+
     /// Releases deliveries held while paused, in the order they were sent.
     pub fn resume(&self) {
         let held: Vec<Delivery> = std::mem::take(&mut *self.inner.held.lock().expect("held lock"));
@@ -207,7 +228,8 @@ impl Dispatcher {
         });
     }
 
-    /// Waits until no delivery is in flight or waiting for a retry (held ones do not count).
+    /// Waits until no delivery is in flight, waiting for a retry or reserved (held ones do not
+    /// count).
     pub async fn wait_idle(&self) {
         loop {
             let notified = self.inner.idle.notified();
@@ -337,6 +359,21 @@ mod tests {
         d.wait_idle().await;
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         assert_eq!(d.stats().failed, 1);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_idle_includes_reserved_deliveries() {
+        let (url, hits) = target(0).await;
+        let d = Dispatcher::default();
+        let reservation = d.reserve();
+        let (d2, url2) = (d.clone(), url.clone());
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            d2.send(delivery(&url2));
+            drop(reservation);
+        });
+        d.wait_idle().await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "idle only once the reserved delivery was made");
     }
 
     #[tokio::test]

@@ -411,19 +411,6 @@ async fn token(State(st): State<Arc<HubSpotState>>, body: String) -> Response {
     .into_response()
 }
 
-/// The scopes of the static token: those the hmsync app (`hubspot-app/`) asks for, the
-/// optional one included.
-pub const STATIC_TOKEN_SCOPES: [&str; 8] = [
-    "crm.objects.contacts.read",
-    "crm.objects.contacts.write",
-    "crm.objects.companies.read",
-    "crm.schemas.contacts.read",
-    "crm.schemas.contacts.write",
-    "crm.schemas.companies.read",
-    "crm.lists.read",
-    "communication_preferences.read_write",
-];
-
 /// The portal's domain, as token introspection names it.
 pub const HUB_DOMAIN: &str = "hmsync-sandbox.example.com";
 
@@ -438,7 +425,8 @@ async fn private_app_token_info(State(st): State<Arc<HubSpotState>>, body: axum:
         // UNCONFIRMED: the answer to an unknown token is not documented; a 401 in HubSpot's shape.
         return HsError::unauthorized().into_response();
     }
-    axum::Json(json!({"userId": 1, "hubId": c.portal_id, "appId": c.app_id, "scopes": STATIC_TOKEN_SCOPES}))
+    // The scopes the app was granted: the same the middleware holds the token to.
+    axum::Json(json!({"userId": 1, "hubId": c.portal_id, "appId": c.app_id, "scopes": c.static_token_scopes}))
         .into_response()
 }
 

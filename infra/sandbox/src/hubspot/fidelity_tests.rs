@@ -231,6 +231,34 @@ async fn static_tokens_are_held_to_their_apps_scopes() {
 }
 
 #[tokio::test]
+async fn a_static_tokens_info_lists_the_scopes_it_is_held_to() {
+    let scopes = ["oauth", "crm.objects.contacts.read", "crm.lists.read"];
+    let s = sim(HubSpotConfig {
+        static_token_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await;
+    let api = Api::new(&s);
+    let token = s.config().token;
+    let (status, _, body) =
+        api.call("POST", "/oauth/v2/private-apps/get/access-token-info", Some(json!({"tokenKey": token}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["scopes"], json!(scopes));
+    assert_eq!((body["hubId"].as_u64(), body["appId"].as_u64()), (Some(s.config().portal_id), Some(s.config().app_id)));
+}
+
+#[tokio::test]
+async fn a_rotated_static_token_is_refused_at_once() {
+    let s = sim(HubSpotConfig::default()).await;
+    let old = Api::new(&s);
+    assert_eq!(old.call("GET", "/crm/v3/objects/contacts", None).await.0, 200);
+    s.rotate_token("hs-rotated-token");
+    let (status, _, body) = old.call("GET", "/crm/v3/objects/contacts", None).await;
+    assert_eq!((status, body["category"].as_str()), (401, Some("INVALID_AUTHENTICATION")), "{body}");
+    assert_eq!(Api::with_token(&s, "hs-rotated-token").call("GET", "/crm/v3/objects/contacts", None).await.0, 200);
+}
+
+#[tokio::test]
 async fn search_is_limited_per_portal_across_every_token() {
     let s = sim(HubSpotConfig::default()).await;
     let token = oauth_token(&s, "crm.objects.contacts.read").await;

@@ -499,6 +499,12 @@ impl HubSpotState {
         Ok(())
     }
 
+    /// Rotates the static token ("Rotate and expire this token now" in the app's Auth settings):
+    /// the old token is refused at once with a 401, the new one has the same scopes.
+    pub fn rotate_token(&self, token: impl Into<String>) {
+        self.config.lock().expect("config lock").token = token.into();
+    }
+
     /// Revokes an OAuth refresh token (already issued access tokens keep working until they expire).
     pub fn revoke_refresh_token(&self, refresh_token: &str) -> bool {
         self.auth.lock().expect("auth lock").revoke(refresh_token)

@@ -13,7 +13,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::MailerLite;
+use super::account::MailerLite;
 use super::campaigns::{self, CampaignSpec, CampaignSummary};
 use super::error::{ApiError, Model};
 use super::json::json_response;
@@ -21,8 +21,8 @@ use super::model::{
     FieldType, GroupOut, LogEntry, LogEntryOut, Segment, SegmentOut, SegmentRule, Status, Subscriber, SubscriberOut,
 };
 use super::store::{Actor, Store};
-use super::time_fmt::{self, now};
 use crate::common::people::{self, INDUSTRY_OPTIONS, INTEREST_OPTIONS};
+use crate::common::time_fmt::{self, now};
 use crate::common::{ChangedBy, DeliveryOptions, FaultSpec, RecordedDelivery, StatsSnapshot};
 
 /// What to seed: people `start_index .. start_index + count` from `common::people`, with
@@ -366,6 +366,8 @@ pub fn routes() -> Router<MailerLite> {
         .route("/__sandbox/mailerlite/faults", put(faults))
         .route("/__sandbox/mailerlite/delivery", get(delivery).put(set_delivery))
         .route("/__sandbox/mailerlite/deliveries", get(deliveries).delete(clear_deliveries))
+        .route("/__sandbox/mailerlite/webhook-faults", get(webhook_faults).put(set_webhook_faults))
+        .route("/__sandbox/mailerlite/webhook-batches/flush", post(flush_batches))
         .route("/__sandbox/mailerlite/stats", get(stats).delete(reset_stats))
         .route("/__sandbox/mailerlite/rate-limits", put(rate_limits))
 }
@@ -480,6 +482,21 @@ async fn delivery(State(ml): State<MailerLite>) -> Response {
 
 async fn set_delivery(State(ml): State<MailerLite>, Json(o): Json<DeliveryOptions>) -> Response {
     ml.dispatcher().set_options(o);
+    super::json::no_content()
+}
+
+async fn webhook_faults(State(ml): State<MailerLite>) -> Response {
+    json(&ml.webhook_faults())
+}
+
+async fn set_webhook_faults(State(ml): State<MailerLite>, Json(f): Json<super::WebhookFaults>) -> Response {
+    ml.set_webhook_faults(f);
+    super::json::no_content()
+}
+
+/// Sends the waiting batches now instead of at the next tick.
+async fn flush_batches(State(ml): State<MailerLite>) -> Response {
+    ml.flush_batches();
     super::json::no_content()
 }
 

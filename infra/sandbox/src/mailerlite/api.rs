@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 
-use super::MailerLite;
+use super::account::MailerLite;
 use super::campaigns;
 use super::error::{ApiError, Model};
-use super::json::{json_response, no_content};
+use super::json::{created, json_response, no_content, ok};
 use super::model::*;
 use super::paging::{Params, cursor_envelope, cursor_page, decode_cursor, page_envelope};
+use super::request::{flatten_query, numeric, object};
 use super::store::{Actor, BATCH_ONLY_EVENTS, EVENTS, Store};
 use crate::common::TimeScale;
 
@@ -56,33 +57,15 @@ pub fn routes() -> Router<MailerLite> {
         .route("/api/batch", post(batch))
 }
 
+/// The API routes without auth, limits or instrumentation: what `/api/batch` sub-requests run
+/// through (built once per account).
+fn inner_router(ml: &MailerLite) -> Router {
+    ml.inner_router(|| routes().fallback(route_not_found).with_state(ml.clone()))
+}
+
 /// `{"message":"The route api/… could not be found."}`.
 pub async fn route_not_found(req: Request) -> Response {
     ApiError::RouteNotFound(req.uri().path().trim_start_matches('/').to_string()).into_response()
-}
-
-/// A JSON body as an object; empty, `null` or malformed bodies read as `{}` (Laravel's input).
-pub fn object(bytes: &[u8]) -> Map<String, Value> {
-    serde_json::from_slice::<Value>(bytes).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
-}
-
-/// A numeric resource id from the path; anything else is not a route at all (ids are
-/// constrained to digits, so `api/campaigns/list` is "route not found").
-pub fn numeric(raw: &str, uri: &Uri) -> Result<u64, ApiError> {
-    raw.parse::<u64>().map_err(|_| ApiError::RouteNotFound(uri.path().trim_start_matches('/').to_string()))
-}
-
-#[derive(Serialize)]
-pub struct Data<T> {
-    pub data: T,
-}
-
-pub fn ok<T: Serialize>(data: T) -> Response {
-    json_response(StatusCode::OK, &Data { data })
-}
-
-pub fn created<T: Serialize>(data: T) -> Response {
-    json_response(StatusCode::CREATED, &Data { data })
 }
 
 fn status_filter(params: &Params, default: Option<Status>) -> Result<Option<Status>, ApiError> {
@@ -224,8 +207,10 @@ const LOG_NAMES: [&str; 12] = [
     "activated",
 ];
 
-/// Newest first, page-paginated (UNCONFIRMED: the docs show only `data`; the Go SDK models
-/// page-based `links`/`meta`), `limit` default 100.
+/// `{"data":[…]}` only, as the docs' example (no `links`, no `meta`; the Go SDK models page
+/// metadata, so a client must cope either way). The order is not documented (the example's ids
+/// run 1235, 1234, 123456): the sandbox answers oldest first, so a client that assumes newest
+/// first is caught. `page` from 1, `limit` default 100.
 async fn activity_log(State(ml): State<MailerLite>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let params = Params::parse(q.as_deref());
     let limit = params.limit(100, 1000)?.max(1);
@@ -237,38 +222,48 @@ async fn activity_log(State(ml): State<MailerLite>, Path(id): Path<String>, RawQ
     }
     let st = ml.store();
     let sid = st.live_subscriber(&id)?.id;
+    let skip = (params.page() - 1).saturating_mul(limit);
     let entries: Vec<LogEntryOut> = st
         .activity
         .get(&sid)
-        .map(|v| v.iter().rev().filter(|e| filter.is_none_or(|f| e.log_name == f)).map(LogEntry::out).collect())
+        .map(|v| {
+            v.iter()
+                .filter(|e| filter.is_none_or(|f| e.log_name == f))
+                .skip(skip)
+                .take(limit)
+                .map(LogEntry::out)
+                .collect()
+        })
         .unwrap_or_default();
-    let path = format!("{}/subscribers/{sid}/activity-log", ml.base_url());
-    Ok(json_response(StatusCode::OK, &page_envelope(entries, params.page(), limit, &path)))
+    Ok(ok(entries))
 }
 
+/// `POST /subscribers/{sid}/groups/{gid}`. A subscriber or group that does not exist is the
+/// documented 422 `{"errors":{"id":["The selected id is invalid."]}}` (not a 404).
 async fn assign(State(ml): State<MailerLite>, Path((sid, gid)): Path<(String, String)>) -> ApiResult {
     let mut st = ml.store();
-    let sid = st.live_subscriber(&sid)?.id;
-    let Some(gid) = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)) else {
-        // Documented answer for an invalid id.
-        return Err(ApiError::Rejected {
-            message: "The given data was invalid.".into(),
-            errors: vec![("id".into(), "The selected id is invalid.".into())],
-        });
+    let invalid = || ApiError::Rejected {
+        message: "The given data was invalid.".into(),
+        errors: vec![("id".into(), "The selected id is invalid.".into())],
     };
-    // Re-assigning a member is a no-op answered 200 (UNCONFIRMED).
+    let sid = st.find_live(&sid).ok_or_else(invalid)?;
+    let gid = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)).ok_or_else(invalid)?;
+    // Re-assigning a member is a no-op answered 200 (assumed).
     st.assign(sid, gid);
     Ok(ok(st.groups[&gid].out()))
 }
 
-/// 204; unknown subscriber or group → 404 `{"message": ""}` (documented). Removing a
-/// non-member is answered 204 as well (UNCONFIRMED; idempotent).
+/// 204; unknown subscriber or group → 404 `{"message": ""}` (documented). A subscriber who is
+/// not a member gets the same 404 (assumed: the docs name no case; this is the reading that a
+/// client must cope with, since the removal it asked for cannot happen).
 async fn unassign(State(ml): State<MailerLite>, Path((sid, gid)): Path<(String, String)>) -> ApiResult {
     let mut st = ml.store();
     let empty = || ApiError::Message(StatusCode::NOT_FOUND, String::new());
     let sid = st.find_live(&sid).ok_or_else(empty)?;
     let gid = gid.parse::<u64>().ok().filter(|g| st.groups.contains_key(g)).ok_or_else(empty)?;
-    st.unassign(sid, gid);
+    if !st.unassign(sid, gid) {
+        return Err(empty());
+    }
     Ok(no_content())
 }
 
@@ -470,7 +465,11 @@ async fn delete_segment(State(ml): State<MailerLite>, Path(id): Path<String>, ur
 
 /// Members matching the segment's rule, ACTIVE only unless `filter[status]` asks for another
 /// status; items include `groups` by default; `per_page` echoes a query `limit` as a string
-/// (NODE-TAPES segments/test-GET-31).
+/// (NODE-TAPES segments/test-GET-31). A page reads `limit` subscribers of the account and
+/// returns those that match, so pages can be short or even empty and still carry a
+/// `next_cursor` (PY-CASS segments-get-subscribers.yml: 2 items, `per_page` 50, a next cursor;
+/// how the real API fills a page is assumed). No maximum `limit` is documented: the config's
+/// `segment_max_limit` (default 1000, the groups' documented maximum) is assumed.
 async fn segment_subscribers(
     State(ml): State<MailerLite>,
     Path(id): Path<String>,
@@ -480,24 +479,24 @@ async fn segment_subscribers(
     let id = numeric(&id, &uri)?;
     let params = Params::parse(q.as_deref());
     let status = status_filter(&params, Some(Status::Active))?;
-    let limit = params.limit(50, 1000)?.max(1);
+    let limit = params.limit(50, ml.config().segment_max_limit)?.max(1);
     let st = ml.store();
     let seg = st.segments.get(&id).ok_or_else(|| ApiError::NotFound(Model::Segment, id.to_string()))?;
     let rule = seg.rule.clone();
-    let page = subscriber_page(
-        &st,
-        &params,
-        None,
-        &|s| status.is_none_or(|x| s.status == x) && st.segment_matches(&rule, s),
-        limit,
-    );
-    let data: Vec<SubscriberOut> = page.ids.iter().map(|sid| st.subscriber_out(&st.subscribers[sid], true)).collect();
+    let window = subscriber_page(&st, &params, None, &|_| true, limit);
+    let data: Vec<SubscriberOut> = window
+        .ids
+        .iter()
+        .map(|sid| &st.subscribers[sid])
+        .filter(|s| status.is_none_or(|x| s.status == x) && st.segment_matches(&rule, s))
+        .map(|s| st.subscriber_out(s, true))
+        .collect();
     let per_page = match params.get("limit") {
         Some(raw) => Value::String(raw.to_string()),
         None => Value::from(limit),
     };
     let path = format!("{}/segments/{id}/subscribers", ml.base_url());
-    Ok(json_response(StatusCode::OK, &cursor_envelope(data, &page, &path, per_page)))
+    Ok(json_response(StatusCode::OK, &cursor_envelope(data, &window, &path, per_page)))
 }
 
 // --- fields ------------------------------------------------------------------------------------
@@ -687,7 +686,7 @@ async fn create_webhook(State(ml): State<MailerLite>, body: Bytes) -> ApiResult 
     let mut st = ml.store();
     let id = st.new_id();
     let secret = st.random_secret();
-    let at = super::time_fmt::now();
+    let at = crate::common::time_fmt::now();
     let hook = Webhook {
         id,
         name: input.name.unwrap_or_default(),
@@ -731,7 +730,7 @@ async fn update_webhook(State(ml): State<MailerLite>, Path(id): Path<String>, ur
     }
     w.events = events;
     w.batchable = batchable;
-    w.updated_at = super::time_fmt::now();
+    w.updated_at = crate::common::time_fmt::now();
     Ok(ok(w.out()))
 }
 
@@ -761,27 +760,6 @@ pub fn is_upsert_only_batch(bytes: &[u8]) -> bool {
             it.get("method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("POST"))
                 && it.get("path").and_then(Value::as_str).is_some_and(|p| normalize_path(p) == "api/subscribers")
         })
-}
-
-/// Flattens a GET item's `body` into bracketed query parameters (`{"filter":{"name":"x"}}` →
-/// `filter[name]=x`), as Laravel merges body input into a GET's input.
-pub fn flatten_query(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}[{k}]") };
-                flatten_query(&key, v, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten_query(&format!("{prefix}[{i}]"), v, out);
-            }
-        }
-        Value::Null => {}
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        other => out.push((prefix.to_string(), other.to_string())),
-    }
 }
 
 struct BatchItem {
@@ -889,7 +867,7 @@ async fn batch(State(ml): State<MailerLite>, body: Bytes) -> Response {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(body_bytes));
         let (code, bytes) = match req {
-            Ok(req) => match ml.inner_router().oneshot(req).await {
+            Ok(req) => match inner_router(&ml).oneshot(req).await {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default();
@@ -942,15 +920,5 @@ mod tests {
             br#"{"requests":[{"method":"POST","path":"api/subscribers"},{"method":"GET","path":"api/subscribers/1"}]}"#;
         assert!(!is_upsert_only_batch(mixed));
         assert!(!is_upsert_only_batch(br#"{"requests":[]}"#));
-    }
-
-    #[test]
-    fn get_bodies_become_bracketed_query_parameters() {
-        let mut out = Vec::new();
-        flatten_query("", &serde_json::json!({"filter": {"name": "nodejs"}, "limit": 5}), &mut out);
-        assert_eq!(
-            out,
-            vec![("filter[name]".to_string(), "nodejs".to_string()), ("limit".to_string(), "5".to_string())]
-        );
     }
 }

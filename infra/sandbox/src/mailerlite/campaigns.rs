@@ -8,14 +8,14 @@ use http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::MailerLite;
-use super::api::{numeric, object, ok};
+use super::account::MailerLite;
 use super::error::{ApiError, Model};
-use super::json::{OrderedMap, Rate, json_response, rate};
+use super::json::{OrderedMap, Rate, json_response, ok, rate};
 use super::model::{ActivityRow, Campaign, Status, SubscriberOut};
 use super::paging::{Params, page_envelope};
+use super::request::{flatten_query, numeric, object};
 use super::store::{Actor, PendingEvent, Store};
-use super::time_fmt::{now, rest};
+use crate::common::time_fmt::{now, rest};
 
 /// Who receives a simulated campaign: explicit subscriber ids and/or a group's members. Only
 /// live, active subscribers are sent to.
@@ -517,6 +517,6 @@ pub async fn activity_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut params = Vec::new();
-    super::api::flatten_query("", &Value::Object(object(&body)), &mut params);
+    flatten_query("", &Value::Object(object(&body)), &mut params);
     activity(&ml, &id, &uri, Params(params))
 }

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::MailerLite;
+use super::account::MailerLite;
 use super::hooks::sign;
 use crate::common::{RecordedDelivery, TimeScale};
 

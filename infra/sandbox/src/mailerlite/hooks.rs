@@ -1,26 +1,27 @@
-//! Outbound webhooks: which payload each event becomes, batching, and signing.
-//! Documented at <https://developers.mailerlite.com/docs/webhooks.html>.
+//! Outbound webhook payloads (<https://developers.mailerlite.com/docs/webhooks.html>): which
+//! body each event becomes, and signing. When they are sent is `super::delivery`'s business.
 //!
-//! - A webhook with `batchable: false` gets one request per event: the flat shape (a) — the
-//!   subscriber at the root plus `event`, `account_id` (integer) and `api_version` — or, for
+//! - A webhook with `batchable: false` gets one request per event, at once: the flat shape (a)
+//!   — the subscriber at the root plus `event`, `account_id` (integer) and `api_version`, REST
+//!   field keys (`z_i_p`) and `null` for empty fields, as captured from a live account — or, for
 //!   group events, shape (b) with `type`, `subscriber`, `group`.
-//! - A webhook with `batchable: true` gets every event of one flush (one API call or admin
-//!   action) in one envelope `{"events":[…],"total":n}` (shape (e)). UNCONFIRMED choice: every
-//!   item uses the nested form `{"type", "subscriber", …}`; `campaign.*` items add `campaign`, and
-//!   `campaign.click` items also the clicked `url` (the real key is UNCONFIRMED).
+//! - A webhook with `batchable: true` collects items and gets them about once a minute in one
+//!   envelope `{"events":[…],"total":n}` (shape (e)). Items are the nested form
+//!   `{"type", "subscriber", …}` with the documented example's subscriber: the `zip` key where
+//!   REST says `z_i_p`, `""` for empty fields, and `opens_count`/`clicks_count` 0 inside
+//!   `campaign.*` items. `campaign.*` items add `campaign`; `campaign.click` items also the clicked
+//!   `url` (the real key is not documented).
 //! - `Signature` = lowercase hex HMAC-SHA256 of the exact body bytes keyed with the secret.
-
-use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
+use serde_json::Value;
 use sha2::Sha256;
 
+use super::json::OrderedMap;
 use super::model::WebhookSubscriber;
-use super::snapshot::StoreGuard;
 use super::store::{PendingEvent, Store};
-use super::time_fmt::{iso, now};
-use crate::common::Delivery;
+use crate::common::time_fmt::iso;
 
 /// The `api_version` webhook payloads carry (2025+ captures).
 pub const API_VERSION: &str = "2025-05";
@@ -73,12 +74,6 @@ struct Nested<'a> {
     api_version: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    events: Vec<Nested<'a>>,
-    total: usize,
-}
-
 fn campaign_ref(store: &Store, id: Option<u64>) -> Option<CampaignRef> {
     id.and_then(|id| store.campaigns.get(&id)).map(|c| CampaignRef {
         id: c.id.to_string(),
@@ -102,73 +97,62 @@ fn nested<'a>(store: &Store, e: &'a PendingEvent, sub: &'a WebhookSubscriber, st
     }
 }
 
-/// Turns the store's pending events into signed deliveries and marks the webhooks as fired.
-/// Called with the store locked, once per API call or admin action. Looks before it takes, so
-/// that a call that queued nothing does not mark the account changed (see
-/// `super::snapshot::StoreGuard`).
-pub fn take_deliveries(store: &mut StoreGuard<'_>) -> Vec<Delivery> {
-    if store.pending.is_empty() {
-        return Vec::new();
+/// The subscriber as the documented batched example shows it: `zip` for the REST key `z_i_p`,
+/// `""` for empty fields, no `location`, and (inside `campaign.*` items) zero counters.
+fn batched_subscriber(sub: &WebhookSubscriber, campaign_item: bool) -> WebhookSubscriber {
+    let mut out = sub.clone();
+    out.fields = OrderedMap(
+        sub.fields
+            .0
+            .iter()
+            .map(|(k, v)| {
+                let key = if k == "z_i_p" { "zip".to_string() } else { k.clone() };
+                (key, if v.is_null() { Value::String(String::new()) } else { v.clone() })
+            })
+            .collect(),
+    );
+    out.location = None;
+    if campaign_item {
+        out.opens_count = 0;
+        out.clicks_count = 0;
+        out.open_rate = Value::from(0);
+        out.click_rate = Value::from(0);
     }
-    take_pending_deliveries(store)
+    out
 }
 
-fn take_pending_deliveries(store: &mut Store) -> Vec<Delivery> {
-    let events: Vec<PendingEvent> = std::mem::take(&mut store.pending);
-    if events.is_empty() || store.webhooks.is_empty() {
-        return Vec::new();
-    }
-    let subs: std::collections::HashMap<u64, WebhookSubscriber> = events
-        .iter()
-        .filter_map(|e| store.subscribers.get(&e.subscriber_id).map(|s| (s.id, s.webhook_out(&store.fields))))
-        .collect();
-    let mut deliveries = Vec::new();
-    let mut fired = Vec::new();
-    for hook in store.webhooks.values().filter(|w| w.enabled) {
-        let mine: Vec<&PendingEvent> = events.iter().filter(|e| hook.events.iter().any(|k| k == e.kind)).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        fired.push(hook.id);
-        let mut bodies: Vec<Vec<u8>> = Vec::new();
-        if hook.batchable {
-            let items: Vec<Nested> =
-                mine.iter().filter_map(|e| subs.get(&e.subscriber_id).map(|s| nested(store, e, s, false))).collect();
-            let total = items.len();
-            bodies.push(serde_json::to_vec(&Envelope { events: items, total }).unwrap_or_default());
-        } else {
-            for e in mine {
-                let Some(sub) = subs.get(&e.subscriber_id) else { continue };
-                let body = if e.group.is_some() || e.campaign_id.is_some() {
-                    serde_json::to_vec(&nested(store, e, sub, true))
-                } else {
-                    serde_json::to_vec(&Flat {
-                        subscriber: sub,
-                        event: e.kind,
-                        account_id: store.account_id,
-                        api_version: API_VERSION,
-                    })
-                };
-                bodies.push(body.unwrap_or_default());
-            }
-        }
-        for body in bodies {
-            let signature = sign(&hook.secret, &body);
-            let headers = vec![
-                ("Content-Type".to_string(), "application/json".to_string()),
-                ("Signature".to_string(), signature),
-            ];
-            deliveries
-                .push(Delivery { url: hook.url.clone(), build: Arc::new(move |_| (headers.clone(), body.clone())) });
-        }
-    }
-    let at = now();
-    for id in fired {
-        if let Some(w) = store.webhooks.get_mut(&id) {
-            w.last_fired_at = Some(at);
-        }
-    }
-    deliveries
+/// The body of a non-batched delivery of `e`.
+pub fn single_body(store: &Store, e: &PendingEvent, sub: &WebhookSubscriber) -> Vec<u8> {
+    let body = if e.group.is_some() || e.campaign_id.is_some() {
+        serde_json::to_vec(&nested(store, e, sub, true))
+    } else {
+        serde_json::to_vec(&Flat {
+            subscriber: sub,
+            event: e.kind,
+            account_id: store.account_id,
+            api_version: API_VERSION,
+        })
+    };
+    body.unwrap_or_default()
+}
+
+/// One item of a batched envelope, as JSON text.
+pub fn batched_item(store: &Store, e: &PendingEvent, sub: &WebhookSubscriber) -> String {
+    let sub = batched_subscriber(sub, e.kind.starts_with("campaign."));
+    serde_json::to_string(&nested(store, e, &sub, false)).unwrap_or_default()
+}
+
+/// `{"events":[…],"total":n}` from items that are JSON text.
+pub fn envelope(items: &[String]) -> Vec<u8> {
+    let mut out = String::from(r#"{"events":["#);
+    out.push_str(&items.join(","));
+    out.push_str(&format!(r#"],"total":{}}}"#, items.len()));
+    out.into_bytes()
+}
+
+/// The headers of a delivery of `body` signed with `secret`.
+pub fn headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+    vec![("Content-Type".to_string(), "application/json".to_string()), ("Signature".to_string(), sign(secret, body))]
 }
 
 #[cfg(test)]
@@ -182,5 +166,13 @@ mod tests {
             sign("Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn envelopes_count_their_items() {
+        let body = envelope(&[r#"{"type":"a"}"#.to_string(), r#"{"type":"b"}"#.to_string()]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["total"], 2);
+        assert_eq!(v["events"][1]["type"], "b");
     }
 }

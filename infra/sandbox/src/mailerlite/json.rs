@@ -87,6 +87,21 @@ pub fn rate(part: u64, whole: u64) -> Rate {
     Rate { float: num(round(f, 14)), string: format!("{pct_str}%") }
 }
 
+#[derive(Serialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// `200 {"data": …}`.
+pub fn ok<T: Serialize>(data: T) -> Response {
+    json_response(StatusCode::OK, &Data { data })
+}
+
+/// `201 {"data": …}`.
+pub fn created<T: Serialize>(data: T) -> Response {
+    json_response(StatusCode::CREATED, &Data { data })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::json::{OrderedMap, Rate, percent, rate};
-use super::time_fmt::{iso, rest};
+use crate::common::time_fmt::{iso, rest};
 
 /// A subscriber's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

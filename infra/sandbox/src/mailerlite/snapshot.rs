@@ -3,13 +3,10 @@
 //! and the id generator's state, and the account's identity. Rate-limit windows, statistics,
 //! faults and queued webhook deliveries are not kept (a restored account starts them fresh).
 
-use std::ops::{Deref, DerefMut};
-use std::sync::MutexGuard;
-
 use serde::{Deserialize, Serialize};
 
+use super::account::{MailerLite, MailerLiteConfig};
 use super::store::Store;
-use super::{MailerLite, MailerLiteConfig};
 
 /// How far the id counter (subscribers, groups, segments, webhooks, campaigns, imports, log
 /// entries) moves ahead on restore: ids grow by 2048 on average, so this skips about half a
@@ -33,26 +30,6 @@ impl MailerLiteSnapshot {
     /// How many subscribers (deleted and forgotten ones included) the snapshot holds.
     pub fn subscriber_count(&self) -> usize {
         self.store.subscribers.len()
-    }
-}
-
-/// The account's data, locked. Every mutable access bumps the store's generation, which is how
-/// a snapshot saver notices a change without comparing whole accounts: all writes go through
-/// [`MailerLite::store`], so none can slip past.
-pub(crate) struct StoreGuard<'a>(pub(super) MutexGuard<'a, Store>);
-
-impl Deref for StoreGuard<'_> {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        &self.0
-    }
-}
-
-impl DerefMut for StoreGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Store {
-        let store = &mut *self.0;
-        store.generation = store.generation.wrapping_add(1);
-        store
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, Model};
 use super::model::*;
-use super::time_fmt::{self, now};
+use crate::common::time_fmt::{self, now};
 
 /// A webhook event waiting for the end of the current API call or admin action.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +57,6 @@ pub struct SubscriberInput {
     pub opted_in_at: Option<Option<i64>>,
     pub ip_address: Option<Option<String>>,
     pub optin_ip: Option<Option<String>>,
-    pub resubscribe: bool,
 }
 
 /// Who changed a status: decides which webhook fires and whether reactivation is allowed.
@@ -449,9 +448,9 @@ impl Store {
             };
             if key == "ip_address" { input.ip_address = Some(parsed) } else { input.optin_ip = Some(parsed) }
         }
+        // Validated, then ignored: see `upsert`.
         match body.get("resubscribe") {
-            None | Some(Value::Null) => {}
-            Some(Value::Bool(b)) => input.resubscribe = *b,
+            None | Some(Value::Null | Value::Bool(_)) => {}
             Some(_) => errors.push(("resubscribe".into(), "The resubscribe field must be true or false.".into())),
         }
         if errors.is_empty() { Ok(input) } else { Err(ApiError::Validation(errors)) }
@@ -459,13 +458,16 @@ impl Store {
 
     // --- subscriber writes ----------------------------------------------------------------------
 
-    /// The refusal to reactivate (documented): the text reported in
-    /// <https://github.com/mailerlite/mailerlite-nodejs/issues/37>. UNCONFIRMED: the HTTP
-    /// code (422 chosen), the `errors` key (`status` chosen) and the wording for bounced/junk
-    /// (the status word is substituted).
+    /// The refusal to reactivate (documented: "you will not be able to reactivate them due to
+    /// abuse prevention measures"). The text is the one reported in
+    /// <https://github.com/mailerlite/mailerlite-nodejs/issues/37> for an unsubscribed subscriber;
+    /// assumed: the 422 status, the body without `errors`, and the same sentence with
+    /// `bounced`/`junk` for those statuses.
     pub fn reactivation_refused(current: Status) -> ApiError {
-        let message = format!("This subscriber is {} and cannot be imported", current.as_str());
-        ApiError::Rejected { message: message.clone(), errors: vec![("status".into(), message)] }
+        ApiError::Message(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("This subscriber is {} and cannot be imported", current.as_str()),
+        )
     }
 
     /// Applies field values and the plain attributes of `input`; returns whether a visible value
@@ -528,7 +530,9 @@ impl Store {
                 (s.status, s.is_live())
             };
             let wants_active = matches!(input.status, Some(Status::Active | Status::Unconfirmed));
-            if current.is_suppressed() && wants_active && !input.resubscribe {
+            // `resubscribe: true` changes nothing: the docs' abuse-prevention sentence is later
+            // than the parameter's listing, and issue #37 reports the flag gone.
+            if current.is_suppressed() && wants_active {
                 return Err(Self::reactivation_refused(current));
             }
             if !live {
@@ -551,15 +555,8 @@ impl Store {
             if self.apply_attributes(sid, &input, at) {
                 self.push_updated_once(sid);
             }
-            let target = match input.status {
-                Some(st) => Some(st),
-                // `resubscribe: true` without a status reactivates (documented parameter).
-                None if input.resubscribe && current.is_suppressed() => Some(Status::Active),
-                None => None,
-            };
-            if let Some(st) = target {
-                let actor = if input.resubscribe { Actor::User } else { Actor::Api };
-                self.set_status(sid, st, actor, at);
+            if let Some(st) = input.status {
+                self.set_status(sid, st, Actor::Api, at);
             }
             for g in input.groups.iter().flatten() {
                 self.add_to_group(sid, *g);
@@ -966,15 +963,19 @@ mod tests {
     }
 
     #[test]
-    fn reactivation_is_refused_unless_resubscribe() {
+    fn reactivation_is_refused_even_with_resubscribe() {
         let mut st = Store::new(1, 1);
         let (id, _) =
             st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"unsubscribed"})), "api").unwrap();
         let err = st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active"})), "api").unwrap_err();
         assert_eq!(err.message(), "This subscriber is unsubscribed and cannot be imported");
-        st.upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active","resubscribe":true})), "api")
-            .unwrap();
-        assert_eq!(st.subscribers[&id].status, Status::Active);
+        assert_eq!(err.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        let again = st
+            .upsert(input(&st, serde_json::json!({"email":"a@x.io","status":"active","resubscribe":true})), "api")
+            .unwrap_err();
+        assert_eq!(again.message(), err.message());
+        st.upsert(input(&st, serde_json::json!({"email":"a@x.io","resubscribe":true})), "api").unwrap();
+        assert_eq!(st.subscribers[&id].status, Status::Unsubscribed, "resubscribe alone reactivates nobody");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod fidelity;
+
 async fn sim(config: MailerLiteConfig) -> MailerLiteSim {
     MailerLiteSim::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
@@ -140,11 +142,7 @@ async fn upsert_put_and_the_reactivation_rule() {
     h.call("PUT", &format!("/subscribers/{id}"), Some(json!({"status": "unsubscribed"}))).await;
     let (status, _, refused) = h.call("PUT", &format!("/subscribers/{id}"), Some(json!({"status": "active"}))).await;
     assert_eq!(status, 422);
-    assert_eq!(
-        refused,
-        json!({"message": "This subscriber is unsubscribed and cannot be imported",
-               "errors": {"status": ["This subscriber is unsubscribed and cannot be imported"]}})
-    );
+    assert_eq!(refused, json!({"message": "This subscriber is unsubscribed and cannot be imported"}));
     let (status, _, bad) = h.call("POST", "/subscribers", Some(json!({"email": "nope", "status": "weird"}))).await;
     assert_eq!(status, 422);
     assert_eq!(bad["message"], "The email must be a valid email address. (and 1 more error)");
@@ -213,57 +211,6 @@ async fn upsert_only_batches_use_the_import_window() {
     let (status, _, body) = h.call("POST", "/batch", Some(json!({ "requests": too_many }))).await;
     assert_eq!(status, 422);
     assert!(body["errors"]["requests"][0].as_str().unwrap().contains("50"));
-}
-
-#[tokio::test]
-async fn webhooks_are_signed_flat_or_batched() {
-    let s = sim(MailerLiteConfig::default()).await;
-    let (url, got) = receiver().await;
-    let h = Http::new(&s);
-    let (status, _, flat) = h
-        .call(
-            "POST",
-            "/webhooks",
-            Some(json!({"url": url, "events": ["subscriber.created", "subscriber.added_to_group"]})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    assert_eq!(flat["data"]["secret"].as_str().unwrap().len(), 10);
-    let (status, _, err) = h.call("POST", "/webhooks", Some(json!({"url": url, "events": ["campaign.open"]}))).await;
-    assert_eq!(status, 422);
-    assert!(err["errors"]["batchable"].is_array());
-    let (_, _, batched) = h
-        .call(
-            "POST",
-            "/webhooks",
-            Some(json!({"url": url, "events": ["campaign.open", "subscriber.created"], "batchable": true})),
-        )
-        .await;
-    let g = s.create_group("G");
-    h.call("POST", "/subscribers", Some(json!({"email": "x@example.com", "groups": [g]}))).await;
-    s.dispatcher().wait_idle().await;
-    let got = got.lock().unwrap().clone();
-    assert_eq!(got.len(), 3, "two flat deliveries and one envelope");
-    let secret_of = |w: &Value| w["data"]["secret"].as_str().unwrap().to_string();
-    let mut kinds = Vec::new();
-    for (headers, body) in &got {
-        let v: Value = serde_json::from_str(body).unwrap();
-        let secret = if v.get("events").is_some() { secret_of(&batched) } else { secret_of(&flat) };
-        assert_eq!(headers["signature"].to_str().unwrap(), sign_webhook(&secret, body.as_bytes()));
-        if let Some(events) = v.get("events") {
-            assert_eq!(v["total"], 1);
-            assert_eq!(events[0]["type"], "subscriber.created");
-        } else if let Some(e) = v.get("event") {
-            assert_eq!(v["account_id"], 252151);
-            assert!(v["created_at"].as_str().unwrap().ends_with(".000000Z"));
-            kinds.push(e.as_str().unwrap().to_string());
-        } else {
-            assert_eq!(v["group"]["id"], json!(g));
-            kinds.push(v["type"].as_str().unwrap().to_string());
-        }
-    }
-    kinds.sort();
-    assert_eq!(kinds, ["subscriber.added_to_group", "subscriber.created"]);
 }
 
 #[tokio::test]

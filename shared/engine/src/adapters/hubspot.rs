@@ -291,8 +291,13 @@ impl HubSpotApi for HubSpotAdapter {
         Ok(HubSpotAccount {
             portal_id,
             domain: info.as_ref().and_then(|i| i.hub_domain.clone()),
+            app_id: info.as_ref().and_then(|i| i.app_id),
             scopes: info.map(|i| i.scopes),
         })
+    }
+
+    fn rate_limits(&self) -> Option<hmsync_http::RateLimitReading> {
+        self.client.rate_limit_reading()
     }
 
     async fn lists(&self) -> ApiResult<Vec<HubSpotListInfo>> {

@@ -180,7 +180,55 @@ fn describe(message: &str, errors: &std::collections::BTreeMap<String, Vec<Strin
     errors.iter().map(|(f, m)| format!("{f}: {}", m.join(" "))).collect::<Vec<_>>().join("; ")
 }
 
+/// At most this many activity-log pages are read per subscriber (500 entries): the bound of a
+/// log read whose order is not documented.
+pub const ACTIVITY_PAGES: u32 = 5;
+
 impl MailerLiteAdapter {
+    /// A group assignment refused with 422 `errors.id` means the subscriber or the group does
+    /// not exist (the docs' one answer for both). One read of those subscribers tells which: a
+    /// subscriber that is gone is `NotFound` (the sync looks at the contact again); one that
+    /// exists means the target group was deleted, which the user must fix.
+    async fn explain_refused_assignments(
+        &self,
+        ops: &[MlOp],
+        refused: &[usize],
+        out: &mut [Result<Option<MlRecord>, ItemError>],
+    ) -> ApiResult<()> {
+        let ids: Vec<String> = refused
+            .iter()
+            .filter_map(|i| match &ops[*i] {
+                MlOp::AddToGroup { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let present: std::collections::HashSet<String> = self.get_many(&ids).await?.into_iter().map(|r| r.id).collect();
+        for i in refused {
+            let MlOp::AddToGroup { id, group_id } = &ops[*i] else { continue };
+            let api_message = out[*i].as_ref().err().and_then(|e| e.api_message.clone());
+            out[*i] = Err(if present.contains(id) {
+                ItemError {
+                    field: None,
+                    message: format!("MailerLite has no group {group_id} any more, so the subscriber cannot join it."),
+                    action: "Choose another target group in the connection's settings (or create the group again in \
+                             MailerLite); the contact joins it on its next sync or when you retry."
+                        .into(),
+                    api_message,
+                    kind: ItemErrorKind::Other,
+                }
+            } else {
+                ItemError {
+                    field: None,
+                    message: "The subscriber no longer exists in MailerLite.".into(),
+                    action: "Nothing to do: the sync looks at the contact again.".into(),
+                    api_message,
+                    kind: ItemErrorKind::NotFound,
+                }
+            });
+        }
+        Ok(())
+    }
+
     async fn get_many(&self, keys: &[String]) -> ApiResult<Vec<MlRecord>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -218,7 +266,8 @@ impl MailerLiteApi for MailerLiteAdapter {
             }
             (e, _) => api_error(e),
         })?;
-        let next = page.meta.next_cursor.clone().filter(|_| !page.data.is_empty());
+        // Segment pages can be short, even empty, and still continue: only the cursor ends a walk.
+        let next = ml::next_cursor(&page, cursor);
         Ok(MlPage { records: page.data.into_iter().map(record).collect(), next })
     }
 
@@ -243,6 +292,10 @@ impl MailerLiteApi for MailerLiteAdapter {
 
     async fn create_group(&self, name: &str) -> ApiResult<MailerLiteGroupInfo> {
         Ok(group_info(self.client.create_group(name).await.map_err(api_error)?))
+    }
+
+    fn rate_limits(&self) -> Option<hmsync_http::RateLimitReading> {
+        self.client.rate_limit_reading()
     }
 
     async fn segments(&self) -> ApiResult<Vec<MailerLiteSegmentInfo>> {
@@ -291,12 +344,22 @@ impl MailerLiteApi for MailerLiteAdapter {
             })
             .collect();
         let mut out = Vec::with_capacity(ops.len());
-        for result in self.client.batch(&requests, ml::BatchOptions::default()).await {
-            out.push(match result {
-                Ok(ml::BatchOutcome::Subscriber { subscriber, .. }) => Ok(Some(record(*subscriber))),
-                Ok(_) => Ok(None),
-                Err(e) => Err(item_error(e)?),
+        let mut refused_assignments: Vec<usize> = Vec::new();
+        for (i, result) in self.client.batch(&requests, ml::BatchOptions::default()).await.into_iter().enumerate() {
+            out.push(match (result, &ops[i]) {
+                (Ok(ml::BatchOutcome::Subscriber { subscriber, .. }), _) => Ok(Some(record(*subscriber))),
+                (Ok(_), _) => Ok(None),
+                // Nothing to remove (the subscriber left the group or is gone): the goal holds.
+                (Err(ml::Error::NotFound { .. }), MlOp::RemoveFromGroup { .. }) => Ok(None),
+                (Err(e), MlOp::AddToGroup { .. }) if !e.field_errors("id").is_empty() => {
+                    refused_assignments.push(i);
+                    Err(item_error(e)?)
+                }
+                (Err(e), _) => Err(item_error(e)?),
             });
+        }
+        if !refused_assignments.is_empty() {
+            self.explain_refused_assignments(ops, &refused_assignments, &mut out).await?;
         }
         Ok(out)
     }
@@ -307,18 +370,23 @@ impl MailerLiteApi for MailerLiteAdapter {
         email: &str,
         limit: usize,
     ) -> ApiResult<Vec<hmsync_core::EngagementEvent>> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let entries = self.client.activity_log(subscriber_id, None, page).await.map_err(api_error)?;
-            let last = !entries.has_next() || entries.data.is_empty();
-            out.extend(entries.data.iter().filter_map(|e| engagement_event(subscriber_id, email, e)));
-            if last || out.len() >= limit {
-                out.truncate(limit);
-                return Ok(out);
+        // The docs give neither page metadata nor an order: read pages while they are full (at
+        // most ACTIVITY_PAGES), then keep the newest engagement by its own timestamps.
+        let mut entries: Vec<ml::LogEntry> = Vec::new();
+        for page in 1..=ACTIVITY_PAGES {
+            let got = self.client.activity_log(subscriber_id, None, page).await.map_err(api_error)?;
+            let full = got.len() >= ml::ACTIVITY_PAGE as usize;
+            entries.extend(got);
+            if !full {
+                break;
             }
-            page += 1;
         }
+        // Newest first by time, then by id (entries of one second keep the order they were made).
+        entries.sort_by_key(|e| {
+            let at = e.created_at.as_ref().map(|t| t.0.unix_timestamp()).unwrap_or(i64::MIN);
+            std::cmp::Reverse((at, e.id.len(), e.id.clone()))
+        });
+        Ok(entries.iter().filter_map(|e| engagement_event(subscriber_id, email, e)).take(limit).collect())
     }
 
     async fn webhooks(&self) -> ApiResult<Vec<MlWebhook>> {

@@ -1,6 +1,7 @@
 //! Real adapters of the engine's API ports, and the factory that builds them from each
 //! connection's credentials (kept in the secrets port, never in the store or in logs).
 
+mod credentials;
 pub mod hubspot;
 pub mod mailerlite;
 
@@ -17,6 +18,14 @@ use serde::{Deserialize, Serialize};
 use crate::api::{ApiError, HubSpotApi, MailerLiteApi};
 use crate::engine::{ApiFactory, EngineError};
 
+pub(crate) use credentials::{
+    ApiKeys, HubSpotSigning, HubSpotTokens, MailerLiteSigning, install_tokens, load_fresh, put_part, read_part,
+    update_part,
+};
+pub use credentials::{
+    connection_secret_names, credentials_secret_name, hubspot_signing_secret_name, hubspot_tokens_secret_name,
+    load_credentials, mailerlite_signing_secret_name, save_credentials,
+};
 pub use hubspot::HubSpotAdapter;
 pub use mailerlite::MailerLiteAdapter;
 
@@ -78,34 +87,6 @@ impl std::fmt::Debug for Credentials {
             .field("mailerlite_batched_webhook_secret", &self.mailerlite_batched_webhook_secret.as_ref().map(|_| "set"))
             .finish()
     }
-}
-
-/// The secret under which a connection's credentials are stored.
-pub fn credentials_secret_name(connection_id: &str) -> String {
-    format!("hmsync/connections/{connection_id}/credentials")
-}
-
-/// Reads a connection's credentials.
-pub async fn load_credentials(secrets: &dyn SecretStore, connection_id: &str) -> Result<Credentials, EngineError> {
-    match secrets.get_secret(&credentials_secret_name(connection_id)).await? {
-        None => Ok(Credentials::default()),
-        Some(json) => serde_json::from_str(&json).map_err(|_| {
-            EngineError::Permanent(format!(
-                "the stored credentials of connection {connection_id} are unreadable; save them again"
-            ))
-        }),
-    }
-}
-
-/// Stores a connection's credentials.
-pub async fn save_credentials(
-    secrets: &dyn SecretStore,
-    connection_id: &str,
-    credentials: &Credentials,
-) -> Result<(), EngineError> {
-    let json = serde_json::to_string(credentials).expect("credentials serialize");
-    secrets.put_secret(&credentials_secret_name(connection_id), &json).await?;
-    Ok(())
 }
 
 /// Where the APIs are and how fast they may be called (the real services by default; tests
@@ -174,14 +155,14 @@ impl CredentialApis {
 
     /// The signing secrets of a connection's webhooks.
     pub async fn webhook_keys(&self, connection_id: &str) -> Result<WebhookKeys, EngineError> {
-        let c = load_credentials(&*self.secrets, connection_id).await?;
+        let (hubspot, mailerlite) = credentials::load_signing(&*self.secrets, connection_id).await?;
         Ok(WebhookKeys {
-            hubspot_client_secret: c.hubspot_client_secret,
-            hubspot_app_id: c.hubspot_app_id,
-            mailerlite_webhook_secrets: c
+            hubspot_client_secret: hubspot.hubspot_client_secret,
+            hubspot_app_id: hubspot.hubspot_app_id,
+            mailerlite_webhook_secrets: mailerlite
                 .mailerlite_webhook_secret
                 .into_iter()
-                .chain(c.mailerlite_batched_webhook_secret)
+                .chain(mailerlite.mailerlite_batched_webhook_secret)
                 .collect(),
         })
     }
@@ -224,7 +205,7 @@ impl CredentialApis {
 #[async_trait]
 impl ApiFactory for CredentialApis {
     async fn hubspot(&self, connection: &Connection) -> Result<Arc<dyn HubSpotApi>, EngineError> {
-        let creds = load_credentials(&*self.secrets, &connection.id).await?;
+        let creds = credentials::load_api_keys(&*self.secrets, &connection.id).await?;
         let print = match &creds.hubspot {
             None => 0,
             Some(HubSpotAuth::Token { access_token }) => fingerprint(&["token", access_token]),
@@ -241,24 +222,29 @@ impl ApiFactory for CredentialApis {
             None => return Err(Self::missing(hmsync_core::Side::HubSpot, "HubSpot token")),
             Some(HubSpotAuth::Token { access_token }) => hs::Auth::StaticToken(access_token),
             Some(HubSpotAuth::OAuth { client_id, client_secret, refresh_token, access_token, expires_at_ms }) => {
-                // New tokens from a refresh are written back, so a restart does not lose them.
+                // New tokens from a refresh are written back, so a restart does not lose them:
+                // into their own secret only, so nothing else saved meanwhile is undone.
                 let secrets = self.secrets.clone();
                 let conn_id = connection.id.clone();
+                let client = client_id.clone();
                 let on_update: hs::TokenCallback = Arc::new(move |t: &hs::TokenSet| {
                     let secrets = secrets.clone();
                     let conn_id = conn_id.clone();
-                    let t = t.clone();
+                    let tokens = HubSpotTokens {
+                        client_id: client.clone(),
+                        refresh_token: t.refresh_token.clone(),
+                        access_token: t.access_token.clone(),
+                        expires_at_ms: t.expires_at_ms,
+                    };
                     tokio::spawn(async move {
-                        let Ok(mut c) = load_credentials(&*secrets, &conn_id).await else { return };
-                        if let Some(HubSpotAuth::OAuth { refresh_token, access_token, expires_at_ms, .. }) =
-                            c.hubspot.as_mut()
-                        {
-                            *refresh_token = t.refresh_token.clone();
-                            *access_token = Some(t.access_token.clone());
-                            *expires_at_ms = Some(t.expires_at_ms);
-                        }
-                        if let Err(e) = save_credentials(&*secrets, &conn_id, &c).await {
-                            tracing::warn!(connection = %conn_id, error = %e, "could not store refreshed HubSpot tokens");
+                        match credentials::store_refreshed_tokens(&*secrets, &conn_id, tokens).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::info!(connection = %conn_id, "refreshed HubSpot tokens not stored: the connection's install changed or it was deleted")
+                            }
+                            Err(e) => {
+                                tracing::warn!(connection = %conn_id, error = %e, "could not store refreshed HubSpot tokens")
+                            }
                         }
                     });
                 });
@@ -278,7 +264,7 @@ impl ApiFactory for CredentialApis {
     }
 
     async fn mailerlite(&self, connection: &Connection) -> Result<Arc<dyn MailerLiteApi>, EngineError> {
-        let creds = load_credentials(&*self.secrets, &connection.id).await?;
+        let creds = credentials::load_api_keys(&*self.secrets, &connection.id).await?;
         let Some(key) = creds.mailerlite_api_key else {
             return Err(Self::missing(hmsync_core::Side::MailerLite, "MailerLite API key"));
         };
@@ -298,6 +284,9 @@ impl ApiFactory for CredentialApis {
     fn forget(&self, connection_id: &str) {
         self.hubspot.lock().expect("clients lock").remove(connection_id);
         self.mailerlite.lock().expect("clients lock").remove(connection_id);
+        for name in connection_secret_names(connection_id) {
+            self.secrets.forget_cached(&name);
+        }
     }
 
     async fn webhook_keys(&self, connection_id: &str) -> Result<WebhookKeys, EngineError> {

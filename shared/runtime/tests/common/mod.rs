@@ -33,6 +33,11 @@ pub fn unreachable_apis() -> ApiSettings {
 }
 
 pub fn local() -> Local {
+    local_with(unreachable_apis())
+}
+
+/// [`local`] with the APIs somewhere else.
+pub fn local_with(apis: ApiSettings) -> Local {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
     let queue = Arc::new(SqliteQueue::open(dir.path().join("queue.db")).expect("queue"));
@@ -41,7 +46,7 @@ pub fn local() -> Local {
         store: store.clone(),
         queue: queue.clone(),
         secrets: secrets.clone(),
-        apis: Arc::new(CredentialApis::new(secrets.clone(), unreachable_apis())),
+        apis: Arc::new(CredentialApis::new(secrets.clone(), apis)),
         clock: Arc::new(SystemClock),
         settings: EngineSettings::default(),
         failpoints: Failpoints::default(),

@@ -53,12 +53,20 @@ impl Db {
         Ok(Db { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_path_buf()) })
     }
 
+    /// Runs a schema change on the connection (at open, before any other use).
+    pub fn migrate(&self, change: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>) -> Result<()> {
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&conn).map_err(|e| {
+            StoreError::backend(format!("could not upgrade the SQLite database {}: {e}", self.path.display()))
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs a migration of an existing file at open (each checks whether it is needed).
-    pub fn migrate(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<()>) -> Result<()> {
+    /// Runs a migration that needs its own transaction (at open; each checks whether it is needed).
+    pub fn migrate_with(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<()>) -> Result<()> {
         let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut conn)
     }

@@ -16,7 +16,7 @@ use rusqlite::{TransactionBehavior, params};
 use super::Db;
 use crate::clock::now_ms;
 use crate::error::{Result, StoreError};
-use crate::model::{DeadLetter, QueueMessage, ReceivedMessage};
+use crate::model::{DeadLetter, QueueMessage, ReceivedMessage, last_error_text};
 use crate::ports::{SyncQueue, WorkQueue};
 use crate::sqs::check_messages;
 
@@ -48,9 +48,21 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
     dedup_id TEXT NOT NULL,
     body TEXT NOT NULL,
     receive_count INTEGER NOT NULL,
-    dead_at_ms INTEGER NOT NULL
+    dead_at_ms INTEGER NOT NULL,
+    -- Why the consumer gave up on it; NULL when it was moved after its receive limit.
+    last_error TEXT
 );
 ";
+
+/// Databases created before dead letters kept their last error get the column.
+fn add_last_error_column(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has: bool =
+        db.prepare("SELECT 1 FROM pragma_table_info('queue_dead_letters') WHERE name = 'last_error'")?.exists([])?;
+    if !has {
+        db.execute_batch("ALTER TABLE queue_dead_letters ADD COLUMN last_error TEXT")?;
+    }
+    Ok(())
+}
 
 /// Behaviour of the local queue (the deployed queue's redrive policy and SQS's FIFO dedup).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +107,9 @@ impl SqliteQueue {
         if config.max_receives == 0 {
             return Err(StoreError::invalid("max_receives must be at least 1"));
         }
-        Ok(Self { db: Db::open(path.as_ref(), SCHEMA)?, config })
+        let db = Db::open(path.as_ref(), SCHEMA)?;
+        db.migrate(add_last_error_column)?;
+        Ok(Self { db, config })
     }
 
     /// Messages waiting or in flight (for the status page).
@@ -309,12 +323,36 @@ impl WorkQueue for SqliteQueue {
             .await
     }
 
+    async fn dead_letter(&self, message: &ReceivedMessage, error: &str) -> Result<()> {
+        let receipt = message.receipt.clone();
+        let error = last_error_text(error).to_string();
+        self.db
+            .call(move |db| {
+                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let moved = tx.execute(
+                    "INSERT INTO queue_dead_letters
+                     (message_id, group_id, dedup_id, body, receive_count, dead_at_ms, last_error)
+                     SELECT message_id, group_id, dedup_id, body, receive_count, ?1, ?2
+                     FROM queue_messages WHERE receipt = ?3",
+                    params![now_ms(), error, receipt],
+                )?;
+                if moved == 0 {
+                    return Err(in_flight_receipt());
+                }
+                tx.execute("DELETE FROM queue_messages WHERE receipt = ?1", params![receipt])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .call(move |db| {
                 let mut stmt = db.prepare(
-                    "SELECT message_id, group_id, body, receive_count FROM queue_dead_letters ORDER BY seq LIMIT ?1",
+                    "SELECT message_id, group_id, body, receive_count, last_error FROM queue_dead_letters
+                     ORDER BY seq LIMIT ?1",
                 )?;
                 let rows = stmt.query_map(params![limit], |r| {
                     Ok(DeadLetter {
@@ -322,6 +360,7 @@ impl WorkQueue for SqliteQueue {
                         group_id: r.get(1)?,
                         body: r.get(2)?,
                         receive_count: r.get(3)?,
+                        last_error: r.get(4)?,
                     })
                 })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -161,7 +161,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let db = Db::open(path.as_ref(), SCHEMA)?;
-        db.migrate(migrate_meter_expiry)?;
+        db.migrate_with(migrate_meter_expiry)?;
         Ok(Self { db })
     }
 

@@ -83,6 +83,7 @@ macro_rules! queue_contract {
             queue_dead_letters_after_max_receives_and_requeues,
             queue_release_gives_an_untried_message_back_at_once,
             queue_receive_heads_gives_the_first_message_of_each_group,
+            queue_dead_letter_sets_a_message_aside_with_its_last_error,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -103,6 +104,7 @@ macro_rules! secrets_contract {
         $crate::secrets_contract!(@each $fixture;
             secrets_are_put_overwritten_and_deleted,
             cached_secrets_read_the_store_once_per_ttl,
+            a_secret_is_updated_only_while_it_exists,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -934,6 +936,7 @@ pub async fn queue_dead_letters_after_max_receives_and_requeues(queue: &dyn Work
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0].group_id.as_str(), dead[0].body.as_str()), (g.as_str(), "poison"));
     assert!(dead[0].receive_count >= QUEUE_MAX_RECEIVES, "{dead:?}");
+    assert_eq!(dead[0].last_error, None, "moved by the receive limit, not by the consumer");
     // Looking does not remove.
     assert_eq!(queue.dead_letters(10).await.unwrap().len(), 1);
 
@@ -987,6 +990,48 @@ pub async fn queue_receive_heads_gives_the_first_message_of_each_group(queue: &d
     assert!(queue.receive_heads(10, LONG).await.unwrap().is_empty());
 }
 
+pub async fn queue_dead_letter_sets_a_message_aside_with_its_last_error(queue: &dyn WorkQueue) {
+    let g = unique("g");
+    queue.send_batch(&[msg(&g, "poison", "poison"), msg(&g, "fine", "fine")]).await.unwrap();
+    let got = queue.receive(1, LONG).await.unwrap();
+    assert_eq!(got[0].body, "poison");
+    let error = "HubSpot refused the request (HTTP 400): no such property; fix the mapping";
+    queue.dead_letter(&got[0], error).await.unwrap();
+
+    // Its group is not held back, and the next message has not used up a receive.
+    let next = receive_eventually(queue, 10).await;
+    assert_eq!(next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["fine"]);
+    assert_eq!(next[0].receive_count, 1);
+    queue.ack(&next[0].receipt).await.unwrap();
+
+    let dead: Vec<_> = queue.dead_letters(100).await.unwrap().into_iter().filter(|d| d.group_id == g).collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, "poison");
+    assert_eq!(dead[0].message_id, got[0].message_id);
+    assert_eq!(dead[0].receive_count, 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some(error));
+    // A peek keeps it (and its error) where it is.
+    let again: Vec<_> = queue.dead_letters(100).await.unwrap().into_iter().filter(|d| d.group_id == g).collect();
+    assert_eq!(again[0].last_error.as_deref(), Some(error));
+
+    // A very long error is kept cut, not refused.
+    queue.send_batch(&[msg(&g, "long", "long")]).await.unwrap();
+    let long = receive_eventually(queue, 10).await;
+    queue.dead_letter(&long[0], &"é".repeat(5000)).await.unwrap();
+    let dead: Vec<_> = queue.dead_letters(100).await.unwrap().into_iter().filter(|d| d.body == "long").collect();
+    let kept = dead[0].last_error.as_deref().unwrap();
+    assert!(kept.len() <= hmsync_store::LAST_ERROR_MAX_BYTES && kept.len() > 4000, "{}", kept.len());
+    assert!(kept.chars().all(|c| c == 'é'));
+
+    // Requeued, it is an ordinary message again.
+    assert_eq!(queue.requeue_dead_letters(100).await.unwrap(), 2);
+    let back = receive_eventually(queue, 10).await;
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["poison", "long"]);
+    for m in &back {
+        queue.ack(&m.receipt).await.unwrap();
+    }
+}
+
 async fn receive_eventually_heads(queue: &dyn WorkQueue) -> Vec<ReceivedMessage> {
     for _ in 0..100 {
         let got = queue.receive_heads(10, LONG).await.unwrap();
@@ -1021,6 +1066,19 @@ pub async fn secrets_are_put_overwritten_and_deleted(secrets: Box<dyn SecretStor
     assert_eq!(secrets.get_secret(&name).await.unwrap().as_deref(), Some("pat-na1-third"));
 }
 
+pub async fn a_secret_is_updated_only_while_it_exists(secrets: Box<dyn SecretStore>) {
+    let name = format!("{}/hubspot-tokens", unique("conn"));
+    // Never created by an update: a worker's token refresh cannot bring a deleted secret back.
+    assert!(!secrets.update_secret(&name, "refreshed").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap(), None);
+    secrets.put_secret(&name, "installed").await.unwrap();
+    assert!(secrets.update_secret(&name, "refreshed").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap().as_deref(), Some("refreshed"));
+    secrets.delete_secret(&name).await.unwrap();
+    assert!(!secrets.update_secret(&name, "refreshed again").await.unwrap());
+    assert_eq!(secrets.get_secret(&name).await.unwrap(), None);
+}
+
 /// Counts reads that reach the wrapped store.
 struct CountingSecrets {
     inner: Box<dyn SecretStore>,
@@ -1036,6 +1094,10 @@ impl SecretStore for CountingSecrets {
 
     async fn put_secret(&self, name: &str, value: &str) -> hmsync_store::Result<()> {
         self.inner.put_secret(name, value).await
+    }
+
+    async fn update_secret(&self, name: &str, value: &str) -> hmsync_store::Result<bool> {
+        self.inner.update_secret(name, value).await
     }
 
     async fn delete_secret(&self, name: &str) -> hmsync_store::Result<()> {
