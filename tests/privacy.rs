@@ -35,7 +35,12 @@ fn hubspot_id(h: &Harness, email: &str) -> u64 {
 
 /// Whether a stored item names the person (email or a record id).
 fn names(item: &StoredItem, marks: &[String]) -> bool {
-    marks.iter().any(|m| item.key.contains(m.as_str()) || item.text.contains(m.as_str()))
+    // Whole tokens only: a short record id must not match inside a timestamp or a counter.
+    let token = |c: char| c.is_alphanumeric() || "@.-_+".contains(c);
+    let tokens = |t: &str| t.split(|c: char| !token(c)).map(str::to_string).collect::<Vec<_>>();
+    let mut all = tokens(&item.key);
+    all.extend(tokens(&item.text));
+    marks.iter().any(|m| all.iter().any(|t| t == m || t.trim_matches('.') == m))
 }
 
 fn forget_set(s: &hmsync_sandbox::mailerlite::SubscriberOut) -> bool {
