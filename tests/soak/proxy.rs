@@ -114,7 +114,13 @@ impl Traffic {
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter_map(|i| i.get("id").and_then(Value::as_str).map(str::to_string))
+                    .filter_map(|i| {
+                        let id = i.get("id").and_then(Value::as_str)?;
+                        // The properties written name the cause of a stray write (soak data is
+                        // synthetic, so the values may be shown).
+                        let props = i.get("properties").map(|p| p.to_string()).unwrap_or_default();
+                        Some(if props.is_empty() { id.to_string() } else { format!("{id} {props}") })
+                    })
                     .collect();
                 self.write(method.as_str(), path, &ids);
             }
